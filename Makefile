@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Everything (venv, Python deps, the C featurizer, pinned npm tools) is installed here,
+# into git-ignored folders of the project (.venv/, node_modules/).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EDGE   := $(VENV)/bin/edge
+SECONDS ?= 60
+
+.PHONY: all setup demo test lint typecheck contracts contracts-check bench train clean
+
+all: test
+
+$(VENV)/.stamp-py: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.stamp-npm: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.stamp-py node_modules/.stamp-npm
+
+demo: setup
+	$(EDGE) demo --seconds $(SECONDS)
+
+test: setup
+	$(PY) -m pytest -q
+
+typecheck: setup
+	$(PY) -m mypy
+
+contracts: node_modules/.stamp-npm
+	node contracts/build.mjs
+
+contracts-check: node_modules/.stamp-npm
+	node contracts/build.mjs --check
+
+bench: setup
+	$(EDGE) bench --corpus ../shared/data/contracts/unlabeled_train.jsonl.gz --workers 1
+
+train: setup
+	$(PY) -m pip install --quiet -e '.[train]'
+	OMP_NUM_THREADS=1 $(PY) models/train.py --data ../shared/data/contracts/train.jsonl.gz
+
+clean:
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache

@@ -1,0 +1,216 @@
+"""The ``edge`` command line.
+
+Subcommands: ``run`` (the agent), ``status`` (what the outbox holds), ``demo`` (the
+main job on embedded local chains), ``score`` and ``bench`` (the risk model). Every
+:class:`edge.errors.EdgeError` ends the command with one clear line on stderr and exit
+status 2; Ctrl-C / SIGTERM stop the agent cleanly (exit 0: the outbox is consistent at
+every instant, so there is nothing to flush).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge import __version__
+from edge.errors import ConfigError, EdgeError
+
+__all__ = ["main", "build_parser", "run_async"]
+
+T = TypeVar("T")
+log = logging.getLogger("edge")
+
+
+def setup_logging(level: str = "info") -> None:
+    """One line per event on stderr (systemd's journal adds its own timestamps)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop (asyncio's default loop where uvloop is missing), with
+    SIGTERM mapped to cancellation so ``systemctl stop`` ends the agent cleanly."""
+
+    async def _main() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.add_signal_handler(sig, task.cancel)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover
+                    pass
+        return await factory()
+
+    try:
+        import uvloop
+
+        return uvloop.run(_main())
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency
+        return asyncio.run(_main())
+
+
+# -- run ------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.pipeline import Agent
+
+    cfg = load_config(args.config)
+    setup_logging(cfg.log.level)
+    log.info("edge %s starting: node %s, outbox %s", __version__, cfg.node.ws_url, cfg.resolve(cfg.outbox.path))
+
+    async def go() -> None:
+        async with Agent(cfg, score=not args.no_score) as agent:
+            try:
+                await agent.run(stop_at=args.stop_at)
+            finally:
+                log.info("stopping: %s", agent.stats_line())
+
+    try:
+        run_async(go)
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+
+    cfg = load_config(args.config)
+    info = run_async(lambda: status_info(cfg.resolve(cfg.outbox.path), cfg.node.chain_id or None))
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+    else:
+        for k in ("outbox", "chain_id", "head", "cursor", "lag", "blocks", "final_blocks", "logs",
+                  "contracts", "codes", "scored", "flagged", "alarms", "outbox_mb"):
+            print(f"{k:>13}: {info.get(k)}")
+    return 0
+
+
+async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
+    """What ``edge status`` shows, read from the outbox alone (no node needed).
+
+    Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, final_blocks,
+    logs, contracts, codes, scored, flagged, alarms) and outbox_mb.
+    Raises: OutboxError if the file is missing or unusable.
+    """
+    from edge.errors import OutboxError
+    from edge.store import chain_data
+    from edge.store.db import Outbox
+
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path} (has `edge run` started with this config?)")
+    async with Outbox(path) as ob:
+        if chain_id is None:
+            row = await ob.fetchone("SELECT chain_id FROM cursor ORDER BY updated_at DESC LIMIT 1")
+            chain_id = int(row[0]) if row else 0
+        cur = await chain_data.get_cursor(ob, chain_id)
+        c = await chain_data.counts(ob, chain_id)
+        head = cur.head if cur else None
+        cursor = cur.block_number if cur else None
+        return {
+            "outbox": str(path),
+            "chain_id": chain_id,
+            "head": head,
+            "cursor": cursor,
+            "lag": (head - cursor) if cur else None,
+            "blocks": c.blocks,
+            "final_blocks": c.final_blocks,
+            "logs": c.logs,
+            "contracts": c.contracts,
+            "codes": c.codes,
+            "scored": c.scored,
+            "flagged": c.flagged,
+            "alarms": c.alarms,
+            "outbox_mb": round(ob.size_bytes() / 2**20, 3),
+        }
+
+
+# -- demo -----------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import DemoOptions, run_demo
+
+    setup_logging("warning" if not args.verbose else "info")
+    opts = DemoOptions(
+        seconds=args.seconds,
+        corpus=Path(args.corpus) if args.corpus else None,
+        workdir=Path(args.workdir) if args.workdir else None,
+        json_out=args.json,
+        score=not args.no_score,
+    )
+    result = run_async(lambda: run_demo(opts))
+    return 0 if result.get("ok") else 1
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``edge`` (subcommands and their options)."""
+    p = argparse.ArgumentParser(prog="edge", description="Edge gateway for a private PoA chain.")
+    p.add_argument("--version", action="version", version=f"edge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the agent with a TOML config")
+    r.add_argument("--config", required=True, help="TOML config file")
+    r.add_argument("--stop-at", type=int, default=None, metavar="BLOCK",
+                   help="exit once every block up to BLOCK is in the outbox (backfill jobs, tests)")
+    r.add_argument("--no-score", action="store_true", help="do not run the scoring stage")
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("status", help="show head, cursor, lag and record counts from the outbox")
+    s.add_argument("--config", required=True, help="TOML config file")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.set_defaults(func=_cmd_status)
+
+    d = sub.add_parser("demo", help="start local anvil chains, drive real activity, run the agent")
+    d.add_argument("--seconds", type=float, default=60.0, help="how long to drive activity (s)")
+    d.add_argument("--corpus", default=None, help="jsonl.gz corpus of runtime bytecode to deploy")
+    d.add_argument("--workdir", default=None, help="keep the outbox and config here")
+    d.add_argument("--json", action="store_true", help="final line is one JSON object (always printed)")
+    d.add_argument("--no-score", action="store_true", help="do not run the scoring stage")
+    d.add_argument("-v", "--verbose", action="store_true", help="agent log lines too")
+    d.set_defaults(func=_cmd_demo)
+
+    for mod in ("edge.score_cmd", "edge.bench"):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        module.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edge`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        setup_logging("info")
+    try:
+        rc: int = args.func(args)
+        return rc
+    except ConfigError as e:
+        print(f"edge: {e}", file=sys.stderr)
+        return 2
+    except EdgeError as e:
+        print(f"edge: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

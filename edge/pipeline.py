@@ -1,0 +1,116 @@
+"""The agent: one outbox and the stages that read and write it, supervised together.
+
+:class:`Agent` opens the outbox, builds the stages from the config and runs them in one
+:class:`asyncio.TaskGroup`, so an exception in any stage cancels the others and reaches
+the caller (nothing fails silently in a side task). Stages talk only through the
+outbox: ingest writes blocks, logs and contracts; scoring reads unscored code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+from edge.config import Config
+from edge.stages.ingest import Ingester, IngestStats, SealCheck
+from edge.store.db import Outbox
+
+__all__ = ["Agent", "make_seal_check"]
+
+log = logging.getLogger("edge.agent")
+
+
+def make_seal_check(cfg: Config) -> SealCheck | None:
+    """The PoA seal check for ``cfg.poa`` (None when ``engine = "none"``).
+
+    Clique (EIP-225) and AuRa seals are recovered by :mod:`edge.chain.poa`; on a chain
+    without seals (a dev chain) the check turns itself off and says so once.
+    """
+    if cfg.poa.engine == "none":
+        return None
+    from edge.chain.poa import SealChecker
+
+    checker = SealChecker(cfg.poa.engine, cfg.poa.authorities)
+
+    def check(header: Mapping[str, Any]) -> tuple[bytes | None, bool | None]:
+        res = checker.check(header)
+        signer = bytes.fromhex(res.signer[2:]) if res.signer else None
+        return signer, res.authorized
+
+    return check
+
+
+class Agent:
+    """One device's agent: outbox + ingest (+ scoring when a model is configured).
+
+    An async context manager. ``await agent.run(stop_at=None)`` runs until cancelled, or
+    until the ingest cursor reaches ``stop_at`` (then the scoring stage drains and
+    everything stops).
+
+    Args:
+        cfg: the validated config.
+        score: run the scoring stage (needs the ONNX model).
+
+    Raises (from run): ConfigError for operator errors found at run time; other
+        EdgeErrors that a stage could not handle.
+    """
+
+    def __init__(self, cfg: Config, *, score: bool = True) -> None:
+        self.cfg = cfg
+        self.score = score
+        self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mb * 2**20))
+        self.ingester = Ingester(cfg, self.outbox, seal_check=make_seal_check(cfg))
+        self.scorer: Any = None
+        self._stack = AsyncExitStack()
+
+    @property
+    def stats(self) -> IngestStats:
+        """Live ingest counters."""
+        return self.ingester.stats
+
+    async def __aenter__(self) -> Agent:
+        try:
+            await self._stack.enter_async_context(self.outbox)
+            await self._stack.enter_async_context(self.ingester)
+            if self.score:
+                from edge.stages.score import ScoreStage
+
+                self.scorer = await self._stack.enter_async_context(ScoreStage.from_config(self.cfg, self.outbox))
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def run(self, stop_at: int | None = None) -> None:
+        """Run the stages until cancelled or the cursor reaches ``stop_at``."""
+        async with asyncio.TaskGroup() as tg:
+            stats = tg.create_task(self._stats_loop(), name="stats")
+            scorer = tg.create_task(self.scorer.run(), name="score") if self.scorer else None
+            await self.ingester.run(stop_at)
+            if scorer is not None:
+                await self.scorer.drain()
+                scorer.cancel()
+            stats.cancel()
+
+    async def _stats_loop(self) -> None:
+        every = self.cfg.log.stats_interval_s
+        while True:
+            await asyncio.sleep(every)
+            log.info("%s", self.stats_line())
+
+    def stats_line(self) -> str:
+        """One line of statistics for the journal."""
+        s = self.stats
+        line = (f"chain {s.chain_id} head {s.head} cursor {s.cursor} lag {s.lag} | blocks {s.blocks} "
+                f"logs {s.logs} contracts {s.contracts} reorgs {s.reorgs} reconnects {s.reconnects}")
+        if self.scorer is not None:
+            line += f" | scored {self.scorer.stats.scored} flagged {self.scorer.stats.flagged}"
+        if s.paused:
+            line += " | PAUSED: outbox full"
+        return line

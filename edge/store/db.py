@@ -1,0 +1,235 @@
+"""The SQLite outbox: one aiosqlite connection in WAL mode, migrations, transactions,
+and a size bound.
+
+Durability model. Every state change is one SQLite transaction (``async with
+outbox.transaction() as tx``). The outbox runs with ``synchronous=NORMAL`` in WAL mode:
+a killed process never loses a committed transaction and never sees a torn one; a power
+cut may roll back the last few *ingest* transactions, which is harmless because the
+cursor rolls back with them and the data are read again from the chain. Anything whose
+loss would matter after a power cut (a signed transaction about to be broadcast) must go
+through :meth:`Outbox.transaction` with ``durable=True``, which commits with
+``synchronous=FULL`` (an fsync of the WAL) before returning.
+
+Size bound. ``max_bytes`` caps the database (main file + WAL). :meth:`Outbox.check_capacity`
+raises :class:`edge.errors.OutboxFull` at the cap, and so does a transaction that hits
+``SQLITE_FULL`` (disk full): the transaction is rolled back whole, so the writer can
+pause and retry later; nothing is half-written and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from edge.errors import OutboxError, OutboxFull, SchemaError
+from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Outbox", "Tx"]
+
+log = logging.getLogger("edge.outbox")
+
+
+class Tx:
+    """A handle on an open outbox transaction (see :meth:`Outbox.transaction`).
+
+    Thin on purpose: ``execute``/``executemany``/``fetchall``/``fetchone`` run on the
+    outbox connection inside the transaction that yielded this handle.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        cur = await self._conn.execute(sql, params)
+        n = cur.rowcount
+        await cur.close()
+        return n
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row."""
+        await self._conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query; return all rows as tuples."""
+        async with self._conn.execute(sql, params) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """Run a query; return the first row as a tuple, or None."""
+        async with self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return tuple(row) if row is not None else None
+
+
+class Outbox:
+    """The durable SQLite outbox (aiosqlite, WAL). An async context manager.
+
+    Args:
+        path: database file; its folder is created if missing.
+        max_bytes: size cap of database + WAL in bytes (``None``: unbounded).
+
+    Raises (on enter):
+        SchemaError: the file was written by a newer schema version.
+        OutboxError: the file cannot be opened or is not a SQLite database.
+
+    Usage::
+
+        async with Outbox(Path("edge.sqlite"), max_bytes=1 << 30) as ob:
+            async with ob.transaction() as tx:
+                await tx.execute("INSERT ...", (...))
+    """
+
+    def __init__(self, path: Path | str, *, max_bytes: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Outbox:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
+        self._conn = conn
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await self._migrate()
+        except sqlite3.DatabaseError as e:
+            await conn.close()
+            self._conn = None
+            raise OutboxError(f"outbox {self.path} is not a usable SQLite database: {e}") from e
+        except BaseException:
+            await conn.close()
+            self._conn = None
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """The open aiosqlite connection. Raises OutboxError when closed."""
+        if self._conn is None:
+            raise OutboxError("outbox is not open (use it as an async context manager)")
+        return self._conn
+
+    async def _migrate(self) -> None:
+        async with self.conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"outbox {self.path} has schema version {version}, this agent knows up to "
+                f"{SCHEMA_VERSION}: refusing to touch it (upgrade the agent)"
+            )
+        for v in range(version, SCHEMA_VERSION):
+            # executescript commits implicitly; wrap the whole step in one transaction.
+            await self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[v]}\nPRAGMA user_version={v + 1};\nCOMMIT;"
+            )
+            log.info("outbox %s migrated to schema version %d", self.path, v + 1)
+
+    @asynccontextmanager
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[Tx]:
+        """One atomic write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
+
+        Transactions are serialised (one writer at a time within the process). Any
+        exception inside the block rolls the whole transaction back and propagates.
+
+        Args:
+            durable: commit with ``synchronous=FULL`` (fsync before returning), for data
+                whose loss on power cut matters (signed transactions before broadcast).
+
+        Raises:
+            OutboxFull: SQLite reported ``SQLITE_FULL`` (disk full); rolled back.
+            OutboxError: any other SQLite error; rolled back.
+        """
+        async with self._lock:
+            conn = self.conn
+            if durable:
+                await conn.execute("PRAGMA synchronous=FULL")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(conn)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                await _rollback_quietly(conn)
+                if "full" in str(e).lower():
+                    raise OutboxFull(f"outbox {self.path}: disk full ({e}); rolled back") from e
+                raise OutboxError(f"outbox {self.path}: {e}") from e
+            except sqlite3.Error as e:
+                await _rollback_quietly(conn)
+                raise OutboxError(f"outbox {self.path}: {e}") from e
+            finally:
+                if durable:
+                    await conn.execute("PRAGMA synchronous=NORMAL")
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query outside any write transaction; return all rows."""
+        async with self.conn.execute(sql, params) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """Run a read-only query; return the first row, or None."""
+        async with self.conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    def size_bytes(self) -> int:
+        """Current size of the database file plus its WAL, in bytes."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def check_capacity(self) -> None:
+        """Raise :class:`OutboxFull` when the outbox has reached ``max_bytes``.
+
+        Writers call this before a batch; on OutboxFull they pause (backpressure) and
+        retry later, so nothing is dropped.
+        """
+        if self.max_bytes is not None:
+            size = self.size_bytes()
+            if size >= self.max_bytes:
+                raise OutboxFull(
+                    f"outbox {self.path} holds {size / 2**20:.1f} MiB, at its limit of "
+                    f"{self.max_bytes / 2**20:.1f} MiB (outbox.max_mb)"
+                )
+
+
+async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass

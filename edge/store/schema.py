@@ -1,0 +1,104 @@
+"""Versioned schema of the SQLite outbox.
+
+The version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` ``[i]`` takes a
+database from version ``i`` to ``i + 1`` and is applied in one transaction. A database
+whose version is above ``len(MIGRATIONS)`` was written by a newer agent and is refused
+(:class:`edge.errors.SchemaError`), never silently downgraded.
+
+Tables (version 1). Byte strings (hashes, addresses, code) are stored as BLOBs, numbers
+as INTEGERs; every table that holds chain data is keyed by ``chain_id`` first so one
+outbox can serve several chains.
+
+- ``cursor``: per chain, the last block whose records are all written (the sync point),
+  with its hash and the newest head seen. It is updated in the same transaction as the
+  records of the blocks it covers, so it can never run ahead of or behind the data.
+- ``blocks``: one row per ingested canonical block (header summary, sealer, finality).
+- ``logs``: records of kind log, keyed ``(chain_id, block_number, tx_index, log_index)``
+  (``log_index`` is the block-wide index the node reports).
+- ``contracts``: records of kind deployment, keyed ``(chain_id, block_number, tx_index,
+  create_index)``; ``create_index`` orders the creations inside one transaction (0 for a
+  top-level deployment, then the internal CREATE/CREATE2 in trace order).
+- ``codes``: runtime bytecode by keccak256 (content-addressed: one row per distinct code).
+- ``scores``: risk score of a code under one model (model id = sha256 of the ONNX file).
+- ``alarms``: things an operator must see (foreign sealer, deep reorg, oversized code).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1
+    """
+    CREATE TABLE cursor (
+        chain_id     INTEGER PRIMARY KEY,
+        block_number INTEGER NOT NULL,
+        block_hash   BLOB    NOT NULL,
+        head         INTEGER NOT NULL,
+        updated_at   REAL    NOT NULL
+    );
+    CREATE TABLE blocks (
+        chain_id    INTEGER NOT NULL,
+        number      INTEGER NOT NULL,
+        hash        BLOB    NOT NULL,
+        parent_hash BLOB    NOT NULL,
+        timestamp   INTEGER NOT NULL,
+        miner       BLOB    NOT NULL,
+        sealer      BLOB,
+        seal_ok     INTEGER,
+        tx_count    INTEGER NOT NULL,
+        final       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (chain_id, number)
+    ) WITHOUT ROWID;
+    CREATE TABLE logs (
+        chain_id     INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        tx_index     INTEGER NOT NULL,
+        log_index    INTEGER NOT NULL,
+        tx_hash      BLOB    NOT NULL,
+        address      BLOB    NOT NULL,
+        topics       BLOB    NOT NULL,
+        data         BLOB    NOT NULL,
+        PRIMARY KEY (chain_id, block_number, tx_index, log_index)
+    ) WITHOUT ROWID;
+    CREATE TABLE contracts (
+        chain_id     INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        tx_index     INTEGER NOT NULL,
+        create_index INTEGER NOT NULL,
+        tx_hash      BLOB    NOT NULL,
+        address      BLOB    NOT NULL,
+        creator      BLOB    NOT NULL,
+        code_hash    BLOB    NOT NULL,
+        code_size    INTEGER NOT NULL,
+        oversize     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (chain_id, block_number, tx_index, create_index)
+    ) WITHOUT ROWID;
+    CREATE INDEX contracts_by_address ON contracts (chain_id, address);
+    CREATE INDEX contracts_by_code ON contracts (code_hash);
+    CREATE TABLE codes (
+        code_hash BLOB    PRIMARY KEY,
+        code      BLOB    NOT NULL,
+        size      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE scores (
+        code_hash    BLOB    NOT NULL,
+        model_id     TEXT    NOT NULL,
+        score        REAL    NOT NULL,
+        flagged      INTEGER NOT NULL,
+        top_features TEXT    NOT NULL,
+        scored_at    REAL    NOT NULL,
+        PRIMARY KEY (code_hash, model_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE alarms (
+        id           INTEGER PRIMARY KEY,
+        chain_id     INTEGER NOT NULL,
+        block_number INTEGER,
+        kind         TEXT    NOT NULL,
+        detail       TEXT    NOT NULL,
+        at           REAL    NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
