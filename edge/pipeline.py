@@ -88,15 +88,21 @@ class Agent:
         await self._stack.aclose()
 
     async def run(self, stop_at: int | None = None) -> None:
-        """Run the stages until cancelled or the cursor reaches ``stop_at``."""
-        async with asyncio.TaskGroup() as tg:
-            stats = tg.create_task(self._stats_loop(), name="stats")
-            scorer = tg.create_task(self.scorer.run(), name="score") if self.scorer else None
-            await self.ingester.run(stop_at)
-            if scorer is not None:
-                await self.scorer.drain()
-                scorer.cancel()
-            stats.cancel()
+        """Run the stages until cancelled or the cursor reaches ``stop_at``.
+
+        The first error of any stage cancels the others and is raised as itself (not
+        wrapped in an ExceptionGroup)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                stats = tg.create_task(self._stats_loop(), name="stats")
+                scorer = tg.create_task(self.scorer.run(), name="score") if self.scorer else None
+                await self.ingester.run(stop_at)
+                if scorer is not None:
+                    await self.scorer.drain()
+                    scorer.cancel()
+                stats.cancel()
+        except BaseExceptionGroup as eg:
+            raise _first_error(eg) from eg
 
     async def _stats_loop(self) -> None:
         every = self.cfg.log.stats_interval_s
@@ -114,3 +120,12 @@ class Agent:
         if s.paused:
             line += " | PAUSED: outbox full"
         return line
+
+
+def _first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
+    for e in eg.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            return _first_error(e)
+        if not isinstance(e, asyncio.CancelledError):
+            return e
+    return eg.exceptions[0]

@@ -51,6 +51,7 @@ class Activity:
     Attributes (ground truth, filled as receipts arrive):
         deployed: address -> :class:`Deployed`, top-level and spawned contracts.
         logs: number of logs emitted by successful transactions.
+        log_keys: ``(block_number, log_index)`` of each of those logs.
         failed: transactions that reverted.
     """
 
@@ -60,16 +61,23 @@ class Activity:
     spawner: str = ""
     deployed: dict[bytes, Deployed] = field(default_factory=dict)
     logs: int = 0
+    log_keys: set[tuple[int, int]] = field(default_factory=set)
     failed: int = 0
+    _nonce: int | None = None
     _keys: list[bytes] = field(default_factory=list)
     _pending: list[tuple[str, bytes | None]] = field(default_factory=list)
 
+    async def use_account(self, index: int) -> None:
+        """Send from anvil's unlocked account ``index`` from now on (nonce re-read)."""
+        accounts = await self.chain.rpc("eth_accounts")
+        if not accounts or index >= len(accounts):
+            raise DevChainError(f"{self.chain.name}: node has no unlocked account {index}")
+        self.sender = accounts[index]
+        self._nonce = None
+
     async def setup(self) -> None:
         """Pick the sender account and deploy CrudStore and Spawner (waits for both)."""
-        accounts = await self.chain.rpc("eth_accounts")
-        if not accounts:
-            raise DevChainError(f"{self.chain.name}: node has no unlocked accounts")
-        self.sender = accounts[0]
+        await self.use_account(0)
         crud = load_artifact("CrudStore").bytecode
         spawner = load_artifact("Spawner").bytecode
         hashes = await self._send([{"data": "0x" + crud.hex(), "gas": hex(3_000_000)},
@@ -121,6 +129,7 @@ class Activity:
                 continue
             self.logs += len(rc["logs"])
             block = int(rc["blockNumber"], 16)
+            self.log_keys.update((block, int(lg["logIndex"], 16)) for lg in rc["logs"])
             if rc.get("contractAddress"):
                 codes_wanted.append((bytes.fromhex(rc["contractAddress"][2:]), block))
             for lg in rc["logs"]:
@@ -148,7 +157,12 @@ class Activity:
                 await asyncio.sleep(0.2)
 
     async def _send(self, txs: Sequence[dict[str, Any]]) -> list[str]:
-        hashes = await self.chain.batch([("eth_sendTransaction", [{"from": self.sender, **t}]) for t in txs])
+        if self._nonce is None:
+            self._nonce = int(await self.chain.rpc("eth_getTransactionCount", self.sender, "pending"), 16)
+        first, self._nonce = self._nonce, self._nonce + len(txs)
+        hashes = await self.chain.batch(
+            [("eth_sendTransaction", [{"from": self.sender, "nonce": hex(first + i), **t}]) for i, t in enumerate(txs)]
+        )
         return [str(h) for h in hashes]
 
 

@@ -6,9 +6,10 @@ free ``127.0.0.1`` port, waits until it answers ``eth_chainId``, and on exit ter
 it (SIGTERM, then SIGKILL). anvil is started with ``PR_SET_PDEATHSIG`` so that it dies
 with its parent even when the parent is killed with SIGKILL: no orphans, tests included.
 
-The anvil binary is found in this order: ``$EDGE_ANVIL``; ``node_modules/.bin/anvil``
-in the project checkout (``make setup`` installs the pinned ``@foundry-rs/anvil``);
-``anvil`` on ``PATH``.
+The anvil binary is found in this order: ``$EDGE_ANVIL``; the platform binary of the
+pinned ``@foundry-rs/anvil`` in the project's ``node_modules`` (``make setup`` installs
+it; ``node_modules/.bin/anvil`` itself is a node wrapper that exits on SIGTERM without
+stopping the real anvil, so it is used only as a last resort); ``anvil`` on ``PATH``.
 """
 
 from __future__ import annotations
@@ -66,12 +67,16 @@ def anvil_path() -> str:
             raise DevChainError(f"EDGE_ANVIL={env} is not an executable file")
         return env
     for base in (_REPO, Path.cwd()):
-        cand = base / "node_modules" / ".bin" / "anvil"
-        if os.access(cand, os.X_OK):
-            return str(cand)
+        for cand in sorted((base / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
+            if os.access(cand, os.X_OK):
+                return str(cand)
     found = shutil.which("anvil")
     if found:
         return found
+    for base in (_REPO, Path.cwd()):
+        wrapper = base / "node_modules" / ".bin" / "anvil"
+        if os.access(wrapper, os.X_OK):
+            return str(wrapper)
     raise DevChainError(
         "anvil not found: run `make setup` (installs the pinned @foundry-rs/anvil into "
         "node_modules/) or set EDGE_ANVIL to an anvil binary"

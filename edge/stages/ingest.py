@@ -142,11 +142,9 @@ class Ingester:
                     self.stats.connected = True
                     if await self._session(rpc, stop_at, on_progress=lambda: None):
                         return
-            except OutboxFull as e:
+            except OutboxFull as e:  # raised outside a step (e.g. while rolling back)
                 self.stats.connected = False
-                if not self.stats.paused:
-                    log.warning("%s: ingest paused, nothing dropped; retrying every %.0f s", e, self.pause_s)
-                self.stats.paused = True
+                self._pause(e)
                 await asyncio.sleep(self.pause_s)
                 continue
             except (NodeUnavailable, RpcProtocolError, RpcError, SealError) as e:
@@ -171,13 +169,18 @@ class Ingester:
             await rpc.subscribe_heads()
         except MethodNotSupported:
             log.info("node has no eth_subscribe: polling every %.1f s", self.poll_s)
-        if self.stats.paused:
-            log.info("outbox has room again: ingest resumed")
-            self.stats.paused = False
         while True:
             head = codec.quantity(await rpc.call("eth_blockNumber"), "eth_blockNumber", "result")
             self.stats.head = head
-            progressed = await self.step(rpc, head, stop_at)
+            try:
+                progressed = await self.step(rpc, head, stop_at)
+            except OutboxFull as e:
+                self._pause(e)
+                await asyncio.sleep(self.pause_s)
+                continue
+            if progressed and self.stats.paused:
+                log.info("outbox has room again: ingest resumed at block %d", self.stats.cursor)
+                self.stats.paused = False
             if stop_at is not None and self.stats.cursor >= stop_at:
                 return True
             if not progressed:
@@ -187,6 +190,11 @@ class Ingester:
                     pass
                 while not rpc.heads.empty():
                     rpc.heads.get_nowait()
+
+    def _pause(self, e: OutboxFull) -> None:
+        if not self.stats.paused:
+            log.warning("%s: ingest paused, nothing dropped; checking again every %.1f s", e, self.pause_s)
+        self.stats.paused = True
 
     async def step(self, rpc: RpcClient, head: int, stop_at: int | None = None) -> bool:
         """One ingest step against ``head``; True when the outbox changed.

@@ -223,8 +223,8 @@ class Outbox:
             size = self.size_bytes()
             if size >= self.max_bytes:
                 raise OutboxFull(
-                    f"outbox {self.path} holds {size / 2**20:.1f} MiB, at its limit of "
-                    f"{self.max_bytes / 2**20:.1f} MiB (outbox.max_mb)"
+                    f"outbox {self.path} holds {size / 2**20:.2f} MiB, at its limit of "
+                    f"{self.max_bytes / 2**20:.2f} MiB (outbox.max_mb)"
                 )
 
 

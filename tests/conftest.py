@@ -1,0 +1,110 @@
+"""Shared fixtures: real anvil dev chains, configs, outbox dumps for comparisons."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.chain.devchain import DevChain
+from edge.config import Config, parse_config
+from edge.pipeline import Agent
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CONTRACTS_DATA = SHARED / "data" / "contracts"
+
+
+@pytest.fixture
+async def chain_factory() -> AsyncIterator[Callable[..., Any]]:
+    """Start anvils on free loopback ports; every one is stopped at teardown."""
+    started: list[DevChain] = []
+
+    async def make(name: str = "poa", chain_id: int = 7201, block_time: float = 0.0,
+                   extra_args: tuple[str, ...] = ()) -> DevChain:
+        c = DevChain(name, chain_id, block_time, extra_args=extra_args)
+        await c.start()
+        started.append(c)
+        return c
+
+    yield make
+    for c in started:
+        await c.stop()
+
+
+def make_config(chain: DevChain, db: Path, **sections: dict[str, Any]) -> Config:
+    """A config for ``chain`` with the outbox at ``db``; ``sections`` override keys."""
+    raw: dict[str, Any] = {
+        "node": {"ws_url": chain.ws_url, "chain_id": chain.chain_id, "reconnect_max_s": 1.0},
+        "ingest": {"confirmations": 3},
+        "outbox": {"path": str(db)},
+    }
+    for k, v in sections.items():
+        raw.setdefault(k, {}).update(v)
+    return parse_config(raw, base_dir=db.parent)
+
+
+async def ingest_to(cfg: Config, stop_at: int) -> Agent:
+    """Run an agent (no scoring) until its cursor reaches ``stop_at``."""
+    async with Agent(cfg, score=False) as agent:
+        await agent.run(stop_at=stop_at)
+    return agent
+
+
+async def mine_all(chain: DevChain, max_blocks: int = 200) -> int:
+    """Mine blocks until the tx pool is empty; return the new head."""
+    for _ in range(max_blocks):
+        status = await chain.rpc("txpool_status")
+        if int(status["pending"], 16) == 0 and int(status["queued"], 16) == 0:
+            break
+        await chain.rpc("evm_mine")
+    return int(await chain.rpc("eth_blockNumber"), 16)
+
+
+def dump_outbox(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the chain-data tables, sorted (for equality of two outboxes)."""
+    con = sqlite3.connect(db)
+    try:
+        out = {}
+        for table, cols in (
+            ("blocks", "chain_id, number, hash, parent_hash, timestamp, miner, tx_count, final"),
+            ("logs", "*"),
+            ("contracts", "*"),
+            ("cursor", "chain_id, block_number, block_hash"),
+        ):
+            out[table] = sorted(con.execute(f"SELECT {cols} FROM {table}").fetchall())
+        out["codes"] = sorted(con.execute(
+            "SELECT code_hash, code FROM codes WHERE code_hash IN (SELECT code_hash FROM contracts)").fetchall())
+        return out
+    finally:
+        con.close()
+
+
+def corpus_codes(n: int, *, path: Path | None = None) -> list[bytes]:
+    """``n`` distinct real runtime bytecodes (<= 24,576 bytes) from the shared corpus."""
+    p = path or CONTRACTS_DATA / "train.jsonl.gz"
+    if not p.exists():
+        pytest.skip(f"shared corpus not present at {p}")
+    out: list[bytes] = []
+    with gzip.open(p, "rt") as fh:
+        for line in fh:
+            code = bytes.fromhex(json.loads(line)["bytecode"][2:])
+            if 0 < len(code) <= 24_576 and code[0] != 0xEF:
+                out.append(code)
+                if len(out) == n:
+                    break
+    return out
+
+
+@pytest.fixture
+def shared_corpus() -> Iterator[Path]:
+    """Path of the labelled shared corpus (skips when absent)."""
+    p = CONTRACTS_DATA / "train.jsonl.gz"
+    if not p.exists():
+        pytest.skip(f"shared corpus not present at {p}")
+    yield p
