@@ -176,17 +176,17 @@ class Outbox:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield Tx(conn)
+                    await conn.execute("COMMIT")
                 except BaseException:
-                    await conn.execute("ROLLBACK")
+                    # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+                    if conn.in_transaction:
+                        await _rollback_quietly(conn)
                     raise
-                await conn.execute("COMMIT")
             except sqlite3.OperationalError as e:
-                await _rollback_quietly(conn)
                 if "full" in str(e).lower():
                     raise OutboxFull(f"outbox {self.path}: disk full ({e}); rolled back") from e
                 raise OutboxError(f"outbox {self.path}: {e}") from e
             except sqlite3.Error as e:
-                await _rollback_quietly(conn)
                 raise OutboxError(f"outbox {self.path}: {e}") from e
             finally:
                 if durable:

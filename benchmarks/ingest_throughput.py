@@ -1,0 +1,103 @@
+"""Ingest throughput from a real anvil: contracts/s and logs/s (a benchmark, not a test).
+
+Prepares a chain (``--no-mining``, 300M gas blocks) holding N real contract deployments
+(half top-level, half created by a contract, so ``trace_block`` is exercised) and M CRUD
+writes (one log each), then times a fresh agent ingesting it from block 0 to the head
+into a new outbox (extract + RPC parsing + SQLite writes).
+
+Usage::
+
+    .venv/bin/python benchmarks/ingest_throughput.py [--contracts 2000] [--writes 4000]
+        [--corpus ../shared/data/contracts/unlabeled_train.jsonl.gz] [--batch-blocks 32] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge.chain.activity import Activity  # noqa: E402
+from edge.chain.devchain import DevChain  # noqa: E402
+from edge.config import parse_config  # noqa: E402
+from edge.corpus import hex_to_code, iter_corpus  # noqa: E402
+from edge.pipeline import Agent  # noqa: E402
+
+
+async def _mine_all(chain: DevChain) -> int:
+    while True:
+        st = await chain.rpc("txpool_status")
+        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
+            return int(await chain.rpc("eth_blockNumber"), 16)
+        await chain.rpc("evm_mine")
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    codes = []
+    for row in iter_corpus(args.corpus):
+        c = hex_to_code(row.bytecode, "corpus")
+        if 0 < len(c) <= 24_576 and c[0] != 0xEF:
+            codes.append(c)
+        if len(codes) == args.contracts:
+            break
+    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
+        act = Activity(chain)
+        setup = asyncio.create_task(act.setup())
+        while not setup.done():
+            await chain.rpc("evm_mine")
+            await asyncio.sleep(0.05)
+        await setup
+        step = 50
+        writes_per = max(1, args.writes * step // max(1, len(codes)))
+        for i in range(0, len(codes), step):
+            await act.deploy(codes[i:i + step][: step // 2])
+            await act.spawn(codes[i:i + step][step // 2:])
+            await act.crud_writes(writes_per)
+            await _mine_all(chain)
+            await act.settle()
+        head = await _mine_all(chain)
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = parse_config({
+                "node": {"ws_url": chain.ws_url, "chain_id": chain.chain_id},
+                "ingest": {"batch_blocks": args.batch_blocks},
+                "outbox": {"path": str(Path(tmp) / "edge.sqlite")},
+            }, base_dir=Path(tmp))
+            async with Agent(cfg, score=False) as agent:
+                t0 = time.perf_counter()
+                await agent.run(stop_at=head)
+                dt = time.perf_counter() - t0
+            s = agent.stats
+    return {
+        "blocks": s.blocks,
+        "contracts": s.contracts,
+        "logs": s.logs,
+        "seconds": round(dt, 3),
+        "contracts_per_s": round(s.contracts / dt, 1),
+        "logs_per_s": round(s.logs / dt, 1),
+        "blocks_per_s": round(s.blocks / dt, 1),
+        "batch_blocks": args.batch_blocks,
+        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--contracts", type=int, default=2000)
+    ap.add_argument("--writes", type=int, default=4000)
+    ap.add_argument("--corpus", default=str(REPO.parent / "shared/data/contracts/unlabeled_train.jsonl.gz"))
+    ap.add_argument("--batch-blocks", type=int, default=32)
+    ap.add_argument("--json", action="store_true")
+    res = asyncio.run(main(ap.parse_args()))
+    if ap.parse_args().json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>16}: {v}")

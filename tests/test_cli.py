@@ -1,0 +1,73 @@
+"""The `edge` command line as an operator uses it: run, status, demo, bad config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ingest_to, make_config
+
+EDGE = [sys.executable, "-m", "edge"]
+
+
+def _edge(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EDGE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text('[node]\nws_url = "ws://127.0.0.1:1"\n\n[ingest]\nconfirmations = -3\n')
+    r = _edge("run", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip() == "edge: config: ingest.confirmations: must be >= 0, got -3"
+
+
+async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
+    chain = await chain_factory(extra_args=("--no-mining",))
+    await chain.rpc("anvil_mine", "0x9")
+    await ingest_to(make_config(chain, tmp_path / "edge.sqlite"), 9)
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n')
+    r = _edge("status", "--config", str(cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert (info["chain_id"], info["cursor"], info["head"], info["lag"]) == (7201, 9, 9, 0)
+    assert info["blocks"] == 10 and info["final_blocks"] == 7  # confirmations = 3
+    text = _edge("status", "--config", str(cfg))
+    assert "cursor: 9" in text.stdout
+
+
+def test_status_without_outbox_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text('[node]\nws_url = "ws://127.0.0.1:1"\n')
+    r = _edge("status", "--config", str(cfg))
+    assert r.returncode == 2 and "no outbox at" in r.stderr
+
+
+def test_run_stop_at_backfills_and_exits(tmp_path: Path) -> None:
+    import asyncio
+
+    from edge.chain.devchain import DevChain
+
+    async def go() -> subprocess.CompletedProcess[str]:
+        async with DevChain("poa", 7201, 0, extra_args=("--no-mining",)) as chain:
+            await chain.rpc("anvil_mine", "0x14")
+            cfg = tmp_path / "edge.toml"
+            cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n')
+            return await asyncio.to_thread(_edge, "run", "--config", str(cfg), "--stop-at", "20", "--no-score")
+
+    r = asyncio.run(go())
+    assert r.returncode == 0, r.stderr
+    assert "stopping: chain 7201 head 20 cursor 20 lag 0" in r.stderr
+
+
+def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
+    r = _edge("demo", "--seconds", "6", "--json", timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["ok"] is True
+    assert result["contracts"] == result["contracts_expected"] > 10
+    assert result["logs"] == result["logs_expected"] > 20
+    assert result["lag"] == 0

@@ -1,0 +1,62 @@
+"""Config validation: every bad key or value is an error that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config, parse_config
+from edge.errors import ConfigError
+
+GOOD = {"node": {"ws_url": "ws://127.0.0.1:8545"}}
+
+
+def test_minimal_config_has_documented_defaults(tmp_path: Path) -> None:
+    cfg = parse_config(GOOD, base_dir=tmp_path)
+    assert cfg.ingest.confirmations == 5 and cfg.ingest.batch_blocks == 32
+    assert cfg.poa.engine == "auto" and cfg.outbox.max_mb == 1024.0
+    assert cfg.resolve(cfg.outbox.path) == tmp_path / "edge.sqlite"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "fragment"),
+    [
+        ({}, "node.ws_url", "ws:// or wss://"),
+        ({"node": {"ws_url": "http://x"}}, "node.ws_url", "ws:// or wss://"),
+        ({**GOOD, "nodes": {}}, "nodes", "unknown section"),
+        ({"node": {"ws_url": "ws://x", "wsurl": 1}}, "node.wsurl", "unknown key"),
+        ({**GOOD, "ingest": {"confirmations": -1}}, "ingest.confirmations", "must be >= 0"),
+        ({**GOOD, "ingest": {"confirmations": "5"}}, "ingest.confirmations", "must be an integer"),
+        ({**GOOD, "ingest": {"confirmations": True}}, "ingest.confirmations", "must be an integer"),
+        ({**GOOD, "ingest": {"batch_blocks": 5000}}, "ingest.batch_blocks", "<= 1000"),
+        ({**GOOD, "ingest": {"watch": ["0x12"]}}, "ingest.watch[0]", "not a 20-byte hex address"),
+        ({**GOOD, "ingest": {"watch": "0x" + "1" * 40}}, "ingest.watch", "list of strings"),
+        ({**GOOD, "ingest": {"traces": "always"}}, "ingest.traces", "must be one of"),
+        ({**GOOD, "poa": {"engine": "pow"}}, "poa.engine", "must be one of"),
+        ({**GOOD, "poa": {"authorities": ["0x" + "g" * 40]}}, "poa.authorities[0]", "not a 20-byte"),
+        ({**GOOD, "outbox": {"max_mb": 0}}, "outbox.max_mb", "must be >= 0.01"),
+        ({**GOOD, "outbox": {"path": ""}}, "outbox.path", "must not be empty"),
+        ({**GOOD, "scoring": {"threshold": 2.0}}, "scoring.threshold", "must be <= 1"),
+        ({**GOOD, "log": {"level": "loud"}}, "log.level", "must be one of"),
+        ({**GOOD, "log": 3}, "log", "must be a table"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict, key: str, fragment: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as ei:
+        parse_config(raw, base_dir=tmp_path)
+    assert ei.value.key == key
+    assert str(ei.value).startswith(f"config: {key}: ")
+    assert fragment in str(ei.value)
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "edge.toml"
+    p.write_text('[node]\nws_url = "ws://x"\nconfirmations = \n')
+    with pytest.raises(ConfigError, match=r"edge.toml is not valid TOML: .*line 3"):
+        load_config(p)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read .*nope.toml"):
+        load_config(tmp_path / "nope.toml")
