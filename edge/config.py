@@ -37,6 +37,31 @@ Example (all keys optional except ``node.ws_url``)::
     [log]
     level = "info"
     stats_interval_s = 30.0
+
+    [device]                         # this device's secp256k1 key (eth-account v3 keystore)
+    keystore = "device.json"
+    passphrase = "credential:edge-passphrase"   # file:PATH | env:NAME | credential:NAME
+
+    [checkpoint]
+    every_blocks = 64                # B: ranges [k*B, (k+1)*B), cut once final
+
+    [forward]                        # public tiers; off when absent
+    enabled = true
+    auditors = ["0x02..."]           # auditors' secp256k1 public keys (hex)
+    batch = 1                        # K checkpoints per mainnet anchor
+    chunk_bytes = 2048
+    max_fee_gwei = 500.0             # EIP-1559 max fee cap
+    confirmations = 2                # on the public chains
+
+    [[forward.testnets]]             # >= 1 (>= 2 to spread chunks)
+    url = "http://127.0.0.1:8546"
+    chain_id = 7301
+    store = "0x..."                  # CrudStore address
+
+    [forward.mainnet]
+    url = "http://127.0.0.1:8548"
+    chain_id = 7401
+    anchor = "0x..."                 # Anchor address
 """
 
 from __future__ import annotations
@@ -46,12 +71,17 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from edge.errors import ConfigError
 
 __all__ = [
     "Config",
+    "DeviceConfig",
+    "CheckpointConfig",
+    "ForwardConfig",
+    "TestnetConfig",
+    "MainnetConfig",
     "NodeConfig",
     "IngestConfig",
     "PoaConfig",
@@ -160,6 +190,93 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """``[device]``: the keystore file and where its passphrase comes from."""
+
+    keystore: str = ""
+    passphrase: str = ""
+
+    def _check(self) -> None:
+        if self.passphrase and not self.passphrase.startswith(("file:", "env:", "credential:")):
+            raise ConfigError("device.passphrase", "must be file:PATH, env:NAME or credential:NAME")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointConfig:
+    """``[checkpoint]``: B, the length of a checkpoint's block range."""
+
+    every_blocks: int = 64
+
+    def _check(self) -> None:
+        _min("checkpoint.every_blocks", self.every_blocks, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TestnetConfig:
+    """One ``[[forward.testnets]]`` entry: HTTP JSON-RPC url, chain id, CrudStore address."""
+
+    url: str = ""
+    chain_id: int = 0
+    store: str = ""
+
+    def _check_at(self, key: str) -> None:
+        _url(f"{key}.url", self.url)
+        _min(f"{key}.chain_id", self.chain_id, 1)
+        _address(f"{key}.store", self.store)
+
+
+@dataclass(frozen=True, slots=True)
+class MainnetConfig:
+    """``[forward.mainnet]``: HTTP JSON-RPC url, chain id, Anchor address."""
+
+    url: str = ""
+    chain_id: int = 0
+    anchor: str = ""
+
+    def _check_at(self, key: str) -> None:
+        _url(f"{key}.url", self.url)
+        _min(f"{key}.chain_id", self.chain_id, 1)
+        _address(f"{key}.anchor", self.anchor)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardConfig:
+    """``[forward]``: auditors, batching, chunking, fees, and the public chains."""
+
+    enabled: bool = False
+    auditors: tuple[str, ...] = ()
+    batch: int = 1
+    chunk_bytes: int = 2048
+    max_fee_gwei: float = 500.0
+    confirmations: int = 2
+    testnets: tuple[TestnetConfig, ...] = ()
+    mainnet: MainnetConfig = field(default_factory=MainnetConfig)
+
+    def _check(self) -> None:
+        if not self.enabled:
+            return
+        if not self.auditors:
+            raise ConfigError("forward.auditors", "at least one auditor public key is needed")
+        for i, a in enumerate(self.auditors):
+            try:
+                raw = bytes.fromhex(a[2:] if a.startswith("0x") else a)
+            except ValueError:
+                raw = b""
+            if len(raw) not in (33, 65) or raw[0] not in (2, 3, 4):
+                raise ConfigError(f"forward.auditors[{i}]", "not a secp256k1 public key (33 or 65 bytes hex)")
+        if not 1 <= self.batch <= 256:
+            raise ConfigError("forward.batch", f"must be 1..256, got {self.batch}")
+        _min("forward.chunk_bytes", self.chunk_bytes, 256)
+        _min("forward.max_fee_gwei", self.max_fee_gwei, 0.000001)
+        _min("forward.confirmations", self.confirmations, 0)
+        if not self.testnets:
+            raise ConfigError("forward.testnets", "at least one [[forward.testnets]] entry is needed")
+        for i, t in enumerate(self.testnets):
+            t._check_at(f"forward.testnets[{i}]")
+        self.mainnet._check_at("forward.mainnet")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config` / :func:`parse_config`."""
 
@@ -169,6 +286,9 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
     base_dir: Path = Path(".")
 
     def resolve(self, p: str) -> Path:
@@ -252,12 +372,31 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, f"must be a list of strings, got {value!r}")
         return tuple(value)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"must be a table, got {value!r}")
+        return _build(typ, key, value)  # type: ignore[arg-type]
+    args = get_args(typ)
+    if get_origin(typ) is tuple and len(args) == 2 and args[1] is Ellipsis and dataclasses.is_dataclass(args[0]):
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(key, f"must be an array of tables ([[{key}]]), got {value!r}")
+        return tuple(_build(args[0], f"{key}[{i}]", v) for i, v in enumerate(value))  # type: ignore[arg-type]
     raise ConfigError(key, f"unsupported type {typ}")  # pragma: no cover - schema bug
 
 
 def _min(key: str, value: float, lo: float) -> None:
     if value < lo:
         raise ConfigError(key, f"must be >= {lo:g}, got {value}")
+
+
+def _url(key: str, value: str) -> None:
+    if not value.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ConfigError(key, f"must be an http(s):// or ws(s):// URL, got {value!r}")
+
+
+def _address(key: str, value: str) -> None:
+    if not _ADDRESS.match(value):
+        raise ConfigError(key, f"not a 20-byte hex address: {value!r}")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

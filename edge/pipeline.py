@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from edge.config import Config
+from edge.stages.checkpoint import CheckpointStage
 from edge.stages.ingest import Ingester, IngestStats, SealCheck
 from edge.store.db import Outbox
 
@@ -64,6 +65,8 @@ class Agent:
         self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mb * 2**20))
         self.ingester = Ingester(cfg, self.outbox, seal_check=make_seal_check(cfg))
         self.scorer: Any = None
+        self.checkpointer: CheckpointStage | None = None
+        self.forwarder: Any = None
         self._stack = AsyncExitStack()
 
     @property
@@ -87,22 +90,43 @@ class Agent:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    async def run(self, stop_at: int | None = None) -> None:
+    async def run(self, stop_at: int | None = None, *, seal: bool = True) -> None:
         """Run the stages until cancelled or the cursor reaches ``stop_at``.
 
-        The first error of any stage cancels the others and is raised as itself (not
-        wrapped in an ExceptionGroup)."""
+        With ``seal`` (and ``stop_at`` None) the checkpoint stage runs, and the forward
+        stage when ``[forward]`` is enabled. The first error of any stage cancels the
+        others and is raised as itself (not wrapped in an ExceptionGroup)."""
         try:
             async with asyncio.TaskGroup() as tg:
-                stats = tg.create_task(self._stats_loop(), name="stats")
+                side = [tg.create_task(self._stats_loop(), name="stats")]
                 scorer = tg.create_task(self.scorer.run(), name="score") if self.scorer else None
+                if seal and stop_at is None:
+                    side.append(tg.create_task(self._seal_and_forward(), name="seal"))
                 await self.ingester.run(stop_at)
                 if scorer is not None:
                     await self.scorer.drain()
                     scorer.cancel()
-                stats.cancel()
+                for t in side:
+                    t.cancel()
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from eg
+
+    async def _seal_and_forward(self) -> None:
+        await self.ingester.chain_ready.wait()
+        chain_id = self.ingester.stats.chain_id
+        self.checkpointer = CheckpointStage(self.outbox, chain_id, every_blocks=self.cfg.checkpoint.every_blocks,
+                                            start_block=self.cfg.ingest.start_block)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.checkpointer.run(), name="checkpoint")
+            if self.cfg.forward.enabled:
+                from edge.seal.keys import load_key, read_passphrase
+                from edge.stages.forward import ForwardStage
+
+                key = await asyncio.to_thread(load_key, self.cfg.resolve(self.cfg.device.keystore),
+                                              read_passphrase(self.cfg.device.passphrase))
+                self.forwarder = await self._stack.enter_async_context(
+                    ForwardStage(self.cfg, self.outbox, key, chain_id))
+                tg.create_task(self.forwarder.run(), name="forward")
 
     async def _stats_loop(self) -> None:
         every = self.cfg.log.stats_interval_s
@@ -117,6 +141,10 @@ class Agent:
                 f"logs {s.logs} contracts {s.contracts} reorgs {s.reorgs} reconnects {s.reconnects}")
         if self.scorer is not None:
             line += f" | scored {self.scorer.stats.scored} flagged {self.scorer.stats.flagged}"
+        if self.checkpointer is not None:
+            line += f" | checkpoints {self.checkpointer.stats.checkpoints}"
+        if self.forwarder is not None:
+            line += f" anchored {self.forwarder.stats.checkpoints_anchored}"
         if s.paused:
             line += " | PAUSED: outbox full"
         return line

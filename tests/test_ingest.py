@@ -205,7 +205,7 @@ async def test_full_outbox_pauses_ingest_and_loses_nothing(chain_factory, tmp_pa
     chain = await chain_factory(extra_args=("--no-mining",))
     await chain.rpc("anvil_mine", "0x40")
     db = tmp_path / "edge.sqlite"
-    cfg = make_config(chain, db, outbox={"max_mb": 0.05}, ingest={"batch_blocks": 4})
+    cfg = make_config(chain, db, outbox={"max_mb": 0.12}, ingest={"batch_blocks": 4})
     with caplog.at_level(logging.WARNING):
         async with Agent(cfg, score=False) as agent:
             agent.ingester.pause_s = 0.2

@@ -120,6 +120,8 @@ class Ingester:
         self.poll_s = poll_s
         self.pause_s = pause_s
         self.stats = IngestStats()
+        self.chain_ready = asyncio.Event()
+        """Set once the node's chain id is known (``stats.chain_id``)."""
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._traces = cfg.ingest.traces
         self._receipts_by_block = True
@@ -165,6 +167,7 @@ class Ingester:
         if want and cid != want:
             raise ConfigError("node.chain_id", f"is {want} but the node at {self.cfg.node.ws_url} reports {cid}")
         self.stats.chain_id = cid
+        self.chain_ready.set()
         try:
             await rpc.subscribe_heads()
         except MethodNotSupported:

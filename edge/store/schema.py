@@ -21,6 +21,20 @@ outbox can serve several chains.
 - ``codes``: runtime bytecode by keccak256 (content-addressed: one row per distinct code).
 - ``scores``: risk score of a code under one model (model id = sha256 of the ONNX file).
 - ``alarms``: things an operator must see (foreign sealer, deep reorg, oversized code).
+
+Version 2 adds the seal/forward state:
+
+- ``checkpoints``: one row per sealed block range (id, range, last block hash, Merkle
+  root, leaf count) with its forwarding ``state`` (``sealed`` -> ``uploaded`` ->
+  ``anchoring`` -> ``anchored``), the ``locator`` of its metadata on the testnets and the
+  id of the anchor unit that carries it to mainnet.
+- ``uploads``: every encrypted, padded chunk (and manifest replica) to store on a testnet
+  CRUD contract, written *before* its transaction is queued, so a restart re-sends the
+  same bytes under the same key instead of encrypting anew.
+- ``anchors``: one mainnet anchor unit (one checkpoint, or a batch of K whose ``root`` is
+  the Merkle root over the member checkpoint ids), with the tx that carries it.
+- ``sync_requests``: on-demand checkpoint requests (``edge sync-now``, the GPIO button),
+  served by the checkpoint stage.
 """
 
 from __future__ import annotations
@@ -97,6 +111,51 @@ MIGRATIONS: tuple[str, ...] = (
         kind         TEXT    NOT NULL,
         detail       TEXT    NOT NULL,
         at           REAL    NOT NULL
+    );
+    """,
+    # 1 -> 2: checkpoints and their forwarding (issue: seal and forward)
+    """
+    CREATE TABLE checkpoints (
+        id          BLOB    PRIMARY KEY,
+        chain_id    INTEGER NOT NULL,
+        from_block  INTEGER NOT NULL,
+        to_block    INTEGER NOT NULL,
+        last_hash   BLOB    NOT NULL,
+        root        BLOB    NOT NULL,
+        leaves      INTEGER NOT NULL,
+        created_at  REAL    NOT NULL,
+        state       TEXT    NOT NULL,
+        locator     BLOB,
+        anchor_id   BLOB,
+        UNIQUE (chain_id, from_block)
+    ) WITHOUT ROWID;
+    CREATE TABLE uploads (
+        checkpoint_id BLOB    NOT NULL,
+        part          INTEGER NOT NULL,
+        chain_id      INTEGER NOT NULL,
+        store         BLOB    NOT NULL,
+        key           BLOB    NOT NULL,
+        data          BLOB    NOT NULL,
+        tx_id         INTEGER,
+        PRIMARY KEY (checkpoint_id, part, chain_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE anchors (
+        id          BLOB    PRIMARY KEY,
+        chain_id    INTEGER NOT NULL,
+        from_block  INTEGER NOT NULL,
+        to_block    INTEGER NOT NULL,
+        last_hash   BLOB    NOT NULL,
+        root        BLOB    NOT NULL,
+        locator     BLOB    NOT NULL,
+        members     BLOB    NOT NULL,
+        state       TEXT    NOT NULL,
+        tx_id       INTEGER,
+        created_at  REAL    NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sync_requests (
+        id           INTEGER PRIMARY KEY,
+        requested_at REAL    NOT NULL,
+        done_at      REAL
     );
     """,
 )
