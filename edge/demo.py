@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -22,16 +23,18 @@ from typing import Any
 
 from edge.chain.activity import Activity
 from edge.chain.devchain import DevChains
-from edge.config import parse_config
+from edge.config import load_config
 from edge.corpus import hex_to_code, iter_corpus, iter_registry_artifacts
 from edge.errors import EdgeError
 from edge.pipeline import Agent
 from edge.records import EIP170_MAX_CODE_SIZE
+from edge.verify import Auditor, TestnetRef, print_verdicts
 
 __all__ = ["DemoOptions", "run_demo"]
 
 log = logging.getLogger("edge.demo")
 _REPO = Path(__file__).resolve().parents[1]
+_PASS_ENV = "EDGE_DEMO_PASSPHRASE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,9 @@ class DemoOptions:
     workdir: Path | None = None
     json_out: bool = False
     score: bool = True
+    checkpoint_blocks: int = 5
+    min_anchored: int = 5
+    drain_timeout: float = 120.0
     deploys_per_tick: int = 6
     spawns_per_tick: int = 3
     writes_per_tick: int = 20
@@ -68,7 +74,9 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run the demo; return (and print as the last line) the result object.
 
     Keys: blocks, contracts, contracts_expected, contracts_missing, logs, logs_expected,
-    lag, scored, flagged, seconds, ok (every deployment and log found exactly once).
+    lag, scored, flagged, checkpoints, checkpoints_anchored, verify_ok, verify_fail,
+    seconds, ok (every deployment and log found exactly once, >= ``min_anchored``
+    checkpoints anchored, and every anchored checkpoint verified OK).
     """
     tmp = None
     workdir = opts.workdir
@@ -83,25 +91,101 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
             tmp.cleanup()
 
 
+async def _public_tiers(chains: DevChains, workdir: Path) -> dict[str, Any]:
+    """Deploy CrudStore on each testnet and Anchor on mainnet, make and fund the device key
+    and an auditor key; return the ``[device]`` + ``[forward]`` config sections."""
+    from edge.chain.anchor import anchor_init_code, encode_set_devices
+    from edge.seal.ecies import public_key_of
+    from edge.seal.keys import create_keystore
+
+    passphrase = os.urandom(16).hex()
+    os.environ[_PASS_ENV] = passphrase
+    device = await asyncio.to_thread(create_keystore, workdir / "device.json", passphrase.encode(),
+                                     work_factor=2**14)
+    auditor = os.urandom(32)
+    (workdir / "auditor.key").write_text(auditor.hex() + "\n")
+    (workdir / "auditor.key").chmod(0o600)
+    testnets = []
+    for name in ("testnet-a", "testnet-b"):
+        act = Activity(chains[name])
+        await act.setup()
+        await chains[name].rpc("anvil_setBalance", device, hex(10**21))
+        testnets.append({"url": chains[name].http_url, "chain_id": chains[name].chain_id, "store": act.crud})
+    main = chains["mainnet"]
+    await main.rpc("anvil_setBalance", device, hex(10**21))
+    owner = (await main.rpc("eth_accounts"))[0]
+    deploy = await main.rpc("eth_sendTransaction", {"from": owner, "data": "0x" + anchor_init_code().hex(),
+                                                     "gas": hex(5_000_000)})
+    rc = await Activity(main).wait([deploy])
+    anchor = rc[0]["contractAddress"]
+    tx = await main.rpc("eth_sendTransaction", {"from": owner, "to": anchor, "gas": hex(500_000),
+                                                 "data": "0x" + encode_set_devices([device], 1).hex()})
+    await Activity(main).wait([tx])
+    return {
+        "device": {"keystore": "device.json", "passphrase": f"env:{_PASS_ENV}"},
+        "forward": {"enabled": True, "auditors": ["0x" + public_key_of(auditor).hex()], "batch": 1,
+                    "chunk_bytes": 2048, "confirmations": 1, "testnets": testnets,
+                    "mainnet": {"url": main.http_url, "chain_id": main.chain_id, "anchor": anchor}},
+        "auditor_key": auditor,
+    }
+
+
+def _toml(raw: dict[str, Any]) -> str:
+    """A small TOML writer for the demo's config file (strings, numbers, bools, lists, tables)."""
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        return "[" + ", ".join(val(x) for x in v) + "]"
+
+    out: list[str] = []
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict) and not (
+            isinstance(v, list) and v and isinstance(v[0], dict))}
+        out.append(f"[{prefix}]")
+        out.extend(f"{k} = {val(v)}" for k, v in scalars.items())
+        out.append("")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}", v)
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for item in v:
+                    out.append(f"[[{prefix}.{k}]]")
+                    out.extend(f"{kk} = {val(vv)}" for kk, vv in item.items())
+                    out.append("")
+
+    for name, section in raw.items():
+        table(name, section)
+    return "\n".join(out)
+
+
 async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
     say = (lambda *_: None) if opts.json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
     async with DevChains() as chains:
         poa = chains["poa"]
-        say(f"dev chains up: " + ", ".join(f"{c.name} (chain {c.chain_id}) {c.ws_url}" for c in chains.chains.values()))
+        say("dev chains up: " + ", ".join(f"{c.name} (chain {c.chain_id}) {c.ws_url}" for c in chains.chains.values()))
         act = Activity(poa)
         await act.setup()
-        cfg = parse_config({
+        public = await _public_tiers(chains, workdir)
+        auditor_key = public.pop("auditor_key")
+        say(f"testnets: CrudStore at {', '.join(t['store'] for t in public['forward']['testnets'])}; "
+            f"mainnet: Anchor at {public['forward']['mainnet']['anchor']}")
+        raw = {
             "node": {"ws_url": poa.ws_url, "chain_id": poa.chain_id},
             "ingest": {"confirmations": 2},
             "poa": {"engine": "auto"},
-            "outbox": {"path": str(workdir / "edge.sqlite")},
+            "outbox": {"path": "edge.sqlite"},
+            "checkpoint": {"every_blocks": opts.checkpoint_blocks},
             "log": {"stats_interval_s": 10.0},
-        }, base_dir=workdir)
-        (workdir / "edge.toml").write_text(
-            f'[node]\nws_url = "{poa.ws_url}"\nchain_id = {poa.chain_id}\n\n[ingest]\nconfirmations = 2\n\n'
-            f'[outbox]\npath = "edge.sqlite"\n'
-        )
+            **public,
+        }
+        (workdir / "edge.toml").write_text(_toml(raw))
+        cfg = load_config(workdir / "edge.toml")
         codes = _bytecodes(opts.corpus)
         async with Agent(cfg, score=opts.score) as agent:
             runner = asyncio.create_task(agent.run(), name="agent")
@@ -119,12 +203,8 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
                         say(_summary(agent, t0))
                         next_print = time.monotonic() + 2.0
                     await asyncio.sleep(0.5)
-                head = int(await poa.rpc("eth_blockNumber"), 16)
-                while agent.stats.cursor < head or (agent.scorer and await agent.scorer.backlog() > 0):
-                    if runner.done():
-                        runner.result()
-                    await asyncio.sleep(0.25)
-                say(_summary(agent, t0))
+                say("activity stopped; waiting for the agent to catch up and anchor the backlog")
+                await _drain(agent, runner, poa, say, t0, opts.drain_timeout)
             finally:
                 runner.cancel()
                 try:
@@ -132,10 +212,47 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
                 except asyncio.CancelledError:
                     pass
             result = await _result(agent, act, t0)
+        say("auditor: verifying every anchored checkpoint (mainnet -> testnets -> local chain)")
+        fwd = cfg.forward
+        async with Auditor(fwd.mainnet.url, bytes.fromhex(fwd.mainnet.anchor[2:]),
+                           [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in fwd.testnets],
+                           auditor_key, local_ws=poa.ws_url) as auditor:
+            verdicts = await auditor.verify_all()
+        if not opts.json_out:
+            print_verdicts(verdicts, as_json=False)
+        result["checkpoints_anchored"] = len(verdicts)  # as read from mainnet by the auditor
+        result["verify_ok"] = sum(v.ok for v in verdicts)
+        result["verify_fail"] = sum(not v.ok for v in verdicts)
+        result["ok"] = bool(result["ok"] and result["verify_fail"] == 0
+                            and result["checkpoints_anchored"] >= max(opts.min_anchored, result["anchored_by_agent"]))
     print(json.dumps(result, sort_keys=True), flush=True)
     if not result["ok"]:
-        print("demo: the outbox does not match what was sent (see the JSON line)", file=sys.stderr)
+        print("demo: something did not match (see the JSON line)", file=sys.stderr)
     return result
+
+
+async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Any, t0: float, timeout: float) -> None:
+    """Wait until the agent has ingested the head, scored the backlog and anchored every
+    checkpoint it cut (the chain keeps producing empty blocks meanwhile)."""
+    head = int(await poa.rpc("eth_blockNumber"), 16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    next_print = 0.0
+    while loop.time() < deadline:
+        if runner.done():
+            runner.result()
+        scored = not agent.scorer or await agent.scorer.backlog() == 0
+        cut = agent.checkpointer.stats.last_to if agent.checkpointer else -1
+        row = await agent.outbox.fetchone(
+            "SELECT count(*) FROM checkpoints WHERE from_block <= ? AND state != 'anchored'", (head,))
+        anchored = agent.forwarder is not None and cut >= head and row is not None and row[0] == 0
+        if agent.stats.cursor >= head and scored and anchored:
+            return
+        if loop.time() >= next_print:
+            say(_summary(agent, t0))
+            next_print = loop.time() + 3.0
+        await asyncio.sleep(0.25)
+    say(f"drain timed out after {timeout:.0f} s")
 
 
 def _summary(agent: Agent, t0: float) -> str:
@@ -144,6 +261,11 @@ def _summary(agent: Agent, t0: float) -> str:
             f"blocks {s.blocks}  contracts {s.contracts}  logs {s.logs}")
     if agent.scorer is not None:
         line += f"  |  scored {agent.scorer.stats.scored}  flagged {agent.scorer.stats.flagged}"
+    if agent.checkpointer is not None:
+        line += f"  |  checkpoints {agent.checkpointer.stats.checkpoints}"
+    if agent.forwarder is not None:
+        f = agent.forwarder.stats
+        line += f"  uploaded {f.uploaded}  anchored {f.checkpoints_anchored}"
     return line
 
 
@@ -176,5 +298,7 @@ async def _result(agent: Agent, act: Activity, t0: float) -> dict[str, Any]:
         "reorgs": agent.stats.reorgs,
         "scored": scored,
         "flagged": flagged,
+        "checkpoints": agent.checkpointer.stats.checkpoints if agent.checkpointer else 0,
+        "anchored_by_agent": agent.forwarder.stats.checkpoints_anchored if agent.forwarder else 0,
         "ok": not missing and not wrong and extra == 0 and int(n_logs) == act.logs,
     }
