@@ -159,6 +159,70 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.get("ok") else 1
 
 
+# -- verify / sync-now / keys ----------------------------------------------------------
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from edge.verify import Auditor, TestnetRef, parse_record_key, print_verdicts
+
+    mainnet, anchor, testnets = args.mainnet, args.anchor, []
+    if args.config:
+        from edge.config import load_config
+
+        f = load_config(args.config).forward
+        mainnet = mainnet or f.mainnet.url
+        anchor = anchor or f.mainnet.anchor
+        testnets = [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets]
+    for spec in args.testnet or []:
+        try:
+            url, cid, store = spec.rsplit(",", 2)
+            testnets.append(TestnetRef(url, int(cid), bytes.fromhex(store.removeprefix("0x"))))
+        except ValueError:
+            raise ConfigError("--testnet", f"expected URL,CHAIN_ID,STORE_ADDRESS, got {spec!r}") from None
+    if not (mainnet and anchor and testnets):
+        raise ConfigError("verify", "needs --mainnet, --anchor and --testnet (or --config with a [forward] section)")
+    try:
+        key = bytes.fromhex(Path(args.auditor_key).read_text().strip().removeprefix("0x"))
+    except (OSError, ValueError) as e:
+        raise ConfigError("--auditor-key", f"cannot read a hex private key from {args.auditor_key}: {e}") from e
+    auditor = Auditor(mainnet, bytes.fromhex(anchor.removeprefix("0x")), testnets, key, local_ws=args.local)
+
+    async def go() -> int:
+        async with auditor:
+            if args.record:
+                res = await auditor.prove_record(parse_record_key(args.record))
+                print(json.dumps(res, sort_keys=True))
+                return 0 if res["ok"] else 1
+            summary = print_verdicts(await auditor.verify_all(), args.json)
+            return 0 if summary["verify_fail"] == 0 else 1
+
+    return run_async(go)
+
+
+def _cmd_sync_now(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.stages.checkpoint import request_sync
+    from edge.store.db import Outbox
+
+    cfg = load_config(args.config)
+
+    async def go() -> int:
+        async with Outbox(cfg.resolve(cfg.outbox.path)) as ob:
+            return await request_sync(ob)
+
+    rid = run_async(go)
+    print(f"checkpoint requested (request {rid}); the running agent cuts it up to the newest final block")
+    return 0
+
+
+def _cmd_keys_new(args: argparse.Namespace) -> int:
+    from edge.seal.keys import create_keystore, read_passphrase
+
+    address = create_keystore(args.keystore, read_passphrase(args.passphrase))
+    print(address)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -188,6 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-score", action="store_true", help="do not run the scoring stage")
     d.add_argument("-v", "--verbose", action="store_true", help="agent log lines too")
     d.set_defaults(func=_cmd_demo)
+
+    v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")
+    v.add_argument("--config", help="take mainnet, anchor and testnets from this agent config")
+    v.add_argument("--mainnet", help="mainnet HTTP JSON-RPC URL")
+    v.add_argument("--anchor", help="Anchor contract address")
+    v.add_argument("--testnet", action="append", metavar="URL,CHAIN_ID,STORE", help="a testnet (repeat)")
+    v.add_argument("--auditor-key", required=True, help="file holding the auditor's hex private key")
+    v.add_argument("--local", metavar="WS_URL", help="private chain endpoint: re-read and compare every record")
+    v.add_argument("--record", metavar="BLOCK:KIND:TX:INDEX", help="prove one record (needs --local)")
+    v.add_argument("--json", action="store_true", help="one JSON object per checkpoint, then a summary")
+    v.set_defaults(func=_cmd_verify)
+
+    n = sub.add_parser("sync-now", help="ask the running agent for a checkpoint now")
+    n.add_argument("--config", required=True, help="TOML config file")
+    n.set_defaults(func=_cmd_sync_now)
+
+    k = sub.add_parser("keys", help="device keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kn = ksub.add_parser("new", help="create an encrypted keystore (eth-account v3) and print its address")
+    kn.add_argument("--keystore", required=True, help="keystore file to create (never overwritten)")
+    kn.add_argument("--passphrase", required=True, metavar="SPEC", help="file:PATH, env:NAME or credential:NAME")
+    kn.set_defaults(func=_cmd_keys_new)
 
     for mod in ("edge.score_cmd", "edge.bench"):
         try:

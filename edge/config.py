@@ -67,6 +67,7 @@ Example (all keys optional except ``node.ws_url``)::
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ __all__ = [
     "LogConfig",
     "load_config",
     "parse_config",
+    "dump_toml",
 ]
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -402,3 +404,37 @@ def _address(key: str, value: str) -> None:
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def dump_toml(raw: dict[str, Any]) -> str:
+    """Write a config dict as TOML (strings, numbers, bools, string lists, tables and arrays
+    of tables): what ``edge demo`` and the tests hand to ``edge run``."""
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        return "[" + ", ".join(val(x) for x in v) + "]"
+
+    out: list[str] = []
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict) and not (
+            isinstance(v, list) and v and isinstance(v[0], dict))}
+        out.append(f"[{prefix}]")
+        out.extend(f"{k} = {val(v)}" for k, v in scalars.items())
+        out.append("")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}", v)
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for item in v:
+                    out.append(f"[[{prefix}.{k}]]")
+                    out.extend(f"{kk} = {val(vv)}" for kk, vv in item.items())
+                    out.append("")
+
+    for name, section in raw.items():
+        table(name, section)
+    return "\n".join(out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ from typing import Any
 
 from edge.chain.activity import Activity
 from edge.chain.devchain import DevChains
-from edge.config import load_config
+from edge.chain.tiers import deploy_public_tiers
+from edge.config import dump_toml, load_config
 from edge.corpus import hex_to_code, iter_corpus, iter_registry_artifacts
 from edge.errors import EdgeError
 from edge.pipeline import Agent
@@ -34,7 +34,6 @@ __all__ = ["DemoOptions", "run_demo"]
 
 log = logging.getLogger("edge.demo")
 _REPO = Path(__file__).resolve().parents[1]
-_PASS_ENV = "EDGE_DEMO_PASSPHRASE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,78 +90,6 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
             tmp.cleanup()
 
 
-async def _public_tiers(chains: DevChains, workdir: Path) -> dict[str, Any]:
-    """Deploy CrudStore on each testnet and Anchor on mainnet, make and fund the device key
-    and an auditor key; return the ``[device]`` + ``[forward]`` config sections."""
-    from edge.chain.anchor import anchor_init_code, encode_set_devices
-    from edge.seal.ecies import public_key_of
-    from edge.seal.keys import create_keystore
-
-    passphrase = os.urandom(16).hex()
-    os.environ[_PASS_ENV] = passphrase
-    device = await asyncio.to_thread(create_keystore, workdir / "device.json", passphrase.encode(),
-                                     work_factor=2**14)
-    auditor = os.urandom(32)
-    (workdir / "auditor.key").write_text(auditor.hex() + "\n")
-    (workdir / "auditor.key").chmod(0o600)
-    testnets = []
-    for name in ("testnet-a", "testnet-b"):
-        act = Activity(chains[name])
-        await act.setup()
-        await chains[name].rpc("anvil_setBalance", device, hex(10**21))
-        testnets.append({"url": chains[name].http_url, "chain_id": chains[name].chain_id, "store": act.crud})
-    main = chains["mainnet"]
-    await main.rpc("anvil_setBalance", device, hex(10**21))
-    owner = (await main.rpc("eth_accounts"))[0]
-    deploy = await main.rpc("eth_sendTransaction", {"from": owner, "data": "0x" + anchor_init_code().hex(),
-                                                     "gas": hex(5_000_000)})
-    rc = await Activity(main).wait([deploy])
-    anchor = rc[0]["contractAddress"]
-    tx = await main.rpc("eth_sendTransaction", {"from": owner, "to": anchor, "gas": hex(500_000),
-                                                 "data": "0x" + encode_set_devices([device], 1).hex()})
-    await Activity(main).wait([tx])
-    return {
-        "device": {"keystore": "device.json", "passphrase": f"env:{_PASS_ENV}"},
-        "forward": {"enabled": True, "auditors": ["0x" + public_key_of(auditor).hex()], "batch": 1,
-                    "chunk_bytes": 2048, "confirmations": 1, "testnets": testnets,
-                    "mainnet": {"url": main.http_url, "chain_id": main.chain_id, "anchor": anchor}},
-        "auditor_key": auditor,
-    }
-
-
-def _toml(raw: dict[str, Any]) -> str:
-    """A small TOML writer for the demo's config file (strings, numbers, bools, lists, tables)."""
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        return "[" + ", ".join(val(x) for x in v) + "]"
-
-    out: list[str] = []
-
-    def table(prefix: str, d: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in d.items() if not isinstance(v, dict) and not (
-            isinstance(v, list) and v and isinstance(v[0], dict))}
-        out.append(f"[{prefix}]")
-        out.extend(f"{k} = {val(v)}" for k, v in scalars.items())
-        out.append("")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}.{k}", v)
-            elif isinstance(v, list) and v and isinstance(v[0], dict):
-                for item in v:
-                    out.append(f"[[{prefix}.{k}]]")
-                    out.extend(f"{kk} = {val(vv)}" for kk, vv in item.items())
-                    out.append("")
-
-    for name, section in raw.items():
-        table(name, section)
-    return "\n".join(out)
-
-
 async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
     say = (lambda *_: None) if opts.json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
@@ -171,8 +98,8 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
         say("dev chains up: " + ", ".join(f"{c.name} (chain {c.chain_id}) {c.ws_url}" for c in chains.chains.values()))
         act = Activity(poa)
         await act.setup()
-        public = await _public_tiers(chains, workdir)
-        auditor_key = public.pop("auditor_key")
+        tiers = await deploy_public_tiers(chains, workdir)
+        public, auditor_key = tiers.sections, tiers.auditor_key
         say(f"testnets: CrudStore at {', '.join(t['store'] for t in public['forward']['testnets'])}; "
             f"mainnet: Anchor at {public['forward']['mainnet']['anchor']}")
         raw = {
@@ -184,7 +111,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
             "log": {"stats_interval_s": 10.0},
             **public,
         }
-        (workdir / "edge.toml").write_text(_toml(raw))
+        (workdir / "edge.toml").write_text(dump_toml(raw))
         cfg = load_config(workdir / "edge.toml")
         codes = _bytecodes(opts.corpus)
         async with Agent(cfg, score=opts.score) as agent:

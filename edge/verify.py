@@ -51,6 +51,8 @@ _IS_DEVICE = keccak(b"isDevice(address)")[:4]
 class TestnetRef:
     """A testnet the auditor reads: HTTP url, chain id, CrudStore address (20 bytes)."""
 
+    __test__ = False  # not a pytest test class despite its name
+
     url: str
     chain_id: int
     store: bytes

@@ -1,0 +1,225 @@
+"""Three tiers on real anvils: checkpoints are uploaded, anchored and verified, and every
+kind of tampering is caught and named by `edge verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import pytest
+import pytest_asyncio
+from eth_hash.auto import keccak
+
+from edge.chain import anchor as anchor_abi
+from edge.chain.activity import Activity
+from edge.chain.crud import encode_create_many, encode_update
+from edge.chain.devchain import DevChains, TierSpec
+from edge.chain.tiers import deploy_public_tiers
+from edge.config import Config, dump_toml, load_config
+from edge.pipeline import Agent
+from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
+from edge.seal.keys import load_key, read_passphrase
+from edge.seal.metadata import Metadata, open_manifest, open_metadata, seal_manifest, seal_metadata
+from edge.verify import Auditor, TestnetRef, Verdict, parse_record_key
+from tests.conftest import corpus_codes
+
+FAST_TIERS = (TierSpec("poa", 7201, 0.5), TierSpec("testnet-a", 7301, 0.5), TierSpec("testnet-b", 7302, 0.5),
+              TierSpec("mainnet", 7401, 0.5))
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class Net:
+    chains: DevChains
+    cfg: Config
+    auditor_key: bytes
+    device: str
+    workdir: Path
+
+    def auditor(self, local: bool = False) -> Auditor:
+        f = self.cfg.forward
+        return Auditor(f.mainnet.url, bytes.fromhex(f.mainnet.anchor[2:]),
+                       [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets],
+                       self.auditor_key, local_ws=self.chains["poa"].ws_url if local else None)
+
+    async def verdicts(self, local: bool = False) -> dict[str, Verdict]:
+        async with self.auditor(local) as a:
+            return {v.id: v for v in await a.verify_all()}
+
+    async def as_device(self, chain: str, to: str, data: bytes) -> None:
+        """Send a tx from the device's address (anvil impersonation): a compromised device."""
+        c = self.chains[chain]
+        await c.rpc("anvil_impersonateAccount", self.device)
+        h = await c.rpc("eth_sendTransaction", {"from": self.device, "to": to, "data": "0x" + data.hex(),
+                                                "gas": hex(8_000_000)})
+        (rc,) = await Activity(c).wait([h])
+        assert int(rc["status"], 16) == 1
+
+
+async def start_net(workdir: Path, extra: dict[str, Any] | None = None,
+                    tiers: tuple[TierSpec, ...] = FAST_TIERS) -> tuple[Net, Activity]:
+    chains = DevChains(tiers)
+    await chains.__aenter__()
+    pub = await deploy_public_tiers(chains, workdir)
+    poa = chains["poa"]
+    raw = {"node": {"ws_url": poa.ws_url, "chain_id": poa.chain_id},
+           "ingest": {"confirmations": 2}, "outbox": {"path": "edge.sqlite"},
+           "checkpoint": {"every_blocks": 4}, **pub.sections}
+    for k, v in (extra or {}).items():
+        raw.setdefault(k, {}).update(v)
+    (workdir / "edge.toml").write_text(dump_toml(raw))
+    act = Activity(poa)
+    await act.setup()
+    return Net(chains, load_config(workdir / "edge.toml"), pub.auditor_key, pub.device, workdir), act
+
+
+async def run_until_anchored(cfg: Config, act: Activity, n: int, timeout: float = 120) -> Agent:
+    codes = corpus_codes(40)
+    async with Agent(cfg, score=False) as agent:
+        task = asyncio.create_task(agent.run())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        i = 0
+        while agent.forwarder is None or agent.forwarder.stats.checkpoints_anchored < n:
+            assert loop.time() < deadline, "not anchored in time"
+            if task.done():
+                task.result()
+            if i < 12:
+                await act.deploy(codes[i * 3:i * 3 + 3])
+                await act.crud_writes(25)
+                await act.settle()
+                i += 1
+            await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    return agent
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
+    n, act = await start_net(tmp_path_factory.mktemp("three-tiers"))
+    try:
+        await run_until_anchored(n.cfg, act, 6)
+        yield n
+    finally:
+        await n.chains.__aexit__(None, None, None)
+
+
+async def _with_records(net: Net, skip: set[str]) -> tuple[str, Metadata, Any]:
+    """An anchored checkpoint with >= 20 records not used by another test, and its manifest."""
+    async with net.auditor() as a:
+        for ev in await a.anchored():
+            cid = "0x" + ev.id.hex()
+            if cid in skip:
+                continue
+            man = await a._manifest(ev.locator)
+            chunks = [await a._read(r.chain_id, r.key) for r in man.chunks]
+            md, _ = open_metadata(net.auditor_key, chunks)
+            if len(md.records) >= 20 and len(man.chunks) >= 2:
+                skip.add(cid)
+                return cid, md, (ev, man)
+    raise AssertionError("no anchored checkpoint with enough records")
+
+
+USED: set[str] = set()
+
+
+async def test_all_anchored_checkpoints_verify_ok_against_local_chain(net: Net) -> None:
+    verdicts = await net.verdicts(local=True)
+    assert len(verdicts) >= 6
+    assert all(v.ok and v.local_checked for v in verdicts.values()), [v.reasons for v in verdicts.values()]
+    # every checkpoint the agent cut up to the last anchored one is on mainnet exactly once
+    ranges = sorted((v.from_block, v.to_block) for v in verdicts.values())
+    assert ranges == [(k, k + 3) for k in range(0, 4 * len(ranges), 4)]
+
+
+async def test_record_inclusion_proof_on_chain(net: Net) -> None:
+    cid, md, _ = await _with_records(net, set())
+    log = next(r for r in md.records if r.key.kind == 2)
+    async with net.auditor(local=True) as a:
+        res = await a.prove_record(parse_record_key(f"{log.key.block_number}:log:{log.key.tx_index}:{log.key.index}"))
+    assert res["ok"] is True and res["verified_on_chain"] is True and res["checkpoint"] == cid
+
+
+async def test_changed_chunk_is_named(net: Net) -> None:
+    cid, _, (_, man) = await _with_records(net, USED)
+    ref = man.chunks[1]
+    async with net.auditor() as a:
+        original = await a._read(ref.chain_id, ref.key)
+    store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
+    tampered = bytes([original[0] ^ 1]) + original[1:]
+    await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, tampered))
+    v = (await net.verdicts())[cid]
+    assert not v.ok
+    assert any(r.startswith(f"chunk 1 (testnet {ref.chain_id}") and "was changed" in r for r in v.reasons)
+
+
+async def test_two_swapped_chunks_are_named(net: Net) -> None:
+    cid, _, (_, man) = await _with_records(net, USED)
+    a_ref, b_ref = man.chunks[0], man.chunks[1]
+    async with net.auditor() as a:
+        a_data, b_data = await a._read(a_ref.chain_id, a_ref.key), await a._read(b_ref.chain_id, b_ref.key)
+    for ref, data in ((a_ref, b_data), (b_ref, a_data)):
+        store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
+        await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, data))
+    v = (await net.verdicts())[cid]
+    assert "chunks swapped: 0 and 1" in v.reasons
+
+
+async def test_dropped_record_is_named(net: Net) -> None:
+    """A compromised device re-uploads the metadata with one record left out."""
+    cid, md, (ev, man) = await _with_records(net, USED)
+    key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
+    dropped = next(r for r in md.records if r.key.kind == 2)
+    forged = Metadata(md.chain_id, md.from_block, md.to_block, md.last_hash, md.root, md.id, md.device,
+                      tuple(r for r in md.records if r is not dropped), md.findings)
+    stores = [(t.chain_id, bytes.fromhex(t.store[2:])) for t in net.cfg.forward.testnets]
+    sm = seal_metadata(forged, auditors=[coincurve.PrivateKey(net.auditor_key).public_key.format()],
+                       device_key=key.private_key, stores=stores, chunk_bytes=2048)
+    for t in net.cfg.forward.testnets:
+        mine = [c for c in sm.chunks if c.chain_id == t.chain_id]
+        await net.as_device(_chain_name(t.chain_id), t.store,
+                            encode_create_many([c.key for c in mine], [c.data for c in mine]))
+        # point the existing manifest (the anchored locator) at the forged chunks
+        await net.as_device(_chain_name(t.chain_id), t.store, encode_update(ev.locator, sm.manifest))
+    assert open_manifest(net.auditor_key, sm.manifest).id == md.id
+    v = (await net.verdicts(local=True))[cid]
+    assert not v.ok
+    assert any("hash to" in r and "a record was dropped, added or changed" in r for r in v.reasons), v.reasons
+    k = dropped.key
+    assert f"record {k.block_number}:log:{k.tx_index}:{k.index} is on the local chain but missing from the checkpoint" \
+        in v.reasons
+
+
+async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(net: Net) -> None:
+    cid, md, (ev, _) = await _with_records(net, USED)
+    f = net.cfg.forward
+    domain = Eip712Domain(f.mainnet.chain_id, f.mainnet.anchor)
+    other_root = keccak(b"another root")
+    forged = CheckpointMessage.create(md.chain_id, md.from_block, md.to_block, md.last_hash, other_root)
+    mainnet = net.chains["mainnet"]
+    # a key that is not a registered device: the contract refuses it
+    rogue = os.urandom(32)
+    data = anchor_abi.encode_anchor_call(forged, ev.locator, [sign_checkpoint(rogue, domain, forged)], domain=domain)
+    owner = (await mainnet.rpc("eth_accounts"))[0]
+    with pytest.raises(Exception, match="revert"):
+        await mainnet.rpc("eth_call", {"from": owner, "to": f.mainnet.anchor, "data": "0x" + data.hex()})
+    # the (compromised) device itself anchors another root for the same range: named by the auditor
+    key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
+    data = anchor_abi.encode_anchor_call(forged, ev.locator, [sign_checkpoint(key.private_key, domain, forged)],
+                                         domain=domain)
+    await net.as_device("mainnet", f.mainnet.anchor, data)
+    v = (await net.verdicts())["0x" + forged.id.hex()]
+    assert not v.ok
+    assert any("manifest is for checkpoint" in r for r in v.reasons)
+    assert any(r.startswith("anchored root 0x" + other_root.hex()[:16]) for r in v.reasons)
+
+
+def _chain_name(chain_id: int) -> str:
+    return {7301: "testnet-a", 7302: "testnet-b", 7401: "mainnet"}[chain_id]
