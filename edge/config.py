@@ -62,6 +62,19 @@ Example (all keys optional except ``node.ws_url``)::
     url = "http://127.0.0.1:8548"
     chain_id = 7401
     anchor = "0x..."                 # Anchor address
+
+    [gpio]                           # status LED, alert LED / buzzer, button (BCM pins)
+    enabled = false
+    pin_factory = ""                 # "" = gpiozero's default; "mock" = MockFactory
+    status_led = 17
+    alert_led = 27
+    buzzer = -1                      # -1: none
+    button = 22
+    hold_seconds = 3.0               # held this long: clean shutdown
+
+    [metrics]                        # Prometheus text, loopback only
+    enabled = true
+    port = 9108
 """
 
 from __future__ import annotations
@@ -83,6 +96,8 @@ __all__ = [
     "ForwardConfig",
     "TestnetConfig",
     "MainnetConfig",
+    "GpioConfig",
+    "MetricsConfig",
     "NodeConfig",
     "IngestConfig",
     "PoaConfig",
@@ -279,6 +294,43 @@ class ForwardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GpioConfig:
+    """``[gpio]``: BCM pin numbers (-1 = not fitted) and the pin factory."""
+
+    enabled: bool = False
+    pin_factory: str = ""
+    status_led: int = 17
+    alert_led: int = 27
+    buzzer: int = -1
+    button: int = 22
+    hold_seconds: float = 3.0
+
+    def _check(self) -> None:
+        _one_of("gpio.pin_factory", self.pin_factory, ("", "mock", "lgpio", "rpigpio", "pigpio", "native"))
+        pins = {}
+        for name in ("status_led", "alert_led", "buzzer", "button"):
+            pin = getattr(self, name)
+            if pin != -1 and not 0 <= pin <= 27:
+                raise ConfigError(f"gpio.{name}", f"must be a BCM pin 0..27 or -1, got {pin}")
+            if pin != -1 and pin in pins:
+                raise ConfigError(f"gpio.{name}", f"pin {pin} is already used by gpio.{pins[pin]}")
+            pins[pin] = name
+        _min("gpio.hold_seconds", self.hold_seconds, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus text exposition on 127.0.0.1:port (never other hosts)."""
+
+    enabled: bool = True
+    port: int = 9108
+
+    def _check(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("metrics.port", f"must be 0..65535 (0: any free port), got {self.port}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config` / :func:`parse_config`."""
 
@@ -291,6 +343,8 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     forward: ForwardConfig = field(default_factory=ForwardConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     base_dir: Path = Path(".")
 
     def resolve(self, p: str) -> Path:
