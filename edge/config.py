@@ -75,6 +75,12 @@ Example (all keys optional except ``node.ws_url``)::
     [metrics]                        # Prometheus text, loopback only
     enabled = true
     port = 9108
+
+    [fleet]                          # M-of-N devices share the sync duty
+    enabled = false
+    attestations = "0x..."           # Attestations contract on the local chain
+    rpc_url = ""                     # local chain HTTP JSON-RPC ("" = node.ws_url over http)
+    takeover_s = 30.0                # the i-th device takes over after i x this
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ __all__ = [
     "TestnetConfig",
     "MainnetConfig",
     "GpioConfig",
+    "FleetConfig",
     "MetricsConfig",
     "NodeConfig",
     "IngestConfig",
@@ -331,6 +338,25 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """``[fleet]``: the Attestations contract on the local chain, its HTTP endpoint, and
+    the takeover timeout (seconds) of the rotating sync duty."""
+
+    enabled: bool = False
+    attestations: str = ""
+    rpc_url: str = ""
+    takeover_s: float = 30.0
+
+    def _check(self) -> None:
+        if not self.enabled:
+            return
+        _address("fleet.attestations", self.attestations)
+        if self.rpc_url:
+            _url("fleet.rpc_url", self.rpc_url)
+        _min("fleet.takeover_s", self.takeover_s, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config` / :func:`parse_config`."""
 
@@ -345,6 +371,7 @@ class Config:
     forward: ForwardConfig = field(default_factory=ForwardConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     base_dir: Path = Path(".")
 
     def resolve(self, p: str) -> Path:
@@ -393,6 +420,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path = Path(".")) -> Config:
     cfg = Config(**sections, base_dir=base_dir)
     for name in known:
         getattr(cfg, name)._check()
+    if cfg.fleet.enabled:
+        if not cfg.forward.enabled:
+            raise ConfigError("fleet.enabled", "needs [forward] enabled (the duty holder forwards)")
+        if cfg.forward.batch != 1:
+            raise ConfigError("forward.batch", "must be 1 when [fleet] is enabled (devices attest single checkpoints)")
+    if (cfg.forward.enabled or cfg.fleet.enabled) and not cfg.device.keystore:
+        raise ConfigError("device.keystore", "a device keystore is needed to sign checkpoints")
     return cfg
 
 

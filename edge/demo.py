@@ -99,7 +99,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
         act = Activity(poa)
         await act.setup()
         tiers = await deploy_public_tiers(chains, workdir)
-        public, auditor_key = tiers.sections, tiers.auditor_key
+        public, auditor_key = tiers.config_for(0), tiers.auditor_key
         say(f"testnets: CrudStore at {', '.join(t['store'] for t in public['forward']['testnets'])}; "
             f"mainnet: Anchor at {public['forward']['mainnet']['anchor']}")
         raw = {

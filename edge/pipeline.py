@@ -67,6 +67,7 @@ class Agent:
         self.scorer: Any = None
         self.checkpointer: CheckpointStage | None = None
         self.forwarder: Any = None
+        self.fleet: Any = None
         self._stack = AsyncExitStack()
 
     @property
@@ -115,7 +116,8 @@ class Agent:
         await self.ingester.chain_ready.wait()
         chain_id = self.ingester.stats.chain_id
         self.checkpointer = CheckpointStage(self.outbox, chain_id, every_blocks=self.cfg.checkpoint.every_blocks,
-                                            start_block=self.cfg.ingest.start_block)
+                                            start_block=self.cfg.ingest.start_block,
+                                            initial_state="unattested" if self.cfg.fleet.enabled else "sealed")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.checkpointer.run(), name="checkpoint")
             if self.cfg.forward.enabled:
@@ -126,6 +128,12 @@ class Agent:
                                               read_passphrase(self.cfg.device.passphrase))
                 self.forwarder = await self._stack.enter_async_context(
                     ForwardStage(self.cfg, self.outbox, key, chain_id))
+                if self.cfg.fleet.enabled:
+                    from edge.stages.fleet import FleetStage
+
+                    self.fleet = await self._stack.enter_async_context(
+                        FleetStage(self.cfg, self.outbox, key, chain_id, self.forwarder))
+                    tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self.forwarder.run(), name="forward")
 
     async def _stats_loop(self) -> None:

@@ -50,7 +50,9 @@ class Artifact:
         abi: the Solidity JSON ABI, a list of entry dicts as solc emits them.
         bytecode: creation (init) code, raw bytes; empty for interfaces.
         deployed_bytecode: runtime code as it appears on chain after deployment, raw
-            bytes (no constructor immutables here, so ``eth_getCode`` equals it).
+            bytes; equals ``eth_getCode`` except where the contract has immutables
+            (Anchor and Attestations: OpenZeppelin EIP712 and the domain separator are
+            written into the code at deployment).
     """
 
     name: str

@@ -11,8 +11,11 @@ from typing import Any
 
 from edge.chain.activity import Activity
 from edge.chain.anchor import anchor_init_code, encode_set_devices
+from edge.chain.attest import attestations_init_code
 from edge.chain.devchain import DevChains
+from edge.errors import DevChainError
 from edge.seal.ecies import public_key_of
+from edge.seal.eip712 import Eip712Domain, domain_separator
 from edge.seal.keys import create_keystore
 
 __all__ = ["PublicTiers", "deploy_public_tiers", "PASSPHRASE_ENV"]
@@ -23,46 +26,77 @@ PASSPHRASE_ENV = "EDGE_DEMO_PASSPHRASE"
 
 @dataclass(frozen=True, slots=True)
 class PublicTiers:
-    """What :func:`deploy_public_tiers` made: config ``sections`` (``device`` and
-    ``forward``), the auditor's private key, the device address, the Anchor owner."""
+    """What :func:`deploy_public_tiers` made: the shared config ``sections`` (``forward``,
+    and ``fleet`` for a fleet), one ``[device]`` section per device, the auditor's private
+    key, the device addresses, the owner of the contracts."""
 
     sections: dict[str, Any]
+    device_sections: list[dict[str, Any]]
     auditor_key: bytes
-    device: str
+    devices: list[str]
     owner: str
+
+    @property
+    def device(self) -> str:
+        """The first (or only) device's address."""
+        return self.devices[0]
+
+    def config_for(self, i: int) -> dict[str, Any]:
+        """Config sections (``device``, ``forward``, ``fleet``) of device ``i``."""
+        return {"device": self.device_sections[i], **self.sections}
+
+
+async def _send(chain: Any, owner: str, to: str | None, data: bytes, gas: int = 5_000_000) -> dict[str, Any]:
+    tx = {"from": owner, "data": "0x" + data.hex(), "gas": hex(gas)}
+    if to:
+        tx["to"] = to
+    h = await chain.rpc("eth_sendTransaction", tx)
+    (rc,) = await Activity(chain).wait([h])
+    if int(rc["status"], 16) != 1:
+        raise DevChainError(f"{chain.name}: setup transaction {h} reverted")
+    return rc
 
 
 async def deploy_public_tiers(chains: DevChains, workdir: Path, *, testnets: tuple[str, ...] = ("testnet-a", "testnet-b"),
-                              mainnet: str = "mainnet", batch: int = 1) -> PublicTiers:
-    """Deploy CrudStore on each testnet and Anchor on mainnet (device set = the new device,
-    quorum 1), create and fund the device keystore (scrypt n = 2**14: a demo key) and an
-    auditor key in ``workdir``. Raises DevChainError when a node refuses."""
+                              mainnet: str = "mainnet", batch: int = 1, devices: int = 1, quorum: int = 1,
+                              fleet: bool = False, local: str = "poa", takeover_s: float = 30.0) -> PublicTiers:
+    """Deploy CrudStore on each testnet and Anchor on mainnet (device set = ``devices``
+    new keys, quorum ``quorum``), and with ``fleet`` the Attestations twin on the local
+    chain; create and fund the device keystores (scrypt n = 2**14: demo keys;
+    ``device.json`` for one device, ``device-<i>.json`` for several) and an auditor key
+    in ``workdir``. Raises DevChainError when a node refuses."""
     passphrase = os.urandom(16).hex()
     os.environ[PASSPHRASE_ENV] = passphrase
-    device = await asyncio.to_thread(create_keystore, workdir / "device.json", passphrase.encode(),
-                                     work_factor=2**14)
+    names = ["device.json"] if devices == 1 else [f"device-{i}.json" for i in range(devices)]
+    addrs = [await asyncio.to_thread(create_keystore, workdir / n, passphrase.encode(), work_factor=2**14)
+             for n in names]
     auditor = os.urandom(32)
     (workdir / "auditor.key").write_text(auditor.hex() + "\n")
     (workdir / "auditor.key").chmod(0o600)
+    funded = [*testnets, mainnet] + ([local] if fleet else [])
+    for name in funded:
+        for a in addrs:
+            await chains[name].rpc("anvil_setBalance", a, hex(10**21))
     nets = []
     for name in testnets:
         act = Activity(chains[name])
         await act.setup()
-        await chains[name].rpc("anvil_setBalance", device, hex(10**21))
         nets.append({"url": chains[name].http_url, "chain_id": chains[name].chain_id, "store": act.crud})
     main = chains[mainnet]
-    await main.rpc("anvil_setBalance", device, hex(10**21))
     owner = (await main.rpc("eth_accounts"))[0]
-    deploy = await main.rpc("eth_sendTransaction", {"from": owner, "data": "0x" + anchor_init_code().hex(),
-                                                     "gas": hex(5_000_000)})
-    anchor = (await Activity(main).wait([deploy]))[0]["contractAddress"]
-    tx = await main.rpc("eth_sendTransaction", {"from": owner, "to": anchor, "gas": hex(500_000),
-                                                 "data": "0x" + encode_set_devices([device], 1).hex()})
-    await Activity(main).wait([tx])
-    sections = {
-        "device": {"keystore": "device.json", "passphrase": f"env:{PASSPHRASE_ENV}"},
+    anchor = (await _send(main, owner, None, anchor_init_code()))["contractAddress"]
+    await _send(main, owner, anchor, encode_set_devices(addrs, quorum), 500_000 + 50_000 * devices)
+    sections: dict[str, Any] = {
         "forward": {"enabled": True, "auditors": ["0x" + public_key_of(auditor).hex()], "batch": batch,
                     "chunk_bytes": 2048, "confirmations": 1, "testnets": nets,
                     "mainnet": {"url": main.http_url, "chain_id": main.chain_id, "anchor": anchor}},
     }
-    return PublicTiers(sections, auditor, device, owner)
+    if fleet:
+        loc = chains[local]
+        lowner = (await loc.rpc("eth_accounts"))[0]
+        sep = domain_separator(Eip712Domain(main.chain_id, anchor))
+        att = (await _send(loc, lowner, None, attestations_init_code(sep)))["contractAddress"]
+        await _send(loc, lowner, att, encode_set_devices(addrs, quorum), 500_000 + 50_000 * devices)
+        sections["fleet"] = {"enabled": True, "attestations": att, "rpc_url": loc.http_url, "takeover_s": takeover_s}
+    device_sections = [{"keystore": n, "passphrase": f"env:{PASSPHRASE_ENV}"} for n in names]
+    return PublicTiers(sections, device_sections, auditor, addrs, owner)

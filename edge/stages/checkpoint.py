@@ -56,16 +56,18 @@ class CheckpointStage:
     Args:
         outbox: the open outbox. chain_id: the local chain. every_blocks: B, the range
         length. start_block: first block of the first checkpoint. poll_s: seconds between
-        checks.
+        checks. initial_state: state of a new checkpoint (``sealed`` for a lone device,
+        ``unattested`` in a fleet).
     """
 
     def __init__(self, outbox: Outbox, chain_id: int, *, every_blocks: int, start_block: int = 0,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, initial_state: str = "sealed") -> None:
         self.outbox = outbox
         self.chain_id = chain_id
         self.every = every_blocks
         self.start_block = start_block
         self.poll_s = poll_s
+        self.initial_state = initial_state
         self.stats = CheckpointStats()
         self.wakeup = asyncio.Event()
 
@@ -112,7 +114,7 @@ class CheckpointStage:
             root = MerkleTree([lf.leaf for lf in leaves]).root
             cp_id = checkpoint_id(chain, lo, hi, last_hash, root)
             await store.insert_checkpoint(tx, store.CheckpointRow(
-                cp_id, chain, lo, hi, last_hash, root, len(leaves), "sealed", None, None))
+                cp_id, chain, lo, hi, last_hash, root, len(leaves), self.initial_state, None, None))
             if on_demand and hi == tip:
                 await tx.execute("UPDATE sync_requests SET done_at=? WHERE done_at IS NULL", (time.time(),))
         s = self.stats

@@ -27,7 +27,7 @@ import os
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from edge.chain import anchor as anchor_abi
 from edge.chain.crud import create_many_gas, encode_create_many
@@ -42,7 +42,7 @@ from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox, Tx
 
-__all__ = ["ForwardStage", "ForwardStats"]
+__all__ = ["ForwardStage", "ForwardStats", "SignatureSource"]
 
 log = logging.getLogger("edge.forward")
 
@@ -59,6 +59,17 @@ class ForwardStats:
     checkpoints_anchored: int = 0
     anchored_by_others: int = 0
     failures: int = 0
+
+
+class SignatureSource(Protocol):
+    """Supplies the M-of-N device signatures of an anchor unit (the fleet stage)."""
+
+    devices: list[str]
+    quorum: int
+
+    async def signatures(self, unit: CheckpointMessage) -> list[bytes]:
+        """65-byte EIP-712 signatures of ``unit`` by registered devices."""
+        ...
 
 
 def _hex20(a: str) -> bytes:
@@ -94,14 +105,16 @@ class ForwardStage:
         self.mainnet = TxSender(outbox, f.mainnet.url, key, chain_id=f.mainnet.chain_id,
                                 confirmations=f.confirmations, max_fee_cap_wei=cap)
         self.stats = ForwardStats()
+        self.signature_source: SignatureSource | None = None
+        """Where anchor signatures come from in a fleet (None: this device signs alone)."""
         self._stack = AsyncExitStack()
-        self._mainnet_rpc = HttpRpc(f.mainnet.url)
+        self.mainnet_rpc = HttpRpc(f.mainnet.url)
 
     async def __aenter__(self) -> ForwardStage:
         try:
             for s in [*self.senders.values(), self.mainnet]:
                 await self._stack.enter_async_context(s)
-            await self._stack.enter_async_context(self._mainnet_rpc)
+            await self._stack.enter_async_context(self.mainnet_rpc)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -281,14 +294,18 @@ class ForwardStage:
         assert r is not None
         return CheckpointMessage(aid, int(r[0]), int(r[1]), int(r[2]), bytes(r[3]), bytes(r[4])), bytes(r[5])
 
-    async def signatures(self, unit: CheckpointMessage) -> list[bytes]:
-        """Signatures to submit with ``unit``: this device's own (a fleet adds its peers')."""
-        return [sign_checkpoint(self.key.private_key, self.domain, unit)]
-
     async def _send_anchor(self, aid: bytes) -> None:
         unit, locator = await self._unit(aid)
-        sigs = await self.signatures(unit)
-        data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain)
+        src = self.signature_source
+        if src is None:
+            data = anchor_abi.encode_anchor_call(unit, locator, [sign_checkpoint(self.key.private_key, self.domain, unit)],
+                                                 domain=self.domain)
+        else:
+            sigs = await src.signatures(unit)
+            if len(sigs) < src.quorum:
+                return  # wait for the quorum (the fleet stage reads attestations)
+            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=src.devices,
+                                                 limit=src.quorum)
         async with self.outbox.transaction(durable=True) as tx:
             tx_id = await self.mainnet.enqueue(tx, to=self.anchor_addr, data=data, purpose="anchor", ref=aid)
             await tx.execute("UPDATE anchors SET state='sending', tx_id=? WHERE id=?", (tx_id, aid))
@@ -299,7 +316,7 @@ class ForwardStage:
     async def _resolve_failed_anchor(self, aid: bytes, members: bytes, rec: Any) -> bool:
         unit, _ = await self._unit(aid)
         on_chain = anchor_abi.decode_bytes32(
-            await self._mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.anchored_root_call(aid)))
+            await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.anchored_root_call(aid)))
         if on_chain == unit.root:
             self.stats.anchored_by_others += 1
             log.info("anchor 0x%s already on mainnet with the same root (first anchor wins)", aid.hex()[:16])

@@ -35,6 +35,18 @@ Version 2 adds the seal/forward state:
   the Merkle root over the member checkpoint ids), with the tx that carries it.
 - ``sync_requests``: on-demand checkpoint requests (``edge sync-now``, the GPIO button),
   served by the checkpoint stage.
+
+Version 3 adds the tx sender's state (:mod:`edge.chain.txsender`):
+
+- ``txs``: one row per intent to send a tx (recipient, calldata, value, purpose, caller
+  ``ref``) and its life cycle ``state`` (``queued`` -> ``signed`` -> ``sent`` -> ``mined``
+  -> ``confirmed``, or ``failed``); the nonce is set when it is signed and is unique per
+  ``(chain_id, sender)``; ``mined_block``/``mined_hash`` (block hash)/``mined_tx`` (the
+  attempt's tx hash)/``status`` come from the receipt.
+- ``tx_attempts``: every signed version of a tx (same nonce and payload, bumped fees):
+  hash, raw signed bytes, fees, block at broadcast. Written durably *before* broadcast.
+- ``nonces``: the next nonce per ``(chain_id, sender)``, advanced in the same transaction
+  that stores a signed attempt.
 """
 
 from __future__ import annotations
@@ -156,6 +168,85 @@ MIGRATIONS: tuple[str, ...] = (
         id           INTEGER PRIMARY KEY,
         requested_at REAL    NOT NULL,
         done_at      REAL
+    );
+    """,
+    # 2 -> 3: the tx sender (edge.chain.txsender): intents, signed attempts, nonce counters
+    """
+    CREATE TABLE txs (
+        id          INTEGER PRIMARY KEY,
+        chain_id    INTEGER NOT NULL,
+        sender      BLOB    NOT NULL,
+        purpose     TEXT    NOT NULL,
+        ref         BLOB,
+        to_addr     BLOB    NOT NULL,
+        data        BLOB    NOT NULL,
+        value       INTEGER NOT NULL DEFAULT 0,
+        gas         INTEGER,
+        nonce       INTEGER,
+        state       TEXT    NOT NULL CHECK (state IN
+                        ('queued', 'signed', 'sent', 'mined', 'confirmed', 'failed')),
+        created_at  REAL    NOT NULL,
+        updated_at  REAL    NOT NULL,
+        mined_block INTEGER,
+        mined_hash  BLOB,
+        mined_tx    BLOB,
+        status      INTEGER,
+        error       TEXT,
+        UNIQUE (chain_id, sender, nonce)
+    );
+    CREATE INDEX txs_by_state ON txs (chain_id, sender, state, id);
+    CREATE INDEX txs_by_ref ON txs (purpose, ref);
+    CREATE TABLE tx_attempts (
+        tx_id            INTEGER NOT NULL REFERENCES txs (id),
+        attempt          INTEGER NOT NULL,
+        nonce            INTEGER NOT NULL,
+        hash             BLOB    NOT NULL UNIQUE,
+        raw              BLOB    NOT NULL,
+        max_fee          INTEGER NOT NULL,
+        max_priority_fee INTEGER NOT NULL,
+        sent_block       INTEGER,
+        created_at       REAL    NOT NULL,
+        PRIMARY KEY (tx_id, attempt)
+    ) WITHOUT ROWID;
+    CREATE TABLE nonces (
+        chain_id   INTEGER NOT NULL,
+        sender     BLOB    NOT NULL,
+        next_nonce INTEGER NOT NULL,
+        PRIMARY KEY (chain_id, sender)
+    ) WITHOUT ROWID;
+    """,
+    # 3 -> 4: the fleet (attestations read from the local chain, sync duty)
+    """
+    CREATE TABLE attestations (
+        id           BLOB    NOT NULL,
+        device       TEXT    NOT NULL,
+        chain_id     INTEGER NOT NULL,
+        from_block   INTEGER NOT NULL,
+        to_block     INTEGER NOT NULL,
+        last_hash    BLOB    NOT NULL,
+        root         BLOB    NOT NULL,
+        signature    BLOB    NOT NULL,
+        block_number INTEGER NOT NULL,
+        log_index    INTEGER NOT NULL,
+        PRIMARY KEY (id, device)
+    ) WITHOUT ROWID;
+    CREATE INDEX attestations_by_range ON attestations (chain_id, from_block, to_block);
+    CREATE TABLE locations (
+        id      BLOB    NOT NULL,
+        device  TEXT    NOT NULL,
+        locator BLOB    NOT NULL,
+        PRIMARY KEY (id, device)
+    ) WITHOUT ROWID;
+    CREATE TABLE fleet_duty (
+        id         BLOB    PRIMARY KEY,
+        attest_tx  INTEGER,
+        took_at    REAL,
+        located    INTEGER NOT NULL DEFAULT 0,
+        diverged   INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE fleet_scan (
+        chain_id   INTEGER PRIMARY KEY,
+        next_block INTEGER NOT NULL
     );
     """,
 )
