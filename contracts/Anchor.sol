@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {DeviceSet} from "./DeviceSet.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -21,7 +21,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 ///      itself and a record leaf is proved against its root with `verifyRecord`.
 ///      `root` must be non-zero: zero marks "not anchored" (a checkpoint always holds at
 ///      least the header summary of its blocks, so its root is never zero).
-contract Anchor is EIP712, Ownable {
+contract Anchor is EIP712, DeviceSet {
     /// @notice A checkpoint as signed by the devices (EIP-712 struct `Checkpoint`).
     /// @dev `chainId` is the private chain's id; [fromBlock, toBlock] the inclusive
     ///      block range; `lastBlockHash` the hash of block `toBlock`; `root` the Merkle
@@ -42,16 +42,6 @@ contract Anchor is EIP712, Ownable {
         "Checkpoint(bytes32 id,uint64 chainId,uint64 fromBlock,uint64 toBlock,bytes32 lastBlockHash,bytes32 root)"
     );
 
-    /// @notice The largest device set (signers are counted in a uint8 quorum).
-    uint256 public constant MAX_DEVICES = 255;
-
-    /// @dev Packs into the slot of Ownable's owner: one cold SLOAD per anchor.
-    uint8 private _quorum;
-    address[] private _devices;
-
-    /// @notice Whether `account` is a registered device.
-    mapping(address account => bool) public isDevice;
-
     /// @notice The root anchored under checkpoint id `id`, or zero if none.
     mapping(bytes32 id => bytes32 root) public anchoredRoot;
 
@@ -71,9 +61,6 @@ contract Anchor is EIP712, Ownable {
         address[] signers
     );
 
-    /// @notice The device set and quorum were replaced by `devices` and `quorum`.
-    event DevicesChanged(address[] devices, uint8 quorum);
-
     /// @notice Checkpoint `id` is anchored already (the first valid anchor wins).
     error AlreadyAnchored(bytes32 id);
     /// @notice `id` is not keccak256 of the checkpoint's fields; `expected` is.
@@ -89,56 +76,9 @@ contract Anchor is EIP712, Ownable {
     /// @notice Signature `index` recovers to `signer`, which is not above the previous
     ///         signer: signatures must be sorted by strictly increasing signer address.
     error SignersNotAscending(uint256 index, address signer);
-    /// @notice A signature recovers to `signer`, which is not a registered device.
-    error NotADevice(address signer);
-    /// @notice `setDevices` with `quorum` outside 1..`devices` or more than MAX_DEVICES.
-    error BadQuorum(uint256 devices, uint256 quorum);
-    /// @notice `setDevices` with the zero address or the same device twice.
-    error BadDevice(address device);
-    /// @notice `renounceOwnership` is disabled: without an owner a lost or compromised
-    ///         device could never be removed.
-    error RenounceDisabled();
 
     /// @dev The deployer owns the contract; it registers devices with `setDevices`.
-    constructor() EIP712("EdgeAnchor", "1") Ownable(msg.sender) {}
-
-    // ------------------------------------------------------------------ membership
-
-    /// @notice Replace the device set with `newDevices` and the quorum with `newQuorum`
-    ///         (owner only). Reverts `BadQuorum` unless 1 <= quorum <= n <= 255, and
-    ///         `BadDevice` for a zero or repeated address.
-    function setDevices(address[] calldata newDevices, uint8 newQuorum) external onlyOwner {
-        uint256 n = newDevices.length;
-        if (newQuorum == 0 || newQuorum > n || n > MAX_DEVICES) revert BadQuorum(n, newQuorum);
-        address[] storage old = _devices;
-        for (uint256 i = old.length; i != 0; --i) {
-            isDevice[old[i - 1]] = false;
-            old.pop();
-        }
-        for (uint256 i; i < n; ++i) {
-            address d = newDevices[i];
-            if (d == address(0) || isDevice[d]) revert BadDevice(d);
-            isDevice[d] = true;
-            old.push(d);
-        }
-        _quorum = newQuorum;
-        emit DevicesChanged(newDevices, newQuorum);
-    }
-
-    /// @notice Always reverts `RenounceDisabled` (use `transferOwnership`).
-    function renounceOwnership() public view override onlyOwner {
-        revert RenounceDisabled();
-    }
-
-    /// @notice The registered devices, in the order they were given.
-    function devices() external view returns (address[] memory) {
-        return _devices;
-    }
-
-    /// @notice The number of distinct device signatures an anchor needs (0: no set yet).
-    function quorum() external view returns (uint8) {
-        return _quorum;
-    }
+    constructor() EIP712("EdgeAnchor", "1") {}
 
     // --------------------------------------------------------------------- anchoring
 
@@ -207,7 +147,7 @@ contract Anchor is EIP712, Ownable {
         view
         returns (address[] memory signers)
     {
-        uint256 q = _quorum;
+        uint256 q = quorum();
         if (q == 0) revert NoDevices();
         uint256 n = signatures.length;
         if (n < q) revert QuorumNotMet(n, q);
