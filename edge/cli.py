@@ -148,6 +148,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import DemoOptions, run_demo
 
     setup_logging("warning" if not args.verbose else "info")
+    if args.devices > 1 or args.quorum > 1:
+        return _fleet_demo(args)
     opts = DemoOptions(
         seconds=args.seconds,
         corpus=Path(args.corpus) if args.corpus else None,
@@ -157,6 +159,47 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     result = run_async(lambda: run_demo(opts))
     return 0 if result.get("ok") else 1
+
+
+def _fleet_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from edge.demo import bytecodes
+    from edge.demo_fleet import run_fleet_demo
+
+    if not 1 <= args.quorum <= args.devices:
+        raise ConfigError("--quorum", f"must be 1..--devices ({args.devices}), got {args.quorum}")
+
+    def go(workdir: Path) -> int:
+        res = run_async(lambda: run_fleet_demo(
+            devices=args.devices, quorum=args.quorum, seconds=args.seconds, workdir=workdir, json_out=args.json,
+            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score))
+        return 0 if res["ok"] else 1
+
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        return go(Path(args.workdir))
+    with tempfile.TemporaryDirectory(prefix="edge-fleet-") as tmp:
+        return go(Path(tmp))
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.fleet_view import fleet_view
+
+    cfg = load_config(args.config)
+    if not cfg.fleet.enabled:
+        raise ConfigError("fleet.enabled", "this device is not configured as part of a fleet")
+    view = run_async(lambda: fleet_view(cfg, last=args.last))
+    if args.json:
+        print(json.dumps(view.as_json(), sort_keys=True))
+        return 0
+    print(f"devices ({len(view.devices)}, quorum {view.quorum}): " + ", ".join(view.devices))
+    for c in view.checkpoints:
+        state = "anchored" if c.anchored else ("quorum" if c.quorum_reached else "waiting")
+        print(f"  {c.id[:18]}.. blocks {c.from_block}..{c.to_block}  {len(c.attested_by)}/{view.quorum} attestations"
+              f"  {state:8}  duty: {c.duty_order[0]}")
+    return 0
 
 
 # -- verify / sync-now / keys ----------------------------------------------------------
@@ -251,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="final line is one JSON object (always printed)")
     d.add_argument("--no-score", action="store_true", help="do not run the scoring stage")
     d.add_argument("-v", "--verbose", action="store_true", help="agent log lines too")
+    d.add_argument("--devices", type=int, default=1, help="N agents as separate processes (a fleet)")
+    d.add_argument("--quorum", type=int, default=1, help="M signatures an anchor needs (fleet)")
     d.set_defaults(func=_cmd_demo)
 
     v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")
@@ -263,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--record", metavar="BLOCK:KIND:TX:INDEX", help="prove one record (needs --local)")
     v.add_argument("--json", action="store_true", help="one JSON object per checkpoint, then a summary")
     v.set_defaults(func=_cmd_verify)
+
+    fl = sub.add_parser("fleet", help="members, attestations per checkpoint, duty holder, anchors")
+    fl.add_argument("--config", required=True, help="TOML config file of a fleet device")
+    fl.add_argument("--last", type=int, default=20, help="how many recent checkpoints")
+    fl.add_argument("--json", action="store_true", help="one JSON object")
+    fl.set_defaults(func=_cmd_fleet)
 
     n = sub.add_parser("sync-now", help="ask the running agent for a checkpoint now")
     n.add_argument("--config", required=True, help="TOML config file")

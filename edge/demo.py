@@ -30,7 +30,7 @@ from edge.pipeline import Agent
 from edge.records import EIP170_MAX_CODE_SIZE
 from edge.verify import Auditor, TestnetRef, print_verdicts
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "run_demo", "bytecodes"]
 
 log = logging.getLogger("edge.demo")
 _REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,9 @@ class DemoOptions:
     writes_per_tick: int = 20
 
 
-def _bytecodes(corpus: Path | None) -> Iterator[bytes]:
+def bytecodes(corpus: Path | None) -> Iterator[bytes]:
+    """Real runtime bytecodes to deploy: from ``corpus`` (jsonl.gz), else cycling through
+    the compiled artifacts of the pinned npm packages. Raises EdgeError if there are none."""
     if corpus is not None:
         for row in iter_corpus(corpus):
             code = hex_to_code(row.bytecode, f"{corpus} line {row.line}")
@@ -113,7 +115,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
         }
         (workdir / "edge.toml").write_text(dump_toml(raw))
         cfg = load_config(workdir / "edge.toml")
-        codes = _bytecodes(opts.corpus)
+        codes = bytecodes(opts.corpus)
         async with Agent(cfg, score=opts.score) as agent:
             runner = asyncio.create_task(agent.run(), name="agent")
             try:

@@ -71,3 +71,13 @@ def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     assert result["contracts"] == result["contracts_expected"] > 10
     assert result["logs"] == result["logs_expected"] > 20
     assert result["lag"] == 0
+
+
+def test_fleet_demo_with_three_processes() -> None:
+    r = _edge("demo", "--devices", "3", "--quorum", "2", "--seconds", "8", "--json", "--no-score", timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["ok"] is True and res["devices"] == 3 and res["quorum"] == 2
+    assert res["checkpoints_anchored"] >= 2 and res["duplicate_anchors"] == 0 and res["min_signers"] >= 2
+    assert res["verify_fail"] == 0 and res["verify_ok"] == res["checkpoints_anchored"]
+    assert sum(d["anchored"] for d in res["per_device"]) == res["checkpoints_anchored"]

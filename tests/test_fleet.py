@@ -5,6 +5,7 @@ minority, too few devices alive."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -159,6 +160,19 @@ async def test_every_checkpoint_anchored_once_with_quorum(tmp_path: Path) -> Non
         async with fleet.auditor() as a:
             verdicts = await a.verify_all()
         assert verdicts and all(v.ok for v in verdicts)
+        # `edge fleet` shows the same from the chains alone
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", "fleet", "--config", str(fleet.cfg(0)), "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        view = json.loads(out)
+        assert view["quorum"] == 2 and view["devices"] == fleet.tiers.devices
+        anchored_ids = {"0x" + e.id.hex() for e in events}
+        shown = {c["id"] for c in view["checkpoints"] if c["anchored"]}
+        assert shown == anchored_ids
+        assert all(len(c["attested_by"]) >= 2 and sorted(c["duty_order"]) == sorted(fleet.tiers.devices)
+                   for c in view["checkpoints"] if c["anchored"])
     finally:
         await fleet.close()
 

@@ -1,0 +1,226 @@
+"""The scoring stage: every recorded contract code gets a risk score from the ONNX model.
+
+Reads codes with no score for the current model id from the outbox, scores them in
+batches bounded by size (``scoring.batch_size`` codes) and time (a partial batch waits at
+most ``scoring.batch_seconds`` after its first code was seen), and stores score, model
+id, flag and top features in one transaction per batch. A flagged (high-risk) code is
+logged with the addresses that carry it and counted in :attr:`ScoreStage.stats`.
+
+Featurizing and inference run in a worker thread (``asyncio.to_thread``): the C
+featurizer and onnxruntime release the GIL for most of the work, and the event loop is
+never blocked for a whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from edge.errors import ModelError
+from edge.scoring.features import featurize_many
+from edge.store.db import Outbox
+from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, put_scores, unscored_codes
+
+if TYPE_CHECKING:
+    from edge.config import Config
+    from edge.scoring.model import RiskModel
+
+__all__ = ["ScoreStage", "ScoreStats"]
+
+log = logging.getLogger("edge.score")
+
+_TOP_K = 5
+
+
+@dataclass(slots=True)
+class ScoreStats:
+    """Live counters of the scoring stage (read by the stats line and ``edge demo``).
+
+    Attributes:
+        scored: codes scored since start. flagged: of which at or above the threshold.
+        batches: batches stored. last_batch_s: wall time of the last batch (s).
+    """
+
+    scored: int = 0
+    flagged: int = 0
+    batches: int = 0
+    last_batch_s: float = 0.0
+
+
+class ScoreStage:
+    """Scores unscored outbox codes in batches; an async context manager.
+
+    Args:
+        outbox: the open outbox.
+        model_path: the ONNX model file (see :class:`edge.scoring.model.RiskModel`).
+        batch_size: most codes per batch (>= 1).
+        batch_seconds: longest wait (s) for a partial batch to fill (>= 0).
+        threshold: flag threshold; None = the model's own.
+        poll_s: how often (s) the outbox is checked for new codes.
+
+    Raises (on enter):
+        ModelError: the model cannot be loaded (missing, unreadable, wrong shape).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        model_path: Path | str,
+        *,
+        batch_size: int = 256,
+        batch_seconds: float = 0.5,
+        threshold: float | None = None,
+        poll_s: float = 0.1,
+    ) -> None:
+        if batch_size < 1:
+            raise ModelError(f"scoring batch_size must be >= 1, got {batch_size}")
+        self.outbox = outbox
+        self.model_path = Path(model_path)
+        self.batch_size = batch_size
+        self.batch_seconds = max(0.0, batch_seconds)
+        self.poll_s = max(0.005, min(poll_s, self.batch_seconds or poll_s))
+        self._threshold = threshold
+        self._model: RiskModel | None = None
+        self.stats = ScoreStats()
+
+    @classmethod
+    def from_config(cls, cfg: Config, outbox: Outbox) -> ScoreStage:
+        """A stage configured by ``[scoring]`` (``model = ""``: the shipped model)."""
+        from edge.scoring.model import default_model_path
+
+        sc = cfg.scoring
+        path = cfg.resolve(sc.model) if sc.model else default_model_path()
+        return cls(
+            outbox,
+            path,
+            batch_size=sc.batch_size,
+            batch_seconds=sc.batch_seconds,
+            threshold=sc.threshold if sc.threshold >= 0 else None,
+        )
+
+    async def __aenter__(self) -> ScoreStage:
+        from edge.scoring.model import RiskModel
+
+        self._model = await asyncio.to_thread(RiskModel, self.model_path)
+        log.info(
+            "risk model %s (id %s..., threshold %.4f)",
+            self.model_path.name,
+            self._model.model_id[:12],
+            self.threshold,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._model = None
+
+    @property
+    def model(self) -> RiskModel:
+        """The loaded model. Raises ModelError outside ``async with``."""
+        if self._model is None:
+            raise ModelError("the scoring stage is not open (use it as an async context manager)")
+        return self._model
+
+    @property
+    def model_id(self) -> str:
+        """sha256 hex of the model file."""
+        return self.model.model_id
+
+    @property
+    def threshold(self) -> float:
+        """The threshold in force (configured, else the model's)."""
+        return self.model.threshold if self._threshold is None else self._threshold
+
+    async def backlog(self) -> int:
+        """Number of recorded codes not yet scored by this model."""
+        return await count_unscored(self.outbox, self.model_id)
+
+    async def run(self) -> None:
+        """Score forever: a batch when ``batch_size`` codes wait, or when the oldest
+        waiting code has waited ``batch_seconds``. Cancel to stop (between batches the
+        outbox is always consistent)."""
+        first_seen: float | None = None
+        while True:
+            waiting = await count_unscored(self.outbox, self.model_id, limit=self.batch_size)
+            now = time.monotonic()
+            if waiting == 0:
+                first_seen = None
+            else:
+                if first_seen is None:
+                    first_seen = now
+                if waiting >= self.batch_size or now - first_seen >= self.batch_seconds:
+                    await self.score_once()
+                    first_seen = None
+                    continue
+            await asyncio.sleep(self.poll_s)
+
+    async def drain(self) -> int:
+        """Score until nothing is left; return how many codes were scored."""
+        total = 0
+        while True:
+            n = await self.score_once()
+            if n == 0:
+                return total
+            total += n
+
+    async def score_once(self) -> int:
+        """Score one batch (up to ``batch_size`` codes) and store it; return its size."""
+        batch = await unscored_codes(self.outbox, self.model_id, self.batch_size)
+        if not batch:
+            return 0
+        t0 = time.perf_counter()
+        rows = await asyncio.to_thread(self._score_batch, batch)
+        await put_scores(self.outbox, rows)
+        self.stats.last_batch_s = time.perf_counter() - t0
+        self.stats.batches += 1
+        self.stats.scored += len(rows)
+        for row in rows:
+            if row.flagged:
+                self.stats.flagged += 1
+                await self._report(row)
+        return len(rows)
+
+    def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
+        model = self.model
+        X = featurize_many([c.code for c in batch])
+        scores = model.score(X)
+        flags = model.flagged(scores, self._threshold)
+        tops = model.top_feature_tuples(X, _TOP_K)
+        now = time.time()
+        return [
+            ScoreRow(
+                c.code_hash,
+                model.model_id,
+                float(s),
+                bool(f),
+                tuple(top),
+                now,
+            )
+            for c, s, f, top in zip(batch, scores, flags, tops)
+        ]
+
+    async def _report(self, row: ScoreRow) -> None:
+        where = await self.outbox.fetchall(
+            "SELECT chain_id, block_number, address FROM contracts WHERE code_hash=?"
+            " ORDER BY block_number LIMIT 3",
+            (row.code_hash,),
+        )
+        places = ", ".join(f"0x{bytes(a).hex()} (chain {c}, block {b})" for c, b, a in where)
+        top = ", ".join(name for name, _, _ in row.top_features[:3])
+        log.warning(
+            "HIGH RISK contract code 0x%s score %.3f >= %.3f at %s; top features: %s",
+            row.code_hash.hex(),
+            row.score,
+            self.threshold,
+            places or "(no contract recorded)",
+            top or "-",
+        )

@@ -1,0 +1,131 @@
+"""The scoring stage over a real SQLite outbox: batches, stored scores, backlog, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from eth_hash.auto import keccak
+
+from edge.errors import ModelError
+from edge.scoring.features import featurize_many
+from edge.scoring.model import RiskModel, default_model_path
+from edge.stages.score import ScoreStage
+from edge.store.db import Outbox
+from edge.store.scores import count_unscored, get_score, unscored_codes
+
+CODES = [bytes.fromhex("6080604052") + bytes([i]) * (i + 1) for i in range(40)]
+OVERSIZE = bytes([0x5B]) * 24_577
+
+
+async def _record(ob: Outbox, codes: list[bytes], first_block: int = 1) -> list[bytes]:
+    """Store codes and one contract per code, as ingest does."""
+    hashes = [keccak(c) for c in codes]
+    async with ob.transaction() as tx:
+        await tx.executemany(
+            "INSERT OR IGNORE INTO codes (code_hash, code, size) VALUES (?,?,?)",
+            [(h, c, len(c)) for h, c in zip(hashes, codes)],
+        )
+        await tx.executemany(
+            "INSERT INTO contracts (chain_id, block_number, tx_index, create_index, tx_hash, address,"
+            " creator, code_hash, code_size, oversize) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (7201, first_block + i, 0, 0, bytes(32), i.to_bytes(20, "big"), bytes(20), h, len(c),
+                 int(len(c) > 24_576))
+                for i, (h, c) in enumerate(zip(hashes, codes))
+            ],
+        )
+    return hashes
+
+
+async def test_drain_scores_everything_once(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        hashes = await _record(ob, CODES + [OVERSIZE])
+        async with ScoreStage(ob, default_model_path(), batch_size=16) as stage:
+            assert await stage.backlog() == len(CODES)  # the oversize code is not scored
+            assert await stage.drain() == len(CODES)
+            assert stage.stats.batches == 3 and stage.stats.scored == len(CODES)
+            assert await stage.backlog() == 0
+            assert await stage.drain() == 0
+            model = RiskModel(default_model_path())
+            expected = model.score(featurize_many(CODES))
+            for h, s in zip(hashes, expected):
+                row = await get_score(ob, h, model.model_id)
+                assert row is not None
+                assert row.score == pytest.approx(float(s), abs=1e-6)
+                assert row.flagged == bool(s >= model.threshold)
+                assert all(w > 0 for _, _, w in row.top_features)
+            assert await get_score(ob, hashes[-1], model.model_id) is None
+            raw = await ob.fetchone("SELECT top_features FROM scores LIMIT 1")
+            assert raw is not None and isinstance(json.loads(raw[0]), list)
+
+
+async def test_a_new_model_id_scores_again(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        hashes = await _record(ob, CODES[:5])
+        async with ScoreStage(ob, default_model_path()) as stage:
+            await stage.drain()
+            assert await count_unscored(ob, stage.model_id) == 0
+            assert await count_unscored(ob, "another-model") == 5
+            assert {u.code_hash for u in await unscored_codes(ob, "another-model", 10)} == set(hashes)
+            assert len(await unscored_codes(ob, "another-model", 2)) == 2
+
+
+async def test_run_scores_a_partial_batch_after_batch_seconds(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_seconds=0.2) as stage:
+            task = asyncio.create_task(stage.run())
+            try:
+                await _record(ob, CODES[:3])
+                while stage.stats.scored < 3:  # the partial batch (3 < 256) must not wait forever
+                    assert not task.done()
+                    await asyncio.sleep(0.05)
+                await _record(ob, CODES[3:6], first_block=100)
+                while stage.stats.scored < 6:
+                    await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+            assert stage.stats.batches == 2
+
+
+async def test_flagged_codes_are_logged_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        await _record(ob, CODES[:4])
+        async with ScoreStage(ob, default_model_path(), threshold=0.0) as stage:
+            with caplog.at_level(logging.WARNING, logger="edge.score"):
+                await stage.drain()
+            assert stage.stats.flagged == 4
+            lines = [r.getMessage() for r in caplog.records if "HIGH RISK" in r.getMessage()]
+            assert len(lines) == 4 and all("chain 7201" in line for line in lines)
+            flagged = await ob.fetchone("SELECT count(*) FROM scores WHERE flagged=1")
+            assert flagged == (4,)
+
+
+async def test_missing_model_fails_on_enter(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        with pytest.raises(ModelError, match="cannot read model"):
+            async with ScoreStage(ob, tmp_path / "missing.onnx"):
+                pass
+        with pytest.raises(ModelError):
+            ScoreStage(ob, default_model_path(), batch_size=0)
+
+
+async def test_from_config_uses_the_scoring_section(tmp_path: Path) -> None:
+    from edge.config import parse_config
+
+    cfg = parse_config(
+        {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": 1},
+         "scoring": {"batch_size": 8, "batch_seconds": 0.1, "threshold": 0.3}},
+        base_dir=tmp_path,
+    )
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        await _record(ob, CODES[:10])
+        async with ScoreStage.from_config(cfg, ob) as stage:
+            assert stage.model_path == default_model_path()
+            assert stage.batch_size == 8 and stage.threshold == 0.3
+            assert await stage.score_once() == 8
+            rows = await ob.fetchall("SELECT score, flagged FROM scores")
+            assert all(bool(f) == (s >= 0.3) for s, f in rows)
