@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup demo test lint typecheck contracts contracts-check bench train clean
+.PHONY: all setup demo test typecheck contracts contracts-check bench train arm-check clean
 
 all: test
 
@@ -28,6 +28,7 @@ demo: setup
 	$(EDGE) demo --seconds $(SECONDS)
 
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 typecheck: setup

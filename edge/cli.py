@@ -128,7 +128,7 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
             "chain_id": chain_id,
             "head": head,
             "cursor": cursor,
-            "lag": (head - cursor) if cur else None,
+            "lag": (cur.head - cur.block_number) if cur else None,
             "blocks": c.blocks,
             "final_blocks": c.final_blocks,
             "logs": c.logs,

@@ -314,7 +314,7 @@ class GpioConfig:
 
     def _check(self) -> None:
         _one_of("gpio.pin_factory", self.pin_factory, ("", "mock", "lgpio", "rpigpio", "pigpio", "native"))
-        pins = {}
+        pins: dict[int, str] = {}
         for name in ("status_led", "alert_led", "buzzer", "button"):
             pin = getattr(self, name)
             if pin != -1 and not 0 <= pin <= 27:

@@ -15,7 +15,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
-    say = (lambda *_: None) if opts.json_out else (lambda msg: print(msg, flush=True))
+    say: Callable[[str], None] = (lambda _: None) if opts.json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
     async with DevChains() as chains:
         poa = chains["poa"]
@@ -160,7 +160,8 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
     return result
 
 
-async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Any, t0: float, timeout: float) -> None:
+async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Callable[[str], None], t0: float,
+                 timeout: float) -> None:
     """Wait until the agent has ingested the head, scored the backlog and anchored every
     checkpoint it cut (the chain keeps producing empty blocks meanwhile)."""
     head = int(await poa.rpc("eth_blockNumber"), 16)

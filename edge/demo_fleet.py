@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ async def run_fleet_demo(*, devices: int, quorum: int, seconds: float, workdir: 
     Keys: devices, quorum, checkpoints_anchored, duplicate_anchors, failed_anchor_attempts,
     verify_ok, verify_fail, per_device, seconds, ok.
     """
-    say = (lambda *_: None) if json_out else (lambda msg: print(msg, flush=True))
+    say: Callable[[str], None] = (lambda _: None) if json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
     async with DevChains() as chains:
         poa = chains["poa"]

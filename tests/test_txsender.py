@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import rlp
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from edge.chain.devchain import DevChain

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from edge.seal.crc import crc32c
 from edge.seal.merkle import record_leaf

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edge.seal.leaves import (
     KIND_BLOCK,
@@ -49,10 +50,10 @@ class CheckpointRow:
 _COLS = "id, chain_id, from_block, to_block, last_hash, root, leaves, state, locator, anchor_id"
 
 
-def _row(r: Sequence[object]) -> CheckpointRow:
-    return CheckpointRow(bytes(r[0]), int(r[1]), int(r[2]), int(r[3]), bytes(r[4]), bytes(r[5]),  # type: ignore[arg-type,call-overload]
-                         int(r[6]), str(r[7]), bytes(r[8]) if r[8] is not None else None,  # type: ignore[call-overload,arg-type]
-                         bytes(r[9]) if r[9] is not None else None)  # type: ignore[arg-type]
+def _row(r: Sequence[Any]) -> CheckpointRow:
+    return CheckpointRow(bytes(r[0]), int(r[1]), int(r[2]), int(r[3]), bytes(r[4]), bytes(r[5]), int(r[6]),
+                         str(r[7]), bytes(r[8]) if r[8] is not None else None,
+                         bytes(r[9]) if r[9] is not None else None)
 
 
 async def range_leaves(ob: Outbox | Tx, chain_id: int, lo: int, hi: int) -> list[Leaf]:
