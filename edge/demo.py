@@ -133,7 +133,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
                         next_print = time.monotonic() + 2.0
                     await asyncio.sleep(0.5)
                 say("activity stopped; waiting for the agent to catch up and anchor the backlog")
-                await _drain(agent, runner, poa, say, t0, opts.drain_timeout)
+                await _drain(agent, runner, poa, say, t0, opts.drain_timeout, opts.min_anchored)
             finally:
                 runner.cancel()
                 try:
@@ -161,9 +161,10 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
 
 
 async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Callable[[str], None], t0: float,
-                 timeout: float) -> None:
+                 timeout: float, min_anchored: int) -> None:
     """Wait until the agent has ingested the head, scored the backlog and anchored every
-    checkpoint it cut (the chain keeps producing empty blocks meanwhile)."""
+    checkpoint up to it, and at least ``min_anchored`` checkpoints in all (the chain keeps
+    producing empty blocks meanwhile, so a short run still reaches that many)."""
     head = int(await poa.rpc("eth_blockNumber"), 16)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -175,7 +176,9 @@ async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Callab
         cut = agent.checkpointer.stats.last_to if agent.checkpointer else -1
         row = await agent.outbox.fetchone(
             "SELECT count(*) FROM checkpoints WHERE from_block <= ? AND state != 'anchored'", (head,))
-        anchored = agent.forwarder is not None and cut >= head and row is not None and row[0] == 0
+        done = await agent.outbox.fetchone("SELECT count(*) FROM checkpoints WHERE state = 'anchored'")
+        anchored = (agent.forwarder is not None and cut >= head and row is not None and row[0] == 0
+                    and done is not None and done[0] >= min_anchored)
         if agent.stats.cursor >= head and scored and anchored:
             return
         if loop.time() >= next_print:

@@ -205,10 +205,11 @@ async def test_full_outbox_pauses_ingest_and_loses_nothing(chain_factory, tmp_pa
     chain = await chain_factory(extra_args=("--no-mining",))
     await chain.rpc("anvil_mine", "0x40")
     db = tmp_path / "edge.sqlite"
-    cfg = make_config(chain, db, outbox={"max_mb": 0.12}, ingest={"batch_blocks": 4})
+    cfg = make_config(chain, db, ingest={"batch_blocks": 4})
     with caplog.at_level(logging.WARNING):
         async with Agent(cfg, score=False) as agent:
             agent.ingester.pause_s = 0.2
+            agent.outbox.max_bytes = agent.outbox.size_bytes() + 40_000  # room for a few blocks only
             task = asyncio.create_task(agent.run(stop_at=64))
             for _ in range(100):
                 if agent.stats.paused:
