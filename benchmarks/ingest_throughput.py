@@ -50,11 +50,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             break
     async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
         act = Activity(chain)
-        setup = asyncio.create_task(act.setup())
-        while not setup.done():
-            await chain.rpc("evm_mine")
-            await asyncio.sleep(0.05)
-        await setup
+        await act.setup(mine=True)
         step = 50
         writes_per = max(1, args.writes * step // max(1, len(codes)))
         for i in range(0, len(codes), step):

@@ -64,17 +64,17 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.config import load_config
+    from edge.appliance.runner import load_config_or_fault, run_appliance
     from edge.pipeline import Agent
 
-    cfg = load_config(args.config)
+    cfg = load_config_or_fault(args.config)
     setup_logging(cfg.log.level)
     log.info("edge %s starting: node %s, outbox %s", __version__, cfg.node.ws_url, cfg.resolve(cfg.outbox.path))
 
     async def go() -> None:
         async with Agent(cfg, score=not args.no_score) as agent:
             try:
-                await agent.run(stop_at=args.stop_at)
+                await run_appliance(agent, stop_at=args.stop_at)
             finally:
                 log.info("stopping: %s", agent.stats_line())
 
@@ -96,9 +96,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, sort_keys=True))
     else:
-        for k in ("outbox", "chain_id", "head", "cursor", "lag", "blocks", "final_blocks", "logs",
-                  "contracts", "codes", "scored", "flagged", "alarms", "outbox_mb"):
-            print(f"{k:>13}: {info.get(k)}")
+        print(f"edge {__version__}  outbox {info['outbox']} ({info['outbox_mb']} MiB)")
+        print(f"chain {info['chain_id']}: head {info['head']}  cursor {info['cursor']}  lag {info['lag']}")
+        print(f"records: {info['blocks']} blocks ({info['final_blocks']} final), {info['contracts']} contracts "
+              f"({info['codes']} distinct codes), {info['logs']} logs")
+        print(f"risk: {info['scored']} codes scored, {info['flagged']} high-risk")
+        cp = info["checkpoints"]
+        print("checkpoints: " + (", ".join(f"{n} {s}" for s, n in sorted(cp.items())) or "none yet")
+              + f"; last anchored: {info['last_anchored'] or '-'}")
+        print(f"transactions: " + (", ".join(f"{n} {s}" for s, n in sorted(info["txs"].items())) or "none"))
+        print(f"alarms: {info['alarms']}" + (f"; newest: {info['last_alarm']}" if info["last_alarm"] else ""))
     return 0
 
 
@@ -106,7 +113,8 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
     """What ``edge status`` shows, read from the outbox alone (no node needed).
 
     Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, final_blocks,
-    logs, contracts, codes, scored, flagged, alarms) and outbox_mb.
+    logs, contracts, codes, scored, flagged, alarms), checkpoints by state, the last
+    anchored range, transactions by state, the newest alarm, and outbox_mb.
     Raises: OutboxError if the file is missing or unusable.
     """
     from edge.errors import OutboxError
@@ -123,7 +131,18 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
         c = await chain_data.counts(ob, chain_id)
         head = cur.head if cur else None
         cursor = cur.block_number if cur else None
+        states = dict(await ob.fetchall("SELECT state, count(*) FROM checkpoints WHERE chain_id=? GROUP BY state",
+                                        (chain_id,)))
+        last = await ob.fetchone("SELECT from_block, to_block FROM checkpoints WHERE chain_id=? AND state='anchored'"
+                                 " ORDER BY to_block DESC LIMIT 1", (chain_id,))
+        txs = dict(await ob.fetchall("SELECT state, count(*) FROM txs GROUP BY state"))
+        alarm = await ob.fetchone("SELECT kind, detail FROM alarms WHERE chain_id=? ORDER BY id DESC LIMIT 1",
+                                  (chain_id,))
         return {
+            "checkpoints": states,
+            "last_anchored": f"blocks {last[0]}..{last[1]}" if last else None,
+            "txs": txs,
+            "last_alarm": f"{alarm[0]}: {alarm[1]}" if alarm else None,
             "outbox": str(path),
             "chain_id": chain_id,
             "head": head,

@@ -23,11 +23,7 @@ from tests.conftest import corpus_codes, ingest_to, make_config
 async def _chain_with_activity(chain_factory):  # type: ignore[no-untyped-def]
     chain = await chain_factory(extra_args=("--no-mining",))
     act = Activity(chain)
-    setup = asyncio.create_task(act.setup())
-    while not setup.done():
-        await chain.rpc("evm_mine")
-        await asyncio.sleep(0.05)
-    await setup
+    await act.setup(mine=True)
     codes = corpus_codes(12)
     for i in range(12):
         await act.deploy(codes[i:i + 1])

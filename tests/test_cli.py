@@ -29,14 +29,15 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     await chain.rpc("anvil_mine", "0x9")
     await ingest_to(make_config(chain, tmp_path / "edge.sqlite"), 9)
     cfg = tmp_path / "edge.toml"
-    cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n')
+    cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n\n[metrics]\nport = 0\n')
     r = _edge("status", "--config", str(cfg), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert (info["chain_id"], info["cursor"], info["head"], info["lag"]) == (7201, 9, 9, 0)
     assert info["blocks"] == 10 and info["final_blocks"] == 7  # confirmations = 3
     text = _edge("status", "--config", str(cfg))
-    assert "cursor: 9" in text.stdout
+    assert "chain 7201: head 9  cursor 9  lag 0" in text.stdout
+    assert "records: 10 blocks (7 final)" in text.stdout
 
 
 def test_status_without_outbox_is_a_clear_error(tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_run_stop_at_backfills_and_exits(tmp_path: Path) -> None:
         async with DevChain("poa", 7201, 0, extra_args=("--no-mining",)) as chain:
             await chain.rpc("anvil_mine", "0x14")
             cfg = tmp_path / "edge.toml"
-            cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n')
+            cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n\n[metrics]\nport = 0\n')
             return await asyncio.to_thread(_edge, "run", "--config", str(cfg), "--stop-at", "20", "--no-score")
 
     r = asyncio.run(go())

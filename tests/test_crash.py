@@ -21,7 +21,7 @@ def _write_config(path: Path, ws_url: str, chain_id: int) -> None:
     path.write_text(
         f'[node]\nws_url = "{ws_url}"\nchain_id = {chain_id}\nreconnect_max_s = 1.0\n\n'
         '[ingest]\nconfirmations = 3\nbatch_blocks = 3\n\n'
-        '[outbox]\npath = "edge.sqlite"\n\n[log]\nlevel = "warning"\n'
+        '[outbox]\npath = "edge.sqlite"\n\n[log]\nlevel = "warning"\n\n[metrics]\nport = 0\n'
     )
 
 

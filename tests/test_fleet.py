@@ -99,7 +99,8 @@ async def make_fleet(tmp: Path, n: int, m: int) -> Fleet:
     for i in range(n):
         raw = {"node": {"ws_url": poa.ws_url, "chain_id": poa.chain_id, "reconnect_max_s": 1.0},
                "ingest": {"confirmations": 2}, "outbox": {"path": f"edge-{i}.sqlite"},
-               "checkpoint": {"every_blocks": 6}, "log": {"level": "info"}, **tiers.config_for(i)}
+               "checkpoint": {"every_blocks": 6}, "log": {"level": "info"}, "metrics": {"enabled": False},
+               **tiers.config_for(i)}
         (tmp / f"edge-{i}.toml").write_text(dump_toml(raw))
     act = Activity(poa)
     await act.setup()

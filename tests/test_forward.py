@@ -69,7 +69,7 @@ async def start_net(workdir: Path, extra: dict[str, Any] | None = None,
     poa = chains["poa"]
     raw = {"node": {"ws_url": poa.ws_url, "chain_id": poa.chain_id},
            "ingest": {"confirmations": 2}, "outbox": {"path": "edge.sqlite"},
-           "checkpoint": {"every_blocks": 4}, **pub.config_for(0)}
+           "checkpoint": {"every_blocks": 4}, "metrics": {"port": 0}, **pub.config_for(0)}
     for k, v in (extra or {}).items():
         raw.setdefault(k, {}).update(v)
     (workdir / "edge.toml").write_text(dump_toml(raw))

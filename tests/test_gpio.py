@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from edge.errors import ConfigError, EdgeError
 from edge.pipeline import Agent
 
 STATUS, ALERT, BUTTON, BUZZER = 17, 27, 22, 23
-TOL = 0.06  # seconds: thread and timer jitter on a busy 2-core machine
+TOL = 0.15  # seconds: a thread or timer may wake this late on a busy 2-core machine
 
 
 def cfg(**kw: Any) -> GpioConfig:
@@ -36,6 +37,15 @@ def history(factory: MockFactory, pin: int) -> list[tuple[float, bool]]:
     return [(round(s.timestamp, 3), bool(s.state)) for s in factory.pin(pin).states]
 
 
+def assert_periods(dts: list[float], want: float) -> None:
+    """Durations of a timed pattern: never early, median on time, none far late (thread
+    wake-ups on a busy 2-core machine are late, never early)."""
+    assert dts, dts
+    assert all(dt >= want - 0.03 for dt in dts), (want, dts)
+    assert abs(statistics.median(dts) - want) < 0.05, (want, dts)
+    assert all(dt <= want + max(0.15, want / 4) for dt in dts), (want, dts)
+
+
 def assert_blinks(h: list[tuple[float, bool]], on_s: float, off_s: float, min_changes: int) -> None:
     """The history starts off, then alternates on/off with the given durations."""
     assert h[0][1] is False
@@ -43,9 +53,11 @@ def assert_blinks(h: list[tuple[float, bool]], on_s: float, off_s: float, min_ch
     assert len(changes) >= min_changes, h
     assert [st for _, st in changes] == [i % 2 == 0 for i in range(len(changes))], h
     assert changes[0][0] < TOL, h  # the blink starts at once
-    for i, (dt, _) in enumerate(changes[1:]):
-        want = on_s if i % 2 == 0 else off_s  # changes[i+1] ends an on (i even) or an off period
-        assert abs(dt - want) < TOL, (i, dt, want, h)
+    ends_of_on = [dt for i, (dt, _) in enumerate(changes[1:]) if i % 2 == 0]
+    ends_of_off = [dt for i, (dt, _) in enumerate(changes[1:]) if i % 2 == 1]
+    assert_periods(ends_of_on, on_s)
+    if ends_of_off:
+        assert_periods(ends_of_off, off_s)
 
 
 @pytest.fixture
@@ -94,7 +106,7 @@ async def test_synced_is_steady_on_and_off_turns_it_off(panel: tuple[StatusPanel
     p.set_state("off")
     h = history(factory, STATUS)
     assert [st for _, st in h] == [False, True, False]
-    assert abs(h[2][0] - 0.7) < 0.1
+    assert 0.69 <= h[2][0] < 0.7 + TOL
 
 
 async def test_catching_up_is_a_slow_blink_not_restarted_by_repeated_calls(
@@ -144,8 +156,7 @@ async def test_alert_pulses_five_times_then_stays_lit_until_cleared(
     await asyncio.sleep(1.5)
     h = history(factory, ALERT)
     assert [st for _, st in h] == [False] + [True, False] * 5 + [True], h
-    for i, (dt, _) in enumerate(h[2:11]):  # the 9 inner pulse edges are 0.1 s apart
-        assert abs(dt - 0.1) < TOL, (i, h)
+    assert_periods([dt for dt, _ in h[2:11]], 0.1)  # the 9 inner pulse edges are 0.1 s apart
     assert p.alerting
     await asyncio.sleep(0.3)
     assert len(history(factory, ALERT)) == 12  # lit, steady
@@ -198,7 +209,7 @@ async def test_hold_requests_shutdown_once_at_the_hold_time_and_no_checkpoint(
     pin.drive_low()
     await asyncio.sleep(0.3)
     assert calls.shutdown == []  # not yet at hold_seconds = 0.5
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.9)
     assert calls.shutdown == [threading.get_ident()]  # fired while still held, from gpiozero's thread
     pin.drive_high()
     await asyncio.sleep(0.1)

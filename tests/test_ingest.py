@@ -23,11 +23,7 @@ BIG_BLOCKS = ("--no-mining", "--gas-limit", "300000000")
 async def test_500_real_contracts_and_1000_logs_each_found_once(chain_factory, tmp_path: Path) -> None:
     chain = await chain_factory(extra_args=BIG_BLOCKS)
     act = Activity(chain)
-    setup = asyncio.create_task(act.setup())
-    while not setup.done():
-        await chain.rpc("evm_mine")
-        await asyncio.sleep(0.05)
-    await setup
+    await act.setup(mine=True)
     codes = corpus_codes(520)
     assert len(set(codes)) == len(codes)
     # half top-level deployments, half created by a contract (found through trace_block)
@@ -66,11 +62,7 @@ async def test_500_real_contracts_and_1000_logs_each_found_once(chain_factory, t
 async def test_reorg_leaves_only_canonical_records(chain_factory, tmp_path: Path, depth: int) -> None:
     chain = await chain_factory(extra_args=("--no-mining",))
     act = Activity(chain)
-    setup = asyncio.create_task(act.setup())
-    while not setup.done():
-        await chain.rpc("evm_mine")
-        await asyncio.sleep(0.05)
-    await setup
+    await act.setup(mine=True)
     codes = corpus_codes(40)
     for i in range(8):
         await act.deploy(codes[i * 2:i * 2 + 2])

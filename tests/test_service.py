@@ -229,7 +229,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def boot_partition(tmp: Path, state: Path, ws_url: str, *, metrics_port: int = 0, **replace: str) -> Path:
+def boot_partition(tmp: Path, state: Path, ws_url: str, *, metrics_port: int = 0,
+                   replace: dict[str, str] | None = None) -> Path:
     """A boot-partition folder holding the shipped edge.toml, pointed at ``ws_url`` and
     ``state`` (for /var/lib/edge), with the metrics on ``metrics_port`` (0: any free one)."""
     boot = tmp / "boot-firmware"
@@ -238,7 +239,7 @@ def boot_partition(tmp: Path, state: Path, ws_url: str, *, metrics_port: int = 0
     text = re.sub(r'^ws_url = "[^"]*"', f'ws_url = "{ws_url}"', text, count=1, flags=re.M)
     text = text.replace("/var/lib/edge", str(state))
     text = re.sub(r"^port = 9108$", f"port = {metrics_port}", text, count=1, flags=re.M)
-    for old, new in replace.items():
+    for old, new in (replace or {}).items():
         assert old in text
         text = text.replace(old, new)
     (boot / "edge.toml").write_text(text)
@@ -306,7 +307,7 @@ async def test_service_metrics_are_served_while_it_runs(chain_factory: Any, dirs
     chain = await chain_factory(block_time=1.0)
     port = free_port()
     boot = boot_partition(tmp, state, chain.ws_url, metrics_port=port,
-                          **{"stats_interval_s = 30.0": "stats_interval_s = 1.0"})
+                          replace={"stats_interval_s = 30.0": "stats_interval_s = 1.0"})
     svc = start_like_systemd(boot, state, tmp / "passphrase", sock, watchdog_usec=10_000_000)
     pid = svc.proc.pid
     try:
@@ -332,8 +333,8 @@ def _scrape(port: int) -> str:
 
 def test_invalid_boot_config_stops_the_start_naming_the_key(dirs: tuple[Path, Path, str]) -> None:
     tmp, state, sock = dirs
-    boot = boot_partition(tmp, state, "ws://127.0.0.1:1", **{"confirmations = 5 ": "confirmations = -5 ",
-                                                             "enabled = true  ": "enabled = false "})
+    boot = boot_partition(tmp, state, "ws://127.0.0.1:1", replace={"confirmations = 5 ": "confirmations = -5 ",
+                                                                 "enabled = true  ": "enabled = false "})
     svc = start_like_systemd(boot, state, tmp / "passphrase", sock, watchdog_usec=30_000_000)
     rc = svc.proc.wait(60)
     time.sleep(0.1)
@@ -348,8 +349,8 @@ def test_invalid_boot_config_stops_the_start_naming_the_key(dirs: tuple[Path, Pa
 
 def test_invalid_boot_config_with_gpio_shows_the_fault_before_exit(dirs: tuple[Path, Path, str]) -> None:
     tmp, state, sock = dirs
-    boot = boot_partition(tmp, state, "ws://127.0.0.1:1", **{'traces = "auto"': 'traces = "sometimes"',
-                                                             'pin_factory = ""': 'pin_factory = "mock"'})
+    boot = boot_partition(tmp, state, "ws://127.0.0.1:1", replace={'traces = "auto"': 'traces = "sometimes"',
+                                                                 'pin_factory = ""': 'pin_factory = "mock"'})
     svc = start_like_systemd(boot, state, tmp / "passphrase", sock, watchdog_usec=30_000_000)
     t0 = time.monotonic()
     rc = svc.proc.wait(60)
@@ -363,3 +364,91 @@ def test_invalid_boot_config_with_gpio_shows_the_fault_before_exit(dirs: tuple[P
     assert "fault blink for 10 s before exit" in err and "gpio: status LED GPIO17" in err
     assert held >= 10.0  # the LED blinked fast for FAULT_HOLD_S before the process ended
     assert [n.text for n in svc.notify.from_pid(svc.proc.pid)] == [f"STATUS={lines[-1]}"]
+
+
+# -- in process: what `edge run` runs (edge.appliance.runner.run_appliance) --------------------
+
+
+async def test_run_appliance_ready_watchdog_button_checkpoint_and_long_press_stop(
+        chain_factory: Any, dirs: tuple[Path, Path, str]) -> None:
+    import asyncio
+
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.appliance.notify import Notifier
+    from edge.appliance.runner import run_appliance
+    from edge.pipeline import Agent
+    from tests.conftest import make_config
+
+    tmp, state, sock = dirs
+    chain = await chain_factory(extra_args=("--no-mining",))
+    await chain.rpc("anvil_mine", hex(40))
+    cfg = make_config(chain, state / "edge.sqlite", checkpoint={"every_blocks": 1000}, metrics={"port": 0},
+                      gpio={"enabled": True, "pin_factory": "mock", "hold_seconds": 0.5})
+    factory = MockFactory()
+    notify = NotifySocket(sock)
+    try:
+        async with Agent(cfg, score=False) as agent:
+            task = asyncio.create_task(run_appliance(
+                agent, notifier=Notifier({"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "1000000"}),
+                pin_factory=factory, metrics_power=None))
+            for _ in range(200):
+                if agent.stats.cursor == 40 and agent.checkpointer is not None:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.2)  # the panel follows once a second
+            assert factory.pin(17).state is True  # synced: steady on
+            button = factory.pin(22)
+            button.drive_low()
+            await asyncio.sleep(0.1)
+            button.drive_high()  # short press: an on-demand checkpoint up to the final tip
+            cp = agent.checkpointer
+            assert cp is not None
+            for _ in range(100):
+                if cp.stats.on_demand == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert cp.stats.on_demand == 1 and cp.stats.last_to == 37
+            button.drive_low()  # long press: a clean stop
+            await asyncio.sleep(0.8)
+            assert task.done() and task.cancelled()
+            button.drive_high()
+    finally:
+        notify.close()
+        factory.close()
+    texts = [n.text for n in notify.notes]
+    assert texts[0].startswith("READY=1\nSTATUS=edge ") and "WATCHDOG=1" in texts
+    assert texts[-1] == "STOPPING=1"
+
+
+async def test_run_appliance_shows_the_fault_on_a_fatal_agent_error(chain_factory: Any,
+                                                                    dirs: tuple[Path, Path, str]) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.appliance.notify import Notifier
+    from edge.appliance.runner import run_appliance
+    from edge.errors import ConfigError
+    from edge.pipeline import Agent
+    from tests.conftest import make_config
+
+    tmp, state, sock = dirs
+    chain = await chain_factory(extra_args=("--no-mining",))
+    cfg = make_config(chain, state / "edge.sqlite", node={"chain_id": 999}, metrics={"enabled": False},
+                      gpio={"enabled": True, "pin_factory": "mock"})
+    factory = MockFactory()
+    notify = NotifySocket(sock)
+    try:
+        async with Agent(cfg, score=False) as agent:
+            with pytest.raises(ConfigError, match=r"node\.chain_id: is 999 but the node .* reports 7201"):
+                await run_appliance(agent, notifier=Notifier({"NOTIFY_SOCKET": sock}), pin_factory=factory,
+                                    metrics_power=None, fault_hold_s=0.55)
+        changes = [s.state for s in factory.pin(17).states]
+        gaps = [s.timestamp for s in factory.pin(17).states][-5:-1]  # last fast-blink periods before off
+    finally:
+        notify.close()
+        factory.close()
+    assert changes[-1] is False and len(changes) >= 6
+    assert all(0.07 < g < 0.25 for g in gaps), gaps  # fast blink (0.1 s), not slow (1 s)
+    texts = [n.text for n in notify.notes]
+    assert texts[0].startswith("READY=1") and texts[-1] == "STOPPING=1"
+    assert any(t.startswith("STATUS=edge: config: node.chain_id: is 999") for t in texts)

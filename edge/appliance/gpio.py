@@ -378,12 +378,18 @@ async def follow(agent: AgentLike, panel: StatusPanel, every_s: float = 1.0) -> 
     """Keep the panel in step with the agent until cancelled.
 
     Every ``every_s`` seconds: set the status LED from :func:`state_from`, and raise the
-    alert when the scorer's ``flagged`` count (high-risk contracts) or the count of
-    blocks sealed by a stranger (``foreign_sealers``) has grown since the last look.
+    alert when the scorer's ``flagged`` count (high-risk contracts), the count of blocks
+    sealed by a stranger (``foreign_sealers``) or the fleet's divergence count has grown
+    since the last look.
     """
-    flagged = foreign = 0
+    flagged = foreign = diverged = 0
     while True:
         panel.set_state(state_from(agent))
+        fleet = getattr(agent, "fleet", None)
+        now_diverged = int(fleet.stats.divergences) if fleet is not None else 0
+        if now_diverged > diverged:
+            panel.alert(f"fleet divergence: this device's root differs from a quorum's ({now_diverged} so far)")
+        diverged = now_diverged
         now_flagged = int(agent.scorer.stats.flagged) if agent.scorer is not None else 0
         if now_flagged > flagged:
             panel.alert(f"{now_flagged - flagged} high-risk contract(s) flagged ({now_flagged} since start)")

@@ -116,7 +116,8 @@ async def request_checkpoint(agent: Agent) -> int:
 
 
 async def run_appliance(agent: Agent, *, stop_at: int | None = None, notifier: Notifier | None = None,
-                        pin_factory: Any = None, metrics_power: Any = "auto") -> None:
+                        pin_factory: Any = None, metrics_power: Any = "auto",
+                        fault_hold_s: float = FAULT_HOLD_S) -> None:
     """Run an entered :class:`edge.pipeline.Agent` as the appliance does.
 
     Args:
@@ -125,6 +126,8 @@ async def run_appliance(agent: Agent, *, stop_at: int | None = None, notifier: N
         notifier: sd_notify sender (default: from ``$NOTIFY_SOCKET``; no-op if unset).
         pin_factory: gpiozero factory overriding ``gpio.pin_factory`` (tests).
         metrics_power: power source for the metrics (``"auto"``, None, a PowerSource).
+        fault_hold_s: seconds of fault blink before an EdgeError of the agent goes up
+            (only when the panel is enabled).
 
     The button's short press requests a checkpoint and acknowledges a lit alert; a long
     press cancels this task (a clean stop, exit status 0, like SIGTERM).
@@ -164,10 +167,11 @@ async def run_appliance(agent: Agent, *, stop_at: int | None = None, notifier: N
                     t.cancel()
         except BaseExceptionGroup as eg:
             err = _first_error(eg)
-            if isinstance(err, EdgeError) and panel.enabled:
+            if isinstance(err, EdgeError):
                 note.status(f"edge: {err}")
+            if isinstance(err, EdgeError) and panel.enabled:
                 panel.set_state("fault")
-                await asyncio.sleep(FAULT_HOLD_S)
+                await asyncio.sleep(fault_hold_s)
             raise err from eg
         finally:
             note.stopping()

@@ -75,8 +75,17 @@ class Activity:
         self.sender = accounts[index]
         self._nonce = None
 
-    async def setup(self) -> None:
-        """Pick the sender account and deploy CrudStore and Spawner (waits for both)."""
+    async def setup(self, *, mine: bool = False) -> None:
+        """Pick the sender account and deploy CrudStore and Spawner (waits for both).
+
+        ``mine``: the chain runs with ``--no-mining``; mine blocks until both are in."""
+        if mine:
+            task = asyncio.create_task(self.setup())
+            while not task.done():
+                await self.chain.rpc("evm_mine")
+                await asyncio.sleep(0.05)
+            await task
+            return
         await self.use_account(0)
         crud = load_artifact("CrudStore").bytecode
         spawner = load_artifact("Spawner").bytecode
