@@ -47,5 +47,8 @@ train: setup
 	$(PY) -m pip install --quiet -e '.[train]'
 	OMP_NUM_THREADS=1 $(PY) models/train.py --data ../shared/data/contracts/train.jsonl.gz
 
+arm-check: $(VENV)/.stamp-py
+	bash image/arm-check.sh
+
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache
