@@ -12,12 +12,17 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.stages.checkpoint import CheckpointStage
 from edge.stages.ingest import Ingester, IngestStats, SealCheck
 from edge.store.db import Outbox
+
+if TYPE_CHECKING:  # imported lazily at run time: the forward and fleet stages pull in eth-account
+    from edge.stages.fleet import FleetStage
+    from edge.stages.forward import ForwardStage
+    from edge.stages.score import ScoreStage
 
 __all__ = ["Agent", "make_seal_check"]
 
@@ -64,10 +69,10 @@ class Agent:
         self.score = score
         self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mb * 2**20))
         self.ingester = Ingester(cfg, self.outbox, seal_check=make_seal_check(cfg))
-        self.scorer: Any = None
+        self.scorer: ScoreStage | None = None
         self.checkpointer: CheckpointStage | None = None
-        self.forwarder: Any = None
-        self.fleet: Any = None
+        self.forwarder: ForwardStage | None = None
+        self.fleet: FleetStage | None = None
         self._stack = AsyncExitStack()
 
     @property
@@ -100,12 +105,13 @@ class Agent:
         try:
             async with asyncio.TaskGroup() as tg:
                 side = [tg.create_task(self._stats_loop(), name="stats")]
-                scorer = tg.create_task(self.scorer.run(), name="score") if self.scorer else None
+                stage = self.scorer
+                scorer = tg.create_task(stage.run(), name="score") if stage is not None else None
                 if seal and stop_at is None:
                     side.append(tg.create_task(self._seal_and_forward(), name="seal"))
                 await self.ingester.run(stop_at)
-                if scorer is not None:
-                    await self.scorer.drain()
+                if stage is not None and scorer is not None:
+                    await stage.drain()
                     scorer.cancel()
                 for t in side:
                     t.cancel()
