@@ -291,6 +291,9 @@ class ForwardConfig:
         if not 1 <= self.batch <= 256:
             raise ConfigError("forward.batch", f"must be 1..256, got {self.batch}")
         _min("forward.chunk_bytes", self.chunk_bytes, 256)
+        if self.chunk_bytes > 8192:
+            raise ConfigError("forward.chunk_bytes", f"must be <= 8192 (one chunk must fit in a transaction), "
+                                                     f"got {self.chunk_bytes}")
         _min("forward.max_fee_gwei", self.max_fee_gwei, 0.000001)
         _min("forward.confirmations", self.confirmations, 0)
         if not self.testnets:

@@ -223,3 +223,13 @@ async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(
 
 def _chain_name(chain_id: int) -> str:
     return {7301: "testnet-a", 7302: "testnet-b", 7401: "mainnet"}[chain_id]
+
+
+async def test_upload_groups_fit_in_a_transaction() -> None:
+    from edge.stages.forward import UPLOAD_TX_BYTES, _groups
+
+    rows = [(i, bytes(32), bytes(2048)) for i in range(20)] + [(-1, bytes(32), bytes(16_500))]
+    groups = _groups(rows, UPLOAD_TX_BYTES)
+    assert [r for g in groups for r in g] == rows  # nothing lost, order kept
+    assert all(sum(len(r[2]) for r in g) <= UPLOAD_TX_BYTES or len(g) == 1 for g in groups)
+    assert len(groups) == 5  # 6 + 6 + 6 + 2 chunks, then the large manifest alone

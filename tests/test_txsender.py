@@ -502,3 +502,18 @@ async def test_bad_input_and_wrong_chain(chain_factory: Any, tmp_path: Path) -> 
             assert await s.pending_count() == 0  # nothing half-written
             with pytest.raises(EdgeError, match="no tx 99"):
                 await s.get(99)
+
+
+async def test_gas_above_block_limit_fails_before_signing_and_queue_moves_on(chain_factory: Any,
+                                                                             tmp_path: Path) -> None:
+    """A tx no block can hold is refused before it takes a nonce (it would block every
+    later tx forever), with an error that says why."""
+    chain = await chain_factory("pub", CID)
+    async with Outbox(tmp_path / "o.sqlite") as ob, sender_for(ob, chain, confirmations=0) as s:
+        (huge,) = await enqueue(ob, s, data=b"x", gas=31_000_000)  # anvil's block gas limit is 30M
+        (ok,) = await enqueue(ob, s, data=b"after")
+        await steps_until(s, all_in(s, [huge, ok], "confirmed", "failed"), limit=6)
+        r = await s.get(huge)
+        assert r.state == "failed" and r.nonce is None and r.attempts == 0
+        assert r.error is not None and "exceeds the block gas limit 30000000" in r.error
+        assert (await s.get(ok)).state == "confirmed" and (await s.get(ok)).nonce == 0

@@ -578,11 +578,23 @@ class TxSender:
         prio = min(fee.prio, max_fee)
         balance = _quantity("eth_getBalance",
                             await self._call("eth_getBalance", self.key.address, "latest"))
+        latest = await self._call("eth_getBlockByNumber", "latest", False)
+        block_gas = _quantity("eth_getBlockByNumber", latest.get("gasLimit") if isinstance(latest, dict) else None)
         await self._sync_counter()
         for row in rows:
             gas = row.gas if row.gas is not None else await self._estimate(row)
             if gas is None:
                 continue  # failed (revert): reported, next intent
+            if gas > block_gas:
+                # never signed: a tx that no block can hold would hold its nonce, and every
+                # later tx behind it, forever
+                reason = (f"gas limit {gas} exceeds the block gas limit {block_gas} of chain "
+                          f"{self.chain_id}: the payload must be split")
+                await self._write("UPDATE txs SET state='failed', error=?, updated_at=? WHERE id=?"
+                                  " AND state='queued'", (reason, time.time(), row.id))
+                log.error("chain %d: tx %d (%d bytes of calldata) refused before signing: %s",
+                          self.chain_id, row.id, len(row.data), reason)
+                continue
             needed = gas * max_fee + row.value
             if balance < needed:
                 self._low_balance(balance, needed)

@@ -72,6 +72,24 @@ class SignatureSource(Protocol):
         ...
 
 
+UPLOAD_TX_BYTES = 12 * 1024
+"""Most value bytes in one ``createMany`` (~9M gas on CrudStore: well under a 30M block)."""
+
+
+def _groups(rows: list[tuple[int, bytes, bytes]], limit: int) -> list[list[tuple[int, bytes, bytes]]]:
+    """Split upload rows into consecutive groups of at most ``limit`` value bytes (a row
+    larger than ``limit`` goes alone)."""
+    out: list[list[tuple[int, bytes, bytes]]] = []
+    size = 0
+    for row in rows:
+        if not out or size + len(row[2]) > limit:
+            out.append([])
+            size = 0
+        out[-1].append(row)
+        size += len(row[2])
+    return out
+
+
 def _hex20(a: str) -> bytes:
     return bytes.fromhex(a[2:])
 
@@ -179,17 +197,18 @@ class ForwardStage:
         return bool(sealed)
 
     async def _queue_uploads(self, tx: Tx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
+        """Queue ``createMany`` transactions of at most :data:`UPLOAD_TX_BYTES` of values
+        each (so every one fits in a block) and record every upload with its tx."""
         stores = dict(self.stores)
         for cid, rows in items.items():
-            if not rows:
-                continue
-            values = [d for _, _, d in rows]
-            tx_id = await self.senders[cid].enqueue(
-                tx, to=stores[cid], data=encode_create_many([k for _, k, _ in rows], values),
-                purpose="upload", ref=ref, gas=create_many_gas(values))
-            await tx.executemany(
-                "INSERT OR REPLACE INTO uploads (checkpoint_id, part, chain_id, store, key, data, tx_id)"
-                " VALUES (?,?,?,?,?,?,?)", [(ref, p, cid, stores[cid], k, d, tx_id) for p, k, d in rows])
+            for group in _groups(rows, UPLOAD_TX_BYTES):
+                values = [d for _, _, d in group]
+                tx_id = await self.senders[cid].enqueue(
+                    tx, to=stores[cid], data=encode_create_many([k for _, k, _ in group], values),
+                    purpose="upload", ref=ref, gas=create_many_gas(values))
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO uploads (checkpoint_id, part, chain_id, store, key, data, tx_id)"
+                    " VALUES (?,?,?,?,?,?,?)", [(ref, p, cid, stores[cid], k, d, tx_id) for p, k, d in group])
 
     async def _uploads_done(self, ref: bytes) -> bool | None:
         """True: all upload txs of ``ref`` confirmed; False: pending; None: one failed."""
