@@ -104,7 +104,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         cp = info["checkpoints"]
         print("checkpoints: " + (", ".join(f"{n} {s}" for s, n in sorted(cp.items())) or "none yet")
               + f"; last anchored: {info['last_anchored'] or '-'}")
-        print(f"transactions: " + (", ".join(f"{n} {s}" for s, n in sorted(info["txs"].items())) or "none"))
+        print("transactions: " + (", ".join(f"{n} {s}" for s, n in sorted(info["txs"].items())) or "none"))
         print(f"alarms: {info['alarms']}" + (f"; newest: {info['last_alarm']}" if info["last_alarm"] else ""))
     return 0
 

@@ -3,7 +3,6 @@ that every device recomputes identically, leaves that match their ABI encodings.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from eth_abi.abi import decode as abi_decode

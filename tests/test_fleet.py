@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 
 from edge.chain import anchor as anchor_abi
 from edge.chain import attest as attest_abi
@@ -222,7 +221,7 @@ async def test_byzantine_minority_cannot_anchor_wrong_root(tmp_path: Path) -> No
             await fleet.start(i)
         f = fleet.tiers.sections
         domain = Eip712Domain(f["forward"]["mainnet"]["chain_id"], f["forward"]["mainnet"]["anchor"])
-        byz = [load_key(tmp_path / f"device-{i}.json", read_passphrase(f"env:EDGE_DEMO_PASSPHRASE")) for i in (3, 4)]
+        byz = [load_key(tmp_path / f"device-{i}.json", read_passphrase("env:EDGE_DEMO_PASSPHRASE")) for i in (3, 4)]
         poa = fleet.chains["poa"]
         attested: set[tuple[int, int]] = set()
         for _ in range(20):

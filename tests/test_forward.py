@@ -24,7 +24,7 @@ from edge.config import Config, dump_toml, load_config
 from edge.pipeline import Agent
 from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.seal.keys import load_key, read_passphrase
-from edge.seal.metadata import Metadata, open_manifest, open_metadata, seal_manifest, seal_metadata
+from edge.seal.metadata import Metadata, open_manifest, open_metadata, seal_metadata
 from edge.verify import Auditor, TestnetRef, Verdict, parse_record_key
 from tests.conftest import corpus_codes
 

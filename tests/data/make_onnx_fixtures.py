@@ -13,7 +13,6 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, '.')
 from edge.scoring.features import N_FEATURES
-from edge.scoring.model import feature_layout_sha256
 
 def make(width: int, meta: dict[str, str], path: str) -> None:
     X = helper.make_tensor_value_info('X', TensorProto.FLOAT, [None, width])
