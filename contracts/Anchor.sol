@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {CHECKPOINT_TYPEHASH, Checkpoint, checkpointIdOf} from "./Checkpoint.sol";
 import {DeviceSet} from "./DeviceSet.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -22,25 +23,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 ///      `root` must be non-zero: zero marks "not anchored" (a checkpoint always holds at
 ///      least the header summary of its blocks, so its root is never zero).
 contract Anchor is EIP712, DeviceSet {
-    /// @notice A checkpoint as signed by the devices (EIP-712 struct `Checkpoint`).
-    /// @dev `chainId` is the private chain's id; [fromBlock, toBlock] the inclusive
-    ///      block range; `lastBlockHash` the hash of block `toBlock`; `root` the Merkle
-    ///      root of the records (or of the member ids, for a batch);
-    ///      `id == keccak256(abi.encode(uint256(chainId), fromBlock, toBlock,
-    ///      lastBlockHash, root))`.
-    struct Checkpoint {
-        bytes32 id;
-        uint64 chainId;
-        uint64 fromBlock;
-        uint64 toBlock;
-        bytes32 lastBlockHash;
-        bytes32 root;
-    }
 
-    /// @notice keccak256 of the EIP-712 encodeType of `Checkpoint`.
-    bytes32 public constant CHECKPOINT_TYPEHASH = keccak256(
-        "Checkpoint(bytes32 id,uint64 chainId,uint64 fromBlock,uint64 toBlock,bytes32 lastBlockHash,bytes32 root)"
-    );
 
     /// @notice The root anchored under checkpoint id `id`, or zero if none.
     mapping(bytes32 id => bytes32 root) public anchoredRoot;
@@ -92,8 +75,7 @@ contract Anchor is EIP712, DeviceSet {
         bytes32 id = cp.id;
         if (anchoredRoot[id] != 0) revert AlreadyAnchored(id);
         bytes32 root = cp.root;
-        bytes32 expected =
-            keccak256(abi.encode(uint256(cp.chainId), cp.fromBlock, cp.toBlock, cp.lastBlockHash, root));
+        bytes32 expected = checkpointIdOf(cp);
         if (expected != id) revert BadCheckpointId(id, expected);
         if (cp.fromBlock > cp.toBlock) revert BadRange(cp.fromBlock, cp.toBlock);
         if (root == 0) revert EmptyRoot(id);

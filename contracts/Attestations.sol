@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {CHECKPOINT_TYPEHASH, Checkpoint, checkpointIdOf} from "./Checkpoint.sol";
 import {DeviceSet} from "./DeviceSet.sol";
 
 /// @title Attestations: the fleet's bulletin board on the local PoA chain.
@@ -14,20 +15,7 @@ import {DeviceSet} from "./DeviceSet.sol";
 ///         `locate` publishes where the duty holder stored a checkpoint's metadata, so a
 ///         device that takes the duty over can reuse it.
 contract Attestations is DeviceSet {
-    /// @notice The checkpoint struct, as in `Anchor`.
-    struct Checkpoint {
-        bytes32 id;
-        uint64 chainId;
-        uint64 fromBlock;
-        uint64 toBlock;
-        bytes32 lastBlockHash;
-        bytes32 root;
-    }
 
-    /// @notice keccak256 of the EIP-712 encodeType of `Checkpoint`.
-    bytes32 public constant CHECKPOINT_TYPEHASH = keccak256(
-        "Checkpoint(bytes32 id,uint64 chainId,uint64 fromBlock,uint64 toBlock,bytes32 lastBlockHash,bytes32 root)"
-    );
 
     /// @notice The EIP-712 domain separator of the mainnet `Anchor` the signatures are for.
     bytes32 public immutable anchorDomainSeparator;
@@ -62,8 +50,7 @@ contract Attestations is DeviceSet {
     ///         OZ ECDSA error (malleable s, bad v or length).
     function attest(Checkpoint calldata cp, bytes calldata signature) external {
         if (!isDevice[msg.sender]) revert NotADevice(msg.sender);
-        bytes32 expected =
-            keccak256(abi.encode(uint256(cp.chainId), cp.fromBlock, cp.toBlock, cp.lastBlockHash, cp.root));
+        bytes32 expected = checkpointIdOf(cp);
         if (expected != cp.id) revert BadCheckpointId(cp.id, expected);
         bytes32 digest = MessageHashUtils.toTypedDataHash(
             anchorDomainSeparator, keccak256(abi.encode(CHECKPOINT_TYPEHASH, cp))
