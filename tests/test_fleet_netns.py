@@ -116,8 +116,11 @@ async def test_devices_in_namespaces_no_inbound_port_one_cut_off(netns: list[str
             _ip("link", "set", f"vh{tag}1", "down")
             before = _states(tmp_path / "edge-0.sqlite").get("anchored", 0)
             deadline = loop.time() + 90
-            while _states(tmp_path / "edge-0.sqlite").get("anchored", 0) < before + 2:
-                assert loop.time() < deadline, "the fleet stalled with one device cut off"
+            # the fleet goes on, and the cut-off device notices the loss (a dead link resets
+            # nothing: it shows as a request timing out) and keeps retrying
+            while (_states(tmp_path / "edge-0.sqlite").get("anchored", 0) < before + 2
+                   or "reconnecting" not in (tmp_path / "edge-1.log").read_text()):
+                assert loop.time() < deadline, "the fleet stalled, or the cut-off device never noticed"
                 await act.deploy(codes[1:2])
                 await act.crud_writes(5)
                 await act.settle()
@@ -131,8 +134,6 @@ async def test_devices_in_namespaces_no_inbound_port_one_cut_off(netns: list[str
                     break
                 assert loop.time() < deadline, (s0, s1)
                 await asyncio.sleep(1.0)
-            log = (tmp_path / "edge-1.log").read_text()
-            assert "reconnecting" in log or "retrying" in log
         finally:
             for p in procs:
                 p.terminate()
