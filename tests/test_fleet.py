@@ -21,7 +21,7 @@ from edge.chain.devchain import DevChains, TierSpec
 from edge.chain.tiers import PublicTiers, deploy_public_tiers
 from edge.config import dump_toml
 from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
-from edge.seal.keys import load_key, read_passphrase
+from edge.seal.keys import DeviceKey, load_key, read_passphrase
 from edge.verify import Auditor, TestnetRef
 from tests.conftest import corpus_codes
 
@@ -127,6 +127,23 @@ def _anchor_txs(db: Path) -> list[tuple[str, int | None]]:
         con.close()
 
 
+async def _attest_wrong_root(fleet: Fleet, keys: list[DeviceKey], domain: Eip712Domain, cid: bytes,
+                             a: int, b: int) -> CheckpointMessage:
+    """Registered device ``keys`` (not running an agent) attest a random root for the range
+    ``a..b`` of device 0's checkpoint ``cid``; returns the forged checkpoint."""
+    con = sqlite3.connect(fleet.db(0))
+    last = bytes(con.execute("SELECT last_hash FROM checkpoints WHERE id=?", (cid,)).fetchone()[0])
+    con.close()
+    wrong = CheckpointMessage.create(7201, a, b, last, os.urandom(32))
+    poa = fleet.chains["poa"]
+    for k in keys:
+        data = attest_abi.encode_attest(wrong, sign_checkpoint(k.private_key, domain, wrong))
+        await poa.rpc("anvil_impersonateAccount", k.address)
+        await poa.rpc("eth_sendTransaction", {"from": k.address, "to": fleet.tiers.sections["fleet"]["attestations"],
+                                              "data": "0x" + data.hex(), "gas": hex(300_000)})
+    return wrong
+
+
 def _assert_exactly_once(events: list[anchor_abi.AnchoredEvent], quorum: int, devices: list[str]) -> None:
     ids = [e.id for e in events]
     assert len(ids) == len(set(ids)), "a checkpoint anchored twice"
@@ -222,7 +239,6 @@ async def test_byzantine_minority_cannot_anchor_wrong_root(tmp_path: Path) -> No
         f = fleet.tiers.sections
         domain = Eip712Domain(f["forward"]["mainnet"]["chain_id"], f["forward"]["mainnet"]["anchor"])
         byz = [load_key(tmp_path / f"device-{i}.json", read_passphrase("env:EDGE_DEMO_PASSPHRASE")) for i in (3, 4)]
-        poa = fleet.chains["poa"]
         attested: set[tuple[int, int]] = set()
         for _ in range(20):
             await fleet.drive(1)
@@ -230,15 +246,7 @@ async def test_byzantine_minority_cannot_anchor_wrong_root(tmp_path: Path) -> No
                 if (a, b) in attested:
                     continue
                 attested.add((a, b))
-                con = sqlite3.connect(fleet.db(0))
-                last = bytes(con.execute("SELECT last_hash FROM checkpoints WHERE id=?", (cid,)).fetchone()[0])
-                con.close()
-                wrong = CheckpointMessage.create(7201, a, b, last, os.urandom(32))
-                for k in byz:
-                    data = attest_abi.encode_attest(wrong, sign_checkpoint(k.private_key, domain, wrong))
-                    await poa.rpc("anvil_impersonateAccount", k.address)
-                    await poa.rpc("eth_sendTransaction", {"from": k.address, "to": f["fleet"]["attestations"],
-                                                          "data": "0x" + data.hex(), "gas": hex(300_000)})
+                await _attest_wrong_root(fleet, byz, domain, cid, a, b)
             if len(await fleet.anchored()) >= 3:
                 break
         events = await fleet.wait_anchored(3)
@@ -260,22 +268,13 @@ async def test_minority_device_raises_divergence_alarm(tmp_path: Path) -> None:
         f = fleet.tiers.sections
         domain = Eip712Domain(f["forward"]["mainnet"]["chain_id"], f["forward"]["mainnet"]["anchor"])
         others = [load_key(tmp_path / f"device-{i}.json", read_passphrase("env:EDGE_DEMO_PASSPHRASE")) for i in (1, 2)]
-        poa = fleet.chains["poa"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 90
         while not _checkpoints(fleet.db(0)):
             assert loop.time() < deadline
             await fleet.drive(1)
         cid, (a, b, _) = next(iter(_checkpoints(fleet.db(0)).items()))
-        con = sqlite3.connect(fleet.db(0))
-        last = bytes(con.execute("SELECT last_hash FROM checkpoints WHERE id=?", (cid,)).fetchone()[0])
-        con.close()
-        wrong = CheckpointMessage.create(7201, a, b, last, os.urandom(32))
-        for k in others:
-            data = attest_abi.encode_attest(wrong, sign_checkpoint(k.private_key, domain, wrong))
-            await poa.rpc("anvil_impersonateAccount", k.address)
-            await poa.rpc("eth_sendTransaction", {"from": k.address, "to": f["fleet"]["attestations"],
-                                                  "data": "0x" + data.hex(), "gas": hex(300_000)})
+        wrong = await _attest_wrong_root(fleet, others, domain, cid, a, b)
         while True:
             con = sqlite3.connect(fleet.db(0), timeout=5)
             alarms = con.execute("SELECT detail FROM alarms WHERE kind='divergence'").fetchall()
