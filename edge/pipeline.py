@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from edge.aio import enter_all, first_error
 from edge.config import Config
 from edge.stages.checkpoint import CheckpointStage
 from edge.stages.ingest import Ingester, IngestStats, SealCheck
@@ -81,16 +82,13 @@ class Agent:
         return self.ingester.stats
 
     async def __aenter__(self) -> Agent:
-        try:
-            await self._stack.enter_async_context(self.outbox)
-            await self._stack.enter_async_context(self.ingester)
-            if self.score:
-                from edge.stages.score import ScoreStage
+        parts: list[AbstractAsyncContextManager[Any]] = [self.outbox, self.ingester]
+        if self.score:
+            from edge.stages.score import ScoreStage
 
-                self.scorer = await self._stack.enter_async_context(ScoreStage.from_config(self.cfg, self.outbox))
-        except BaseException:
-            await self._stack.aclose()
-            raise
+            self.scorer = ScoreStage.from_config(self.cfg, self.outbox)
+            parts.append(self.scorer)
+        await enter_all(self._stack, parts)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -116,7 +114,7 @@ class Agent:
                 for t in side:
                     t.cancel()
         except BaseExceptionGroup as eg:
-            raise _first_error(eg) from eg
+            raise first_error(eg) from eg
 
     async def _seal_and_forward(self) -> None:
         await self.ingester.chain_ready.wait()
@@ -163,11 +161,3 @@ class Agent:
             line += " | PAUSED: outbox full"
         return line
 
-
-def _first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
-    for e in eg.exceptions:
-        if isinstance(e, BaseExceptionGroup):
-            return _first_error(e)
-        if not isinstance(e, asyncio.CancelledError):
-            return e
-    return eg.exceptions[0]

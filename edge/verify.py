@@ -33,6 +33,7 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
+from edge.aio import enter_all
 from edge.chain import anchor as anchor_abi
 from edge.chain.crud import decode_read, encode_read
 from edge.chain.http_rpc import HttpRpc
@@ -115,9 +116,7 @@ class Auditor:
         self._devices: dict[str, bool] = {}
 
     async def __aenter__(self) -> Auditor:
-        await self._stack.enter_async_context(self.mainnet)
-        for _, rpc in self.testnets.values():
-            await self._stack.enter_async_context(rpc)
+        await enter_all(self._stack, [self.mainnet, *(rpc for _, rpc in self.testnets.values())])
         return self
 
     async def __aexit__(self, *exc: object) -> None:

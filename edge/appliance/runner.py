@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from edge import __version__
+from edge.aio import first_error
 from edge.appliance.gpio import StatusPanel, follow
 from edge.appliance.metrics import Metrics
 from edge.appliance.notify import Notifier
@@ -166,7 +167,7 @@ async def run_appliance(agent: Agent, *, stop_at: int | None = None, notifier: N
                 for t in side:
                     t.cancel()
         except BaseExceptionGroup as eg:
-            err = _first_error(eg)
+            err = first_error(eg)
             if isinstance(err, EdgeError):
                 note.status(f"edge: {err}")
             if isinstance(err, EdgeError) and panel.enabled:
@@ -185,11 +186,3 @@ async def _status_loop(agent: Agent, note: Notifier) -> None:
         await asyncio.sleep(agent.cfg.log.stats_interval_s)
         note.status(agent.stats_line())
 
-
-def _first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
-    for e in eg.exceptions:
-        if isinstance(e, BaseExceptionGroup):
-            return _first_error(e)
-        if not isinstance(e, asyncio.CancelledError):
-            return e
-    return eg.exceptions[0]

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edge.aio import enter_all
 from edge.errors import DevChainError
 
 __all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "free_port", "rpc_call", "rpc_batch"]
@@ -299,12 +300,7 @@ class DevChains:
         return self.chains[name]
 
     async def __aenter__(self) -> DevChains:
-        try:
-            for c in self.chains.values():
-                await self._stack.enter_async_context(c)
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        await enter_all(self._stack, self.chains.values())
         return self
 
     async def __aexit__(

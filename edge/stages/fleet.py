@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
+from edge.aio import enter_all
 from edge.chain import anchor as anchor_abi
 from edge.chain import attest as attest_abi
 from edge.chain.crud import decode_bool, encode_exists
@@ -101,12 +102,7 @@ class FleetStage:
         forwarder.signature_source = self
 
     async def __aenter__(self) -> FleetStage:
-        try:
-            await self._stack.enter_async_context(self.sender)
-            await self._stack.enter_async_context(self.rpc)
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        await enter_all(self._stack, [self.sender, self.rpc])
         return self
 
     async def __aexit__(self, *exc: object) -> None:

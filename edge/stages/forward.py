@@ -29,6 +29,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from edge.aio import enter_all
 from edge.chain import anchor as anchor_abi
 from edge.chain.crud import create_many_gas, encode_create_many
 from edge.chain.http_rpc import HttpRpc
@@ -129,13 +130,7 @@ class ForwardStage:
         self.mainnet_rpc = HttpRpc(f.mainnet.url)
 
     async def __aenter__(self) -> ForwardStage:
-        try:
-            for s in [*self.senders.values(), self.mainnet]:
-                await self._stack.enter_async_context(s)
-            await self._stack.enter_async_context(self.mainnet_rpc)
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        await enter_all(self._stack, [*self.senders.values(), self.mainnet, self.mainnet_rpc])
         return self
 
     async def __aexit__(self, *exc: object) -> None:

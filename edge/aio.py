@@ -1,0 +1,52 @@
+"""Small asyncio helpers shared by the long-lived components (a primitive: no edge imports).
+
+* :func:`enter_all` enters several async context managers on one
+  :class:`contextlib.AsyncExitStack`, all or nothing.
+* :func:`first_error` picks the error that matters out of a :class:`BaseExceptionGroup`
+  raised by an :class:`asyncio.TaskGroup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any
+
+__all__ = ["enter_all", "first_error"]
+
+
+async def enter_all(stack: AsyncExitStack, cms: Iterable[AbstractAsyncContextManager[Any]]) -> None:
+    """Enter every context manager of ``cms`` in order on ``stack``, all or nothing.
+
+    Args:
+        stack: the owner's exit stack; closing it later exits them in reverse order.
+        cms: async context managers (their ``__aenter__`` results are not kept: the
+            components here return ``self``).
+
+    Raises:
+        BaseException: whatever an ``__aenter__`` raises, after the ones already entered
+            have been exited (``stack`` is closed), so a failed start leaks no socket,
+            process or database handle.
+    """
+    try:
+        for cm in cms:
+            await stack.enter_async_context(cm)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+def first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception in ``eg`` (depth first) that is not a cancellation.
+
+    A :class:`asyncio.TaskGroup` wraps the failing task's error together with the
+    ``CancelledError`` of its siblings; the caller wants the cause. Falls back to the
+    group's first member when every member is a cancellation. Never raises.
+    """
+    for e in eg.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            return first_error(e)
+        if not isinstance(e, asyncio.CancelledError):
+            return e
+    return eg.exceptions[0]
