@@ -2,7 +2,7 @@
 
 Deploys ``contracts/Anchor.sol`` on a fresh anvil (automine, opcode tracing on), registers
 N device keys with quorum M, then anchors: K = 1 is one checkpoint anchored as itself;
-K > 1 is one batch anchor (:func:`edge.chain.anchor.batch_checkpoint`: the root is the
+K > 1 is one batch anchor (:func:`edge.contracts.anchor.batch_checkpoint`: the root is the
 Merkle root over the K member ids). Each anchor carries exactly M signatures (the
 cheapest valid call) and is sent ``--repeat`` times with fresh checkpoints. Finally a
 duplicate of an anchored id (another quorum, another locator) is sent with a fixed gas
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from eth_hash.auto import keccak  # noqa: E402
 
-from edge.chain.anchor import (  # noqa: E402
+from edge.contracts.anchor import (  # noqa: E402
     anchor_init_code,
     anchored_root_call,
     batch_checkpoint,
@@ -44,10 +44,10 @@ from edge.chain.anchor import (  # noqa: E402
     encode_set_devices,
     verify_member_call,
 )
-from edge.chain.devchain import DevChain  # noqa: E402
+from edge.devnet.anvil import DevChain  # noqa: E402
 from edge.errors import DevChainError, EdgeError  # noqa: E402
-from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint  # noqa: E402
-from edge.seal.merkle import MerkleTree  # noqa: E402
+from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint  # noqa: E402
+from edge.evidence.merkle import MerkleTree  # noqa: E402
 
 PRIVATE_CHAIN = 7201
 BLOCKS_PER_CHECKPOINT = 100

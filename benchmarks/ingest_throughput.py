@@ -25,11 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.chain.activity import Activity  # noqa: E402
-from edge.chain.devchain import DevChain  # noqa: E402
+from edge.devnet.activity import Activity  # noqa: E402
+from edge.devnet.anvil import DevChain  # noqa: E402
 from edge.config import parse_config  # noqa: E402
-from edge.corpus import hex_to_code, iter_corpus  # noqa: E402
-from edge.pipeline import Agent  # noqa: E402
+from edge.devnet.corpus import hex_to_code, iter_corpus  # noqa: E402
+from edge.agent import Agent  # noqa: E402
 
 
 async def _mine_all(chain: DevChain) -> int:

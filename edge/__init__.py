@@ -1,11 +1,42 @@
 """Edge gateway: watch a private PoA Ethereum chain, score every contract deployed on it,
 and carry tamper-evidence of that chain to public networks.
 
-The package is layered; imports go one way only::
+Where things go (each folder is one part of the data path)::
 
-    cli  ->  pipeline / demo / bench  ->  stages  ->  primitives
-                                          (ingest,     (chain, store, scoring, seal,
-                                           score)       config, errors)
+    PoA node --rpc--> ingest --> store (outbox) <-- scoring
+                                   |
+                                evidence (checkpoint: leaves, CRC, Merkle root, EIP-712)
+                                   |
+                         fleet (attest, quorum, duty) --> forward (testnet chunks, mainnet anchor)
+                                                               |
+                                                   audit (``edge verify``, the auditor)
+
+- a **block** is read by ``ingest/`` (``adapter.py`` asks the node, ``stage.py`` links,
+  follows reorgs, checks the seal with ``chain/poa.py``) and written to ``store/chain_data.py``;
+- a **contract** is written with its block, then scored by ``scoring/stage.py``
+  (``features.py`` -> ``model.py``) into ``store/scores.py``;
+- a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,
+  attested by ``fleet/``, sealed for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
+- a **transaction** to a public chain is queued by ``forward/stage.py`` and sent, bumped
+  and confirmed by ``forward/txsender.py`` from the outbox.
+
+The layers; imports go downwards only::
+
+    cli                         the command line (edge run | status | verify | demo | ...)
+    devnet, appliance           embedded dev chains and the demo; systemd, GPIO, metrics, bench
+    audit                       edge verify
+    agent                       one outbox and the stages, in one TaskGroup
+    ingest scoring evidence     the stages (each reads the previous one's durable state)
+      fleet forward
+    contracts chain crypto      ABI bindings; headers, seals, records; ECIES and keys
+    store                       ALL SQL: the outbox, migrations, every query
+    rpc                         JsonRpc (call, batch, subscribe): WebSocket, HTTP, MockRpc
+    errors config clock aio     primitives (the error tree, the TOML config, injected time)
+
+Every network edge (an :class:`edge.rpc.RpcFactory`) and the clock
+(:class:`edge.clock.Clock`) are injected at start-up by the owner (``Agent``, the CLI),
+so tests run anywhere with :class:`edge.rpc.mock.MockNetwork` and
+:class:`edge.clock.MockClock`.
 """
 
 __version__ = "0.1.0"

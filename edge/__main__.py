@@ -1,5 +1,5 @@
 """``python -m edge`` runs the CLI."""
 
-from edge.cli import main
+from edge.cli.main import main
 
 raise SystemExit(main())

@@ -10,13 +10,15 @@ The tree::
 
     EdgeError
     ├── ConfigError                 bad or unknown key/value in the TOML config
-    ├── ChainError                  talking to a chain node
-    │   ├── NodeUnavailable         cannot connect / connection dropped / timed out
+    ├── UsageError                  a bad command-line argument (not the config file)
+    ├── ChainError                  talking to a chain node (transient: retried)
+    │   ├── NodeUnavailable         cannot connect / connection dropped
+    │   │   └── RpcTimeout          connected, but no answer in time
     │   ├── RpcError                node answered with a JSON-RPC error object
     │   │   └── MethodNotSupported  -32601 / "method not found" (optional features)
-    │   ├── RpcProtocolError        node answered something that is not valid JSON-RPC
-    │   │                           or not the shape the method promises
-    │   └── ReorgError              a reorg deeper than the finality depth
+    │   └── RpcProtocolError        node answered something that is not valid JSON-RPC
+    │       │                       or not the shape the method promises
+    │       └── BlockChanged        the block changed on the node while it was read
     ├── SealError                   a PoA header whose seal cannot be recovered
     ├── OutboxError                 the SQLite outbox
     │   ├── OutboxFull              size limit or disk full: ingest pauses, nothing lost
@@ -34,12 +36,14 @@ from __future__ import annotations
 __all__ = [
     "EdgeError",
     "ConfigError",
+    "UsageError",
     "ChainError",
     "NodeUnavailable",
+    "RpcTimeout",
     "RpcError",
     "MethodNotSupported",
     "RpcProtocolError",
-    "ReorgError",
+    "BlockChanged",
     "SealError",
     "OutboxError",
     "OutboxFull",
@@ -70,12 +74,31 @@ class ConfigError(EdgeError):
         super().__init__(f"config: {key}: {message}" if key else f"config: {message}")
 
 
+class UsageError(EdgeError):
+    """A command-line argument is invalid (a flag value, a file named on the command
+    line); the message names the argument (``--quorum: must be 1..--devices (3), got 5``).
+    Exit status 2, like a config error.
+
+    Attributes: argument: the flag or command at fault (``"--quorum"``).
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
 class ChainError(EdgeError):
-    """A problem talking to a chain node (base class)."""
+    """A problem talking to a chain node (base class). Always transient from the agent's
+    point of view: logged, retried on a fresh connection, never the operator's mistake."""
 
 
 class NodeUnavailable(ChainError):
-    """The node cannot be reached, or the connection dropped or timed out."""
+    """The node cannot be reached, or the connection dropped."""
+
+
+class RpcTimeout(NodeUnavailable):
+    """The node was reached but did not answer within the configured timeout (kept apart
+    from a refused or dropped connection, as httpx keeps ``TimeoutException``)."""
 
 
 class RpcError(ChainError):
@@ -108,8 +131,10 @@ class RpcProtocolError(ChainError):
         super().__init__(f"{method}: malformed answer: {message}")
 
 
-class ReorgError(ChainError):
-    """A reorganisation reached below the finality depth (already-final blocks changed)."""
+class BlockChanged(RpcProtocolError):
+    """A block's data changed on the node while it was being read (a reorg raced the
+    read: e.g. receipts of another block than the header). Not an error of the node's:
+    the reader drops the batch from that block on and reads it again."""
 
 
 class SealError(EdgeError):

@@ -5,11 +5,11 @@ Two subcommands:
 ``run`` (needs the installed agent: numpy, onnxruntime, coincurve, eth-abi, aiosqlite)
     Scores real contracts of a corpus slice with the shipped ONNX model, writes codes and
     scores to a real SQLite outbox (:class:`edge.store.db.Outbox`), builds a
-    checkpoint-like Merkle tree over contract-deployment records (:mod:`edge.seal.leaves`,
-    OpenZeppelin-compatible :class:`edge.seal.merkle.MerkleTree`), signs the checkpoint
-    (EIP-712, :func:`edge.seal.eip712.sign_checkpoint`) and recovers the signer, seals a
-    payload for an auditor (ECIES envelope, :mod:`edge.seal.ecies`) and opens it, and
-    round-trips a scrypt keystore (:mod:`edge.seal.keys`, Web3 Secret Storage v3).
+    checkpoint-like Merkle tree over contract-deployment records (:mod:`edge.evidence.leaves`,
+    OpenZeppelin-compatible :class:`edge.evidence.merkle.MerkleTree`), signs the checkpoint
+    (EIP-712, :func:`edge.evidence.eip712.sign_checkpoint`) and recovers the signer, seals a
+    payload for an auditor (ECIES envelope, :mod:`edge.crypto.ecies`) and opens it, and
+    round-trips a scrypt keystore (:mod:`edge.crypto.keys`, Web3 Secret Storage v3).
     Prints ONE JSON line on stdout with the results and the wall time of every step
     (seconds). Exit 0 when every check passed, else 1.
 
@@ -164,7 +164,7 @@ def _run_steps(
         from edge.scoring.corpus_reader import iter_codes
         from edge.scoring.model import RiskModel, default_model_path
         from edge.seal import ecies, eip712, leaves, merkle
-        from edge.seal.keys import DeviceKey, create_keystore, load_key
+        from edge.crypto.keys import DeviceKey, create_keystore, load_key
         from edge.store.db import Outbox
         from edge.store.scores import ScoreRow, get_score, put_codes_and_scores
     res.info["features_backend"] = features.BACKEND

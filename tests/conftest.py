@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from edge.chain.devchain import DevChain
+from edge.devnet.anvil import DevChain
 from edge.config import Config, parse_config
-from edge.pipeline import Agent
+from edge.agent import Agent
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,4 +1,4 @@
-"""contracts/Anchor.sol and its binding edge.chain.anchor, on a real anvil."""
+"""contracts/Anchor.sol and its binding edge.contracts.anchor, on a real anvil."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
-from edge.chain.anchor import (
+from edge.contracts.anchor import (
     ANCHOR_ERRORS,
     ANCHORED_TOPIC,
     DEVICES_CHANGED_TOPIC,
@@ -37,10 +37,10 @@ from edge.chain.anchor import (
     verify_member_call,
     verify_record_call,
 )
-from edge.chain.artifacts import load_artifact
-from edge.chain.devchain import DevChain
+from edge.contracts.artifacts import load_artifact
+from edge.devnet.anvil import DevChain
 from edge.errors import CryptoError, RpcProtocolError
-from edge.seal.eip712 import (
+from edge.evidence.eip712 import (
     SECP256K1_N,
     CheckpointMessage,
     Eip712Domain,
@@ -49,7 +49,7 @@ from edge.seal.eip712 import (
     recover_checkpoint_signer,
     sign_checkpoint,
 )
-from edge.seal.merkle import MerkleTree, record_leaf
+from edge.evidence.merkle import MerkleTree, record_leaf
 
 PRIVATE_CHAIN = 7201
 DEVICE_KEYS = [keccak(f"anchor test device {i}".encode()) for i in range(5)]

@@ -16,11 +16,11 @@ import pytest
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
-from edge.chain.devchain import free_port
-from edge.chain.rpc import RpcClient
+from edge.devnet.anvil import free_port
+from edge.rpc.ws import WsRpc
 from edge.config import parse_config
 from edge.errors import NodeUnavailable, OutboxError, OutboxFull, RpcProtocolError, SchemaError
-from edge.pipeline import Agent
+from edge.agent import Agent
 from edge.store.db import Outbox
 
 Answer = Callable[[dict[str, Any]], Any]
@@ -94,7 +94,7 @@ async def test_invalid_jsonrpc_is_named_and_retried_not_crashed(case: str, tmp_p
 async def test_rpc_client_raises_protocol_error_naming_method() -> None:
     server, url = await _misbehaving_node(lambda r: "garbage")
     try:
-        async with RpcClient(url, timeout=2.0) as rpc:
+        async with WsRpc(url, timeout=2.0) as rpc:
             with pytest.raises(RpcProtocolError, match="eth_blockNumber: malformed answer: frame is not JSON"):
                 await rpc.call("eth_blockNumber")
             with pytest.raises(RpcProtocolError):  # the poisoned connection stays failed
@@ -107,7 +107,7 @@ async def test_rpc_client_raises_protocol_error_naming_method() -> None:
 async def test_unreachable_node_is_retried_with_a_clear_log(tmp_path: Path, caplog) -> None:
     url = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(NodeUnavailable, match=f"cannot connect to {url}"):
-        async with RpcClient(url, timeout=1.0):
+        async with WsRpc(url, timeout=1.0):
             pass
     cfg = parse_config({"node": {"ws_url": url, "reconnect_max_s": 0.2},
                         "outbox": {"path": str(tmp_path / "edge.sqlite")}}, base_dir=tmp_path)

@@ -103,8 +103,8 @@ def test_bench_and_score_paths_do_not_import_web3(corpus: Path, tmp_path: Path) 
     code = (
         "import sys, io\n"
         "from pathlib import Path\n"
-        "from edge.bench import run_bench\n"
-        "from edge.score_cmd import score_corpus\n"
+        "from edge.appliance.bench import run_bench\n"
+        "from edge.cli.score import score_corpus\n"
         f"run_bench(Path({str(corpus)!r}), progress=False, limit=50)\n"
         f"score_corpus(Path({str(corpus)!r}), io.StringIO(), limit=50)\n"
         "assert 'web3' not in sys.modules, 'web3 imported'\n"

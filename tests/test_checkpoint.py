@@ -8,12 +8,12 @@ from pathlib import Path
 from eth_abi.abi import decode as abi_decode
 from eth_hash.auto import keccak
 
-from edge.chain.activity import Activity
-from edge.seal.crc import crc32c
-from edge.seal.eip712 import checkpoint_id
-from edge.seal.leaves import KIND_BLOCK, KIND_CONTRACT, KIND_LOG, encode_log
-from edge.seal.merkle import MerkleTree, verify_proof
-from edge.stages.checkpoint import CheckpointStage, request_sync
+from edge.devnet.activity import Activity
+from edge.evidence.crc import crc32c
+from edge.evidence.eip712 import checkpoint_id
+from edge.evidence.leaves import KIND_BLOCK, KIND_CONTRACT, KIND_LOG, encode_log
+from edge.evidence.merkle import MerkleTree, verify_proof
+from edge.evidence.checkpointer import CheckpointStage, request_sync
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox
 from tests.conftest import corpus_codes, ingest_to, make_config

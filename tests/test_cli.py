@@ -50,7 +50,7 @@ def test_status_without_outbox_is_a_clear_error(tmp_path: Path) -> None:
 def test_run_stop_at_backfills_and_exits(tmp_path: Path) -> None:
     import asyncio
 
-    from edge.chain.devchain import DevChain
+    from edge.devnet.anvil import DevChain
 
     async def go() -> subprocess.CompletedProcess[str]:
         async with DevChain("poa", 7201, 0, extra_args=("--no-mining",)) as chain:

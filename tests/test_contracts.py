@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
-from edge.chain.artifacts import (
+from edge.contracts.artifacts import (
     DEPLOYER_PREFIX_LEN,
     artifacts_dir,
     deployer_init_code,

@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from edge.chain.activity import Activity
+from edge.devnet.activity import Activity
 from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config
 
 KILLS = 22

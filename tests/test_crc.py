@@ -1,4 +1,4 @@
-"""CRC-32C (RFC 3720 B.4) of record bytes: edge.seal.crc."""
+"""CRC-32C (RFC 3720 B.4) of record bytes: edge.evidence.crc."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.errors import CryptoError
-from edge.seal.crc import crc32c, crc32c_hex
+from edge.evidence.crc import crc32c, crc32c_hex
 
 
 def _crc32c_bitwise(data: bytes) -> int:

@@ -1,4 +1,4 @@
-"""ECIES (secp256k1, HKDF-SHA256, AES-256-GCM), envelopes and padding: edge.seal.ecies."""
+"""ECIES (secp256k1, HKDF-SHA256, AES-256-GCM), envelopes and padding: edge.crypto.ecies."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.errors import CryptoError, DecryptionError
-from edge.seal.ecies import (
+from edge.crypto.ecies import (
     DEFAULT_BUCKETS,
     ECIES_OVERHEAD,
     SLOT_SIZE,

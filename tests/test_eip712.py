@@ -1,4 +1,4 @@
-"""EIP-712 checkpoint signatures and ids: edge.seal.eip712."""
+"""EIP-712 checkpoint signatures and ids: edge.evidence.eip712."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.errors import CryptoError
-from edge.seal.eip712 import (
+from edge.evidence.eip712 import (
     CHECKPOINT_TYPEHASH,
     DOMAIN_TYPEHASH,
     CheckpointMessage,

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from edge.chain import anchor as anchor_abi
-from edge.chain import attest as attest_abi
-from edge.chain.activity import Activity
-from edge.chain.devchain import DevChains, TierSpec
-from edge.chain.tiers import PublicTiers, deploy_public_tiers
+from edge.contracts import anchor as anchor_abi
+from edge.contracts import attestations as attest_abi
+from edge.devnet.activity import Activity
+from edge.devnet.anvil import DevChains, TierSpec
+from edge.devnet.tiers import PublicTiers, deploy_public_tiers
 from edge.config import dump_toml
-from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
-from edge.seal.keys import DeviceKey, load_key, read_passphrase
-from edge.verify import Auditor, TestnetRef
+from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
+from edge.crypto.keys import DeviceKey, load_key, read_passphrase
+from edge.audit.verify import Auditor, TestnetRef
 from tests.conftest import corpus_codes
 
 TIERS = (TierSpec("poa", 7201, 0.5), TierSpec("testnet-a", 7301, 0.5), TierSpec("testnet-b", 7302, 0.5),

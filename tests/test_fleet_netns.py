@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.chain.activity import Activity
-from edge.chain.devchain import DevChains, TierSpec
-from edge.chain.tiers import deploy_public_tiers
+from edge.devnet.activity import Activity
+from edge.devnet.anvil import DevChains, TierSpec
+from edge.devnet.tiers import deploy_public_tiers
 from edge.config import dump_toml
 from tests.conftest import corpus_codes
 

@@ -15,17 +15,17 @@ import pytest
 import pytest_asyncio
 from eth_hash.auto import keccak
 
-from edge.chain import anchor as anchor_abi
-from edge.chain.activity import Activity
-from edge.chain.crud import encode_create_many, encode_update
-from edge.chain.devchain import DevChains, TierSpec
-from edge.chain.tiers import deploy_public_tiers
+from edge.contracts import anchor as anchor_abi
+from edge.devnet.activity import Activity
+from edge.contracts.crud import encode_create_many, encode_update
+from edge.devnet.anvil import DevChains, TierSpec
+from edge.devnet.tiers import deploy_public_tiers
 from edge.config import Config, dump_toml, load_config
-from edge.pipeline import Agent
-from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
-from edge.seal.keys import load_key, read_passphrase
-from edge.seal.metadata import Metadata, open_manifest, open_metadata, seal_metadata
-from edge.verify import Auditor, TestnetRef, Verdict, parse_record_key
+from edge.agent import Agent
+from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
+from edge.crypto.keys import load_key, read_passphrase
+from edge.evidence.metadata import Metadata, open_manifest, open_metadata, seal_metadata
+from edge.audit.verify import Auditor, TestnetRef, Verdict, parse_record_key
 from tests.conftest import corpus_codes
 
 FAST_TIERS = (TierSpec("poa", 7201, 0.5), TierSpec("testnet-a", 7301, 0.5), TierSpec("testnet-b", 7302, 0.5),
@@ -226,7 +226,7 @@ def _chain_name(chain_id: int) -> str:
 
 
 async def test_upload_groups_fit_in_a_transaction() -> None:
-    from edge.stages.forward import UPLOAD_TX_BYTES, _groups
+    from edge.forward.stage import UPLOAD_TX_BYTES, _groups
 
     rows = [(i, bytes(32), bytes(2048)) for i in range(20)] + [(-1, bytes(32), bytes(16_500))]
     groups = _groups(rows, UPLOAD_TX_BYTES)

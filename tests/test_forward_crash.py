@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.chain.devchain import TierSpec
-from edge.chain.http_rpc import HttpRpc
+from edge.devnet.anvil import TierSpec
+from edge.rpc.http import HttpRpc
 from tests.conftest import corpus_codes
 from tests.test_forward import FAST_TIERS, run_until_anchored, start_net
 
@@ -113,7 +113,7 @@ async def test_testnet_down_backlog_is_kept_and_sent_in_order(tmp_path: Path) ->
         before = len(await _anchored_events(net))
         await net.chains["testnet-b"].stop()  # dumps its state, as a node that is restarted later
 
-        from edge.pipeline import Agent
+        from edge.agent import Agent
 
         async with Agent(net.cfg, score=False) as agent:
             task = asyncio.create_task(agent.run())

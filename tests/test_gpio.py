@@ -19,7 +19,7 @@ from edge.appliance.gpio import StatusPanel, follow, state_from
 from edge.appliance.runner import gpio_section, load_config_or_fault, show_fault
 from edge.config import GpioConfig, parse_config
 from edge.errors import ConfigError, EdgeError
-from edge.pipeline import Agent
+from edge.agent import Agent
 
 STATUS, ALERT, BUTTON, BUZZER = 17, 27, 22, 23
 TOL = 0.15  # seconds: a thread or timer may wake this late on a busy 2-core machine

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.chain.activity import Activity
-from edge.chain.devchain import DevChain
+from edge.devnet.activity import Activity
+from edge.devnet.anvil import DevChain
 from edge.errors import ConfigError
-from edge.pipeline import Agent
+from edge.agent import Agent
 from edge.store.db import Outbox
 from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config, mine_all
 
@@ -97,7 +97,10 @@ async def test_reorg_leaves_only_canonical_records(chain_factory, tmp_path: Path
         assert (r[2] in canonical) == (r[1] <= head - depth), r[1]
 
 
-async def test_reorg_to_shorter_chain_is_rolled_back(chain_factory, tmp_path: Path) -> None:
+async def test_truncated_chain_is_lag_until_a_replacing_block_proves_the_reorg(chain_factory, tmp_path: Path) -> None:
+    """A node whose head drops below the cursor with no new block on top cannot be told
+    from a lagging node: nothing is rolled back. The first block that replaces a stored
+    one proves the reorg, and exactly the replaced blocks are rolled back."""
     chain = await chain_factory(extra_args=("--no-mining",))
     await chain.rpc("anvil_mine", "0xa")
     db = tmp_path / "edge.sqlite"
@@ -106,15 +109,15 @@ async def test_reorg_to_shorter_chain_is_rolled_back(chain_factory, tmp_path: Pa
     await chain.rpc("anvil_rollback", 3)  # head 7, no new block on top
     async with Agent(cfg, score=False) as agent:
         task = asyncio.create_task(agent.run())
-        for _ in range(100):
-            if agent.stats.reorgs:
-                break
-            await asyncio.sleep(0.1)
+        await asyncio.wait_for(agent.ingester.wait_until(lambda s: s.lagging >= 1), 30)
+        assert agent.stats.reorgs == 0 and dump_outbox(db)["cursor"][0][1] == 10
+        await chain.rpc("evm_mine")  # a new block 8 replaces the stored block 8
+        await asyncio.wait_for(agent.ingester.wait_until(lambda s: s.reorgs >= 1 and s.cursor >= 8), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert agent.stats.reorgs == 1
-    assert dump_outbox(db)["cursor"][0][1] == 7
+    assert agent.stats.reorgs == 1 and agent.stats.rolled_back == 3
+    assert dump_outbox(db)["cursor"][0][1] == 8
 
 
 async def test_node_killed_and_restarted_is_reconnected_and_backfilled(chain_factory, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Device keystore (Web3 Secret Storage v3) and passphrase sources: edge.seal.keys."""
+"""Device keystore (Web3 Secret Storage v3) and passphrase sources: edge.crypto.keys."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 
 from edge.errors import CryptoError
-from edge.seal.keys import DeviceKey, create_keystore, load_key, read_passphrase
+from edge.crypto.keys import DeviceKey, create_keystore, load_key, read_passphrase
 
 FAST = 2**12  # scrypt n for tests; production default is 2**18
 

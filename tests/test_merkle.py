@@ -1,4 +1,4 @@
-"""Merkle trees verifiable by OpenZeppelin 5 MerkleProof: edge.seal.merkle."""
+"""Merkle trees verifiable by OpenZeppelin 5 MerkleProof: edge.evidence.merkle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.errors import CryptoError
-from edge.seal.merkle import (
+from edge.evidence.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     hash_pair,

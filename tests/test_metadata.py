@@ -10,11 +10,11 @@ import pytest
 from eth_hash.auto import keccak
 
 from edge.errors import CryptoError, DecryptionError
-from edge.seal.eip712 import checkpoint_id
-from edge.seal.keys import DeviceKey
-from edge.seal.leaves import Finding, Leaf, RecordKey
-from edge.seal.merkle import MerkleTree
-from edge.seal.metadata import (
+from edge.evidence.eip712 import checkpoint_id
+from edge.crypto.keys import DeviceKey
+from edge.evidence.leaves import Finding, Leaf, RecordKey
+from edge.evidence.merkle import MerkleTree
+from edge.evidence.metadata import (
     Metadata,
     decode_metadata,
     encode_metadata,

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.appliance.metrics import Metrics
-from edge.chain.artifacts import deployer_init_code
+from edge.contracts.artifacts import deployer_init_code
 from edge.config import MetricsConfig, parse_config
 from edge.errors import ConfigError
-from edge.pipeline import Agent
-from edge.power import FixedWatts
-from edge.stages.checkpoint import CheckpointStage
+from edge.agent import Agent
+from edge.appliance.power import FixedWatts
+from edge.evidence.checkpointer import CheckpointStage
 from edge.store.checkpoints import CheckpointRow, insert_checkpoint
 from tests.conftest import corpus_codes, make_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.power import (
+from edge.appliance.power import (
     FixedWatts,
     Pi5Pmic,
     PowerMeter,

@@ -13,7 +13,7 @@ from eth_hash.auto import keccak
 from edge.errors import ModelError
 from edge.scoring.features import featurize_many
 from edge.scoring.model import RiskModel, default_model_path
-from edge.stages.score import ScoreStage
+from edge.scoring.stage import ScoreStage
 from edge.store.db import Outbox
 from edge.store.scores import count_unscored, get_score, unscored_codes
 

@@ -377,7 +377,7 @@ async def test_run_appliance_ready_watchdog_button_checkpoint_and_long_press_sto
 
     from edge.appliance.notify import Notifier
     from edge.appliance.runner import run_appliance
-    from edge.pipeline import Agent
+    from edge.agent import Agent
     from tests.conftest import make_config
 
     tmp, state, sock = dirs
@@ -428,7 +428,7 @@ async def test_run_appliance_shows_the_fault_on_a_fatal_agent_error(chain_factor
     from edge.appliance.notify import Notifier
     from edge.appliance.runner import run_appliance
     from edge.errors import ConfigError
-    from edge.pipeline import Agent
+    from edge.agent import Agent
     from tests.conftest import make_config
 
     tmp, state, sock = dirs

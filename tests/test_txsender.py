@@ -1,4 +1,4 @@
-"""The tx sender (edge.chain.txsender) on real anvil nodes: life cycle, durability of the
+"""The tx sender (edge.forward.txsender) on real anvil nodes: life cycle, durability of the
 signed bytes before broadcast, fee bumps, kill -9, nonce recovery, low balance, node down,
 reverts and reorgs."""
 
@@ -21,10 +21,11 @@ import rlp
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-from edge.chain.devchain import DevChain
-from edge.chain.txsender import TxSender
+from edge.devnet.anvil import DevChain
+from edge.forward.txsender import TxSender
+from edge.rpc.http import HttpRpc
 from edge.errors import ConfigError, EdgeError, NodeUnavailable
-from edge.seal.keys import DeviceKey
+from edge.crypto.keys import DeviceKey
 from edge.store.db import Outbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def dev_key() -> DeviceKey:
 
 def sender_for(ob: Outbox, chain: DevChain, key: DeviceKey | None = None, **kw: Any) -> TxSender:
     kw.setdefault("max_fee_cap_wei", 1000 * GWEI)
-    return TxSender(ob, chain.http_url, key or dev_key(), chain_id=chain.chain_id, **kw)
+    return TxSender(ob, HttpRpc(chain.http_url), key or dev_key(), chain_id=chain.chain_id, **kw)
 
 
 async def enqueue(ob: Outbox, s: TxSender, n: int = 1, **kw: Any) -> list[int]:
@@ -220,15 +221,16 @@ async def test_fee_above_cap_waits(chain_factory: Any, tmp_path: Path,
 
 _KILL_SCRIPT = r"""
 import asyncio, sys
-from edge.chain.txsender import TxSender
-from edge.seal.keys import DeviceKey
+from edge.forward.txsender import TxSender
+from edge.rpc.http import HttpRpc
+from edge.crypto.keys import DeviceKey
 from edge.store.db import Outbox
 
 N = int(sys.argv[3])
 
 async def main(db, url):
     key = DeviceKey.from_private_key(bytes.fromhex(sys.argv[4]))
-    async with Outbox(db) as ob, TxSender(ob, url, key, chain_id=int(sys.argv[5]),
+    async with Outbox(db) as ob, TxSender(ob, HttpRpc(url), key, chain_id=int(sys.argv[5]),
                                           confirmations=0, max_fee_cap_wei=10**12) as s:
         orig = s._call
 
@@ -483,14 +485,12 @@ async def test_reorg_sends_back_and_reconfirms(chain_factory: Any, tmp_path: Pat
 
 async def test_bad_input_and_wrong_chain(chain_factory: Any, tmp_path: Path) -> None:
     chain = await chain_factory("pub", CID)
-    with pytest.raises(ConfigError, match="http"):
-        TxSender(None, chain.ws_url, dev_key(), chain_id=CID, max_fee_cap_wei=1)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="bump_percent"):
-        TxSender(None, chain.http_url, dev_key(), chain_id=CID, max_fee_cap_wei=1,  # type: ignore[arg-type]
+        TxSender(None, HttpRpc(chain.http_url), dev_key(), chain_id=CID, max_fee_cap_wei=1,  # type: ignore[arg-type]
                  bump_percent=5)
     async with Outbox(tmp_path / "o.sqlite") as ob:
         with pytest.raises(ConfigError, match="chain id 7301, configured 1"):
-            async with TxSender(ob, chain.http_url, dev_key(), chain_id=1, max_fee_cap_wei=GWEI):
+            async with TxSender(ob, HttpRpc(chain.http_url), dev_key(), chain_id=1, max_fee_cap_wei=GWEI):
                 pass
         async with sender_for(ob, chain) as s:
             for kw, what in (({"to": b"\x01" * 19}, "'to'"), ({"data": "0x00"}, "'data'"),

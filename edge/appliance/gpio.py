@@ -39,7 +39,7 @@ from edge.errors import EdgeError
 
 if TYPE_CHECKING:
     from edge.config import Config
-    from edge.stages.ingest import IngestStats
+    from edge.ingest.stage import IngestStats
 
 __all__ = [
     "ALERT_PULSE",
@@ -339,7 +339,7 @@ def _pin_text(pin: int) -> str:
 
 
 class AgentLike(Protocol):
-    """What :func:`state_from` and :func:`follow` read of :class:`edge.pipeline.Agent`."""
+    """What :func:`state_from` and :func:`follow` read of :class:`edge.agent.Agent`."""
 
     @property
     def cfg(self) -> Config:

@@ -33,7 +33,7 @@ Exposed families (``_total`` = counter since the process started; others are gau
                                        upper bound of gas spent (the outbox does not store
                                        the receipts' ``gasUsed``)
 ``edge_power_watts{source}``           board/package watts, only when readable
-                                       (:mod:`edge.power`: Pi 5 PMIC, RAPL); absent otherwise
+                                       (:mod:`edge.appliance.power`: Pi 5 PMIC, RAPL); absent otherwise
 ``edge_metrics_updated_seconds``       unix time of the last update
 ``process_*``                          RSS, CPU, open fds (prometheus-client)
 =====================================  =====================================================
@@ -58,10 +58,10 @@ from prometheus_client.registry import Collector
 from edge import __version__
 from edge.config import MetricsConfig
 from edge.errors import ConfigError
-from edge.power import Pi5Pmic, PowerSource, detect_source
+from edge.appliance.power import Pi5Pmic, PowerSource, detect_source
 
 if TYPE_CHECKING:
-    from edge.stages.ingest import IngestStats
+    from edge.ingest.stage import IngestStats
     from edge.store.db import Outbox
 
 __all__ = ["LOOPBACK", "Metrics", "MetricsSource", "Snapshot"]
@@ -73,7 +73,7 @@ LOOPBACK = "127.0.0.1"
 
 
 class MetricsSource(Protocol):
-    """What :meth:`Metrics.update` reads of :class:`edge.pipeline.Agent`."""
+    """What :meth:`Metrics.update` reads of :class:`edge.agent.Agent`."""
 
     @property
     def outbox(self) -> Outbox:
@@ -213,8 +213,8 @@ class Metrics:
         host: must be ``127.0.0.1`` (anything else raises ConfigError: metrics are never
             exposed beyond the device; scrape them through an SSH tunnel or a local agent).
         enabled: False = no server; :meth:`update` and :meth:`follow` do nothing.
-        power: a :class:`edge.power.PowerSource`, None (no power readings), or ``"auto"``
-            (:func:`edge.power.detect_source` at start: Pi 5 PMIC or RAPL when readable).
+        power: a :class:`edge.appliance.power.PowerSource`, None (no power readings), or ``"auto"``
+            (:func:`edge.appliance.power.detect_source` at start: Pi 5 PMIC or RAPL when readable).
 
     Raises (on enter):
         ConfigError: ``metrics.port`` cannot be bound (in use, or privileged).

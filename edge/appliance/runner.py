@@ -1,6 +1,6 @@
 """``edge run`` as a systemd service: the agent with its panel, metrics and sd_notify.
 
-:func:`run_appliance` wraps :meth:`edge.pipeline.Agent.run`: it starts the GPIO panel
+:func:`run_appliance` wraps :meth:`edge.agent.Agent.run`: it starts the GPIO panel
 (:mod:`edge.appliance.gpio`) and the metrics server (:mod:`edge.appliance.metrics`),
 sends ``READY=1`` once they and the agent are up, pings ``WATCHDOG=1`` from the event
 loop, puts the statistics line in ``STATUS=`` and sends ``STOPPING=1`` on the way out.
@@ -30,7 +30,7 @@ from edge.config import Config, GpioConfig, load_config, parse_config
 from edge.errors import ConfigError, EdgeError
 
 if TYPE_CHECKING:
-    from edge.pipeline import Agent
+    from edge.agent import Agent
 
 __all__ = [
     "FAULT_HOLD_S",
@@ -104,10 +104,10 @@ def load_config_or_fault(path: Path | str, *, hold_s: float = FAULT_HOLD_S) -> C
 async def request_checkpoint(agent: Agent) -> int:
     """Ask for an on-demand checkpoint (the button's short press); returns the request id.
 
-    Same path as ``edge sync-now`` (:func:`edge.stages.checkpoint.request_sync`), then
+    Same path as ``edge sync-now`` (:func:`edge.evidence.checkpointer.request_sync`), then
     wakes the checkpoint stage when it runs.
     """
-    from edge.stages.checkpoint import request_sync
+    from edge.evidence.checkpointer import request_sync
 
     rid = await request_sync(agent.outbox)
     if agent.checkpointer is not None:
@@ -119,7 +119,7 @@ async def request_checkpoint(agent: Agent) -> int:
 async def run_appliance(agent: Agent, *, stop_at: int | None = None, notifier: Notifier | None = None,
                         pin_factory: Any = None, metrics_power: Any = "auto",
                         fault_hold_s: float = FAULT_HOLD_S) -> None:
-    """Run an entered :class:`edge.pipeline.Agent` as the appliance does.
+    """Run an entered :class:`edge.agent.Agent` as the appliance does.
 
     Args:
         agent: the agent, already entered (outbox open, model loaded).

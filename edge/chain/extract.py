@@ -18,9 +18,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge.chain import codec
-from edge.errors import RpcProtocolError
-from edge.records import BlockRecord, LogRecord
+from edge.rpc import codec
+from edge.errors import BlockChanged, RpcProtocolError
+from edge.chain.records import BlockRecord, LogRecord
 
 __all__ = ["Creation", "parse_block", "parse_receipts", "creations_from_receipts",
            "creations_from_parity_traces", "creations_from_call_traces"]
@@ -80,7 +80,7 @@ def parse_receipts(
         block: the block they belong to; every receipt and log must name its hash.
         watch: 20-byte emitter addresses to keep; empty keeps all logs.
 
-    Raises: RpcProtocolError (malformed, or receipts of another block: a reorg raced
+    Raises: RpcProtocolError (malformed), BlockChanged (receipts of another block: a reorg raced
         the request).
     """
     m = "eth_getBlockReceipts"
@@ -108,7 +108,7 @@ def _receipts(
         r = codec.as_dict(raw, m, p)
         bh = r.get("blockHash")
         if bh is not None and codec.hash32(bh, m, f"{p}.blockHash") != block.hash:
-            raise RpcProtocolError(m, f"{p} belongs to another block than {block.number} (reorg race)")
+            raise BlockChanged(m, f"{p} belongs to another block than {block.number} (reorg race)")
         tx_index = codec.quantity(codec.field(r, "transactionIndex", m, p), m, f"{p}.transactionIndex")
         tx_hash = codec.hash32(codec.field(r, "transactionHash", m, p), m, f"{p}.transactionHash")
         status = r.get("status")
@@ -161,7 +161,7 @@ def creations_from_parity_traces(raw: Any, block: BlockRecord, tx_hashes: Sequen
         t = codec.as_dict(traw, m, p)
         bh = t.get("blockHash")
         if bh is not None and codec.hash32(bh, m, f"{p}.blockHash") != block.hash:
-            raise RpcProtocolError(m, f"{p} belongs to another block than {block.number} (reorg race)")
+            raise BlockChanged(m, f"{p} belongs to another block than {block.number} (reorg race)")
         if t.get("type") != "create" or t.get("error"):
             continue
         pos = t.get("transactionPosition")

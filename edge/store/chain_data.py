@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.records import BlockBundle
+from edge.chain.records import BlockBundle
 from edge.store.db import Outbox, Tx
 
 __all__ = [

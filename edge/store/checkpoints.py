@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge.seal.leaves import (
+from edge.evidence.leaves import (
     KIND_BLOCK,
     KIND_CONTRACT,
     KIND_LOG,
@@ -146,3 +146,32 @@ async def set_checkpoint_state(tx: Tx, cp_id: bytes, state: str, *, locator: byt
     await tx.execute(
         "UPDATE checkpoints SET state=?, locator=coalesce(?, locator), anchor_id=coalesce(?, anchor_id)"
         " WHERE id=?", (state, locator, anchor_id, cp_id))
+
+
+# -- on-demand sync requests (``edge sync-now``, the GPIO button) ------------------------
+
+
+async def add_sync_request(ob: Outbox, now: float) -> int:
+    """Record a request for an on-demand checkpoint at wall time ``now`` (s); returns its id."""
+    async with ob.transaction() as tx:
+        await tx.execute("INSERT INTO sync_requests (requested_at) VALUES (?)", (now,))
+        row = await tx.fetchone("SELECT last_insert_rowid()")
+    assert row is not None
+    return int(row[0])
+
+
+async def sync_requested(tx: Tx) -> bool:
+    """True while an on-demand checkpoint request is open."""
+    row = await tx.fetchone("SELECT count(*) FROM sync_requests WHERE done_at IS NULL")
+    return bool(row and row[0])
+
+
+async def close_sync_requests(tx: Tx, now: float) -> None:
+    """Mark every open sync request done at wall time ``now`` (s)."""
+    await tx.execute("UPDATE sync_requests SET done_at=? WHERE done_at IS NULL", (now,))
+
+
+async def block_hash_at(ob: Outbox | Tx, chain_id: int, number: int) -> bytes | None:
+    """The stored 32-byte hash of block ``number``, or None when it is not stored."""
+    row = await ob.fetchone("SELECT hash FROM blocks WHERE chain_id=? AND number=?", (chain_id, number))
+    return bytes(row[0]) if row else None

@@ -36,7 +36,7 @@ Version 2 adds the seal/forward state:
 - ``sync_requests``: on-demand checkpoint requests (``edge sync-now``, the GPIO button),
   served by the checkpoint stage.
 
-Version 3 adds the tx sender's state (:mod:`edge.chain.txsender`):
+Version 3 adds the tx sender's state (:mod:`edge.forward.txsender`):
 
 - ``txs``: one row per intent to send a tx (recipient, calldata, value, purpose, caller
   ``ref``) and its life cycle ``state`` (``queued`` -> ``signed`` -> ``sent`` -> ``mined``
@@ -170,7 +170,7 @@ MIGRATIONS: tuple[str, ...] = (
         done_at      REAL
     );
     """,
-    # 2 -> 3: the tx sender (edge.chain.txsender): intents, signed attempts, nonce counters
+    # 2 -> 3: the tx sender (edge.forward.txsender): intents, signed attempts, nonce counters
     """
     CREATE TABLE txs (
         id          INTEGER PRIMARY KEY,

@@ -1,0 +1,290 @@
+"""Local dev chains: Foundry's ``anvil`` processes on loopback, one per tier.
+
+Used by ``edge demo`` and by the tests (never a mocked JSON-RPC where a real node can
+answer). Each :class:`DevChain` is an async context manager that starts one anvil on a
+free ``127.0.0.1`` port, waits until it answers ``eth_chainId``, and on exit terminates
+it (SIGTERM, then SIGKILL). anvil is started with ``PR_SET_PDEATHSIG`` so that it dies
+with its parent even when the parent is killed with SIGKILL: no orphans, tests included.
+
+The anvil binary is found in this order: ``$EDGE_ANVIL``; the platform binary of the
+pinned ``@foundry-rs/anvil`` in the project's ``node_modules`` (``make setup`` installs
+it; ``node_modules/.bin/anvil`` itself is a node wrapper that exits on SIGTERM without
+stopping the real anvil, so it is used only as a last resort); ``anvil`` on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edge.aio import enter_all
+from edge.errors import ChainError, DevChainError
+
+__all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "free_port", "rpc_call", "rpc_batch"]
+
+log = logging.getLogger("edge.devchain")
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    """How to start one tier's chain: name, chain id, block time (s; 0 = automine)."""
+
+    name: str
+    chain_id: int
+    block_time: float
+    extra_args: tuple[str, ...] = ()
+
+
+TIERS: tuple[TierSpec, ...] = (
+    TierSpec("poa", 7201, 1.0),
+    TierSpec("testnet-a", 7301, 1.0),
+    TierSpec("testnet-b", 7302, 1.0),
+    TierSpec("mainnet", 7401, 2.0),
+)
+"""The default tiers of the demo: the local PoA chain, two testnets, one mainnet."""
+
+
+def anvil_path() -> str:
+    """Path of the anvil binary. Raises DevChainError (with how to install) if none."""
+    env = os.environ.get("EDGE_ANVIL")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise DevChainError(f"EDGE_ANVIL={env} is not an executable file")
+        return env
+    for base in (_REPO, Path.cwd()):
+        for cand in sorted((base / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
+            if os.access(cand, os.X_OK):
+                return str(cand)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    for base in (_REPO, Path.cwd()):
+        wrapper = base / "node_modules" / ".bin" / "anvil"
+        if os.access(wrapper, os.X_OK):
+            return str(wrapper)
+    raise DevChainError(
+        "anvil not found: run `make setup` (installs the pinned @foundry-rs/anvil into "
+        "node_modules/) or set EDGE_ANVIL to an anvil binary"
+    )
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+async def rpc_call(url: str, method: str, params: Sequence[Any] = (), timeout: float = 10.0) -> Any:
+    """One JSON-RPC control call over HTTP to a dev chain (``anvil_mine``, ``evm_snapshot``
+    ...), through :class:`edge.rpc.http.HttpRpc`. Raises DevChainError on any failure."""
+    from edge.rpc.http import HttpRpc
+
+    try:
+        async with HttpRpc(url, timeout=timeout) as rpc:
+            return await rpc.call(method, params)
+    except ChainError as e:
+        raise DevChainError(f"{method} to {url} failed: {e}") from e
+
+
+async def rpc_batch(url: str, calls: Sequence[tuple[str, Sequence[Any]]], timeout: float = 30.0) -> list[Any]:
+    """A JSON-RPC batch over HTTP to a dev chain; results in request order.
+
+    Raises DevChainError on a transport failure or if any call answered an error (the
+    first one, with its method)."""
+    from edge.rpc.http import HttpRpc
+
+    if not calls:
+        return []
+    try:
+        async with HttpRpc(url, timeout=timeout) as rpc:
+            return await rpc.batch(calls)
+    except ChainError as e:
+        raise DevChainError(f"batch of {len(calls)} to {url} failed: {e}") from e
+
+
+@dataclass
+class DevChain:
+    """One anvil on loopback. An async context manager; see the module docstring.
+
+    Args:
+        name: tier name (for logs). chain_id: the chain id it reports.
+        block_time: seconds between blocks; 0 means automine (one block per tx).
+        port: TCP port (0: pick a free one). extra_args: more anvil flags.
+
+    Attributes (after enter): ``http_url``, ``ws_url``, ``pid``.
+
+    Raises (on enter):
+        DevChainError: anvil missing, exited early, or not answering within ``start_timeout`` s.
+    """
+
+    name: str
+    chain_id: int
+    block_time: float = 1.0
+    port: int = 0
+    extra_args: tuple[str, ...] = ()
+    start_timeout: float = 20.0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: TierSpec, **kw: Any) -> DevChain:
+        """A DevChain for one of :data:`TIERS` (keyword overrides allowed)."""
+        return cls(spec.name, spec.chain_id, spec.block_time, extra_args=spec.extra_args, **kw)
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT``."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running anvil, or None."""
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> None:
+        """Start anvil and wait until it answers. Idempotent while running."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if self.port == 0:
+            self.port = free_port()
+        args = [
+            anvil_path(),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--chain-id", str(self.chain_id),
+            "--silent",
+        ]
+        if self.block_time > 0:
+            args += ["--block-time", _fmt_seconds(self.block_time)]
+        args += list(self.extra_args)
+        log.debug("starting %s: %s", self.name, " ".join(args))
+        try:
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_set_pdeathsig,
+            )
+        except OSError as e:
+            raise DevChainError(f"cannot start anvil for {self.name}: {e}") from e
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while True:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                self._proc = None
+                raise DevChainError(f"anvil for {self.name} exited at start: {err.strip()[-500:]}")
+            try:
+                cid = await rpc_call(self.http_url, "eth_chainId", timeout=1.0)
+                if int(cid, 16) == self.chain_id:
+                    break
+            except DevChainError:
+                pass
+            if loop.time() > deadline:
+                await self.stop()
+                raise DevChainError(f"anvil for {self.name} not answering on {self.http_url}")
+            await asyncio.sleep(0.05)
+        log.info("dev chain %s up: chain id %d on %s", self.name, self.chain_id, self.ws_url)
+
+    async def stop(self) -> None:
+        """Stop anvil (SIGTERM, then SIGKILL after 3 s). Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 3.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        if proc.stderr:
+            proc.stderr.close()
+
+    async def kill(self) -> None:
+        """SIGKILL anvil at once (a node dying); :meth:`start` brings it back on the same port."""
+        if self._proc is not None:
+            self._proc.kill()
+            await asyncio.to_thread(self._proc.wait)
+            if self._proc.stderr:
+                self._proc.stderr.close()
+            self._proc = None
+
+    async def rpc(self, method: str, *params: Any) -> Any:
+        """A JSON-RPC control call over HTTP (see :func:`rpc_call`)."""
+        return await rpc_call(self.http_url, method, params)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """A JSON-RPC batch over HTTP (see :func:`rpc_batch`)."""
+        return await rpc_batch(self.http_url, calls)
+
+    async def __aenter__(self) -> DevChain:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class DevChains:
+    """Several :class:`DevChain` tiers started together (default: :data:`TIERS`).
+
+    An async context manager; on exit every anvil is stopped, even if one failed to start.
+    Index by tier name: ``chains["poa"].ws_url``.
+    """
+
+    def __init__(self, tiers: Sequence[TierSpec] = TIERS) -> None:
+        self.chains: dict[str, DevChain] = {t.name: DevChain.from_spec(t) for t in tiers}
+        self._stack = AsyncExitStack()
+
+    def __getitem__(self, name: str) -> DevChain:
+        return self.chains[name]
+
+    async def __aenter__(self) -> DevChains:
+        await enter_all(self._stack, self.chains.values())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+
+def _fmt_seconds(s: float) -> str:
+    return str(int(s)) if float(s).is_integer() else repr(s)

@@ -1,0 +1,237 @@
+"""``edge demo``: the main job end to end on embedded local chains.
+
+Starts the dev chains (local PoA chain, two testnets, mainnet; :mod:`edge.devnet.anvil`),
+deploys real contract bytecode (compiled artifacts from the npm packages the project
+pins, or a ``--corpus`` file) and drives CRUD writes on the local chain, runs the agent
+against it, prints a live summary, and ends with one JSON line that compares what the
+agent stored with the ground truth of what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.devnet.activity import Activity
+from edge.devnet.anvil import DevChains
+from edge.devnet.tiers import deploy_public_tiers
+from edge.config import dump_toml, load_config
+from edge.devnet.corpus import hex_to_code, iter_corpus, iter_registry_artifacts
+from edge.errors import EdgeError
+from edge.agent import Agent
+from edge.chain.records import EIP170_MAX_CODE_SIZE
+from edge.audit.verify import Auditor, TestnetRef, print_verdicts
+
+__all__ = ["DemoOptions", "run_demo", "bytecodes"]
+
+log = logging.getLogger("edge.devnet.demo")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """Options of ``edge demo``: seconds of activity, optional corpus, a workdir to keep
+    (else a temporary one), whether to print JSON only at the end, whether to score."""
+
+    seconds: float = 60.0
+    corpus: Path | None = None
+    workdir: Path | None = None
+    json_out: bool = False
+    score: bool = True
+    checkpoint_blocks: int = 5
+    min_anchored: int = 5
+    drain_timeout: float = 120.0
+    deploys_per_tick: int = 6
+    spawns_per_tick: int = 3
+    writes_per_tick: int = 20
+
+
+def bytecodes(corpus: Path | None) -> Iterator[bytes]:
+    """Real runtime bytecodes to deploy: from ``corpus`` (jsonl.gz), else cycling through
+    the compiled artifacts of the pinned npm packages. Raises EdgeError if there are none."""
+    if corpus is not None:
+        for row in iter_corpus(corpus):
+            code = hex_to_code(row.bytecode, f"{corpus} line {row.line}")
+            if 0 < len(code) <= EIP170_MAX_CODE_SIZE and code[0] != 0xEF:
+                yield code
+        return
+    arts = list(iter_registry_artifacts(_REPO / "node_modules"))
+    if not arts:
+        raise EdgeError("no compiled contracts found in node_modules/ (run `make setup`), or pass --corpus")
+    while True:  # the registry set is small: cycle through it
+        for _, code in arts:
+            yield code
+
+
+async def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run the demo; return (and print as the last line) the result object.
+
+    Keys: blocks, contracts, contracts_expected, contracts_missing, logs, logs_expected,
+    lag, scored, flagged, checkpoints, checkpoints_anchored, verify_ok, verify_fail,
+    seconds, ok (every deployment and log found exactly once, >= ``min_anchored``
+    checkpoints anchored, and every anchored checkpoint verified OK).
+    """
+    tmp = None
+    workdir = opts.workdir
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="edge-demo-")
+        workdir = Path(tmp.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return await _run(opts, workdir)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
+    say: Callable[[str], None] = (lambda _: None) if opts.json_out else (lambda msg: print(msg, flush=True))
+    t0 = time.monotonic()
+    async with DevChains() as chains:
+        poa = chains["poa"]
+        say("dev chains up: " + ", ".join(f"{c.name} (chain {c.chain_id}) {c.ws_url}" for c in chains.chains.values()))
+        act = Activity(poa)
+        await act.setup()
+        tiers = await deploy_public_tiers(chains, workdir)
+        public, auditor_key = tiers.config_for(0), tiers.auditor_key
+        say(f"testnets: CrudStore at {', '.join(t['store'] for t in public['forward']['testnets'])}; "
+            f"mainnet: Anchor at {public['forward']['mainnet']['anchor']}")
+        raw = {
+            "node": {"ws_url": poa.ws_url, "chain_id": poa.chain_id},
+            "ingest": {"confirmations": 2},
+            "poa": {"engine": "auto"},
+            "outbox": {"path": "edge.sqlite"},
+            "checkpoint": {"every_blocks": opts.checkpoint_blocks},
+            "log": {"stats_interval_s": 10.0},
+            **public,
+        }
+        (workdir / "edge.toml").write_text(dump_toml(raw))
+        cfg = load_config(workdir / "edge.toml")
+        codes = bytecodes(opts.corpus)
+        async with Agent(cfg, score=opts.score) as agent:
+            runner = asyncio.create_task(agent.run(), name="agent")
+            try:
+                deadline = time.monotonic() + opts.seconds
+                next_print = 0.0
+                while time.monotonic() < deadline:
+                    await act.deploy([c for _, c in zip(range(opts.deploys_per_tick), codes)])
+                    await act.spawn([c for _, c in zip(range(opts.spawns_per_tick), codes)])
+                    await act.crud_writes(opts.writes_per_tick)
+                    await act.settle()
+                    if runner.done():
+                        runner.result()  # surface the agent's error
+                    if time.monotonic() >= next_print:
+                        say(_summary(agent, t0))
+                        next_print = time.monotonic() + 2.0
+                    await asyncio.sleep(0.5)
+                say("activity stopped; waiting for the agent to catch up and anchor the backlog")
+                await _drain(agent, runner, poa, say, t0, opts.drain_timeout, opts.min_anchored)
+            finally:
+                runner.cancel()
+                try:
+                    await runner
+                except asyncio.CancelledError:
+                    pass
+            result = await _result(agent, act, t0)
+        say("auditor: verifying every anchored checkpoint (mainnet -> testnets -> local chain)")
+        fwd = cfg.forward
+        async with Auditor(fwd.mainnet.url, bytes.fromhex(fwd.mainnet.anchor[2:]),
+                           [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in fwd.testnets],
+                           auditor_key, local_ws=poa.ws_url) as auditor:
+            verdicts = await auditor.verify_all()
+        if not opts.json_out:
+            print_verdicts(verdicts, as_json=False)
+        result["checkpoints_anchored"] = len(verdicts)  # as read from mainnet by the auditor
+        result["verify_ok"] = sum(v.ok for v in verdicts)
+        result["verify_fail"] = sum(not v.ok for v in verdicts)
+        result["ok"] = bool(result["ok"] and result["verify_fail"] == 0
+                            and result["checkpoints_anchored"] >= max(opts.min_anchored, result["anchored_by_agent"]))
+    print(json.dumps(result, sort_keys=True), flush=True)
+    if not result["ok"]:
+        print("demo: something did not match (see the JSON line)", file=sys.stderr)
+    return result
+
+
+async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Callable[[str], None], t0: float,
+                 timeout: float, min_anchored: int) -> None:
+    """Wait until the agent has ingested the head, scored the backlog and anchored every
+    checkpoint up to it, and at least ``min_anchored`` checkpoints in all (the chain keeps
+    producing empty blocks meanwhile, so a short run still reaches that many)."""
+    head = int(await poa.rpc("eth_blockNumber"), 16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    next_print = 0.0
+    while loop.time() < deadline:
+        if runner.done():
+            runner.result()
+        scored = not agent.scorer or await agent.scorer.backlog() == 0
+        cut = agent.checkpointer.stats.last_to if agent.checkpointer else -1
+        row = await agent.outbox.fetchone(
+            "SELECT count(*) FROM checkpoints WHERE from_block <= ? AND state != 'anchored'", (head,))
+        done = await agent.outbox.fetchone("SELECT count(*) FROM checkpoints WHERE state = 'anchored'")
+        anchored = (agent.forwarder is not None and cut >= head and row is not None and row[0] == 0
+                    and done is not None and done[0] >= min_anchored)
+        if agent.stats.cursor >= head and scored and anchored:
+            return
+        if loop.time() >= next_print:
+            say(_summary(agent, t0))
+            next_print = loop.time() + 3.0
+        await asyncio.sleep(0.25)
+    say(f"drain timed out after {timeout:.0f} s")
+
+
+def _summary(agent: Agent, t0: float) -> str:
+    s = agent.stats
+    line = (f"t={time.monotonic() - t0:5.1f}s  head {s.head}  cursor {s.cursor}  lag {s.lag}  |  "
+            f"blocks {s.blocks}  contracts {s.contracts}  logs {s.logs}")
+    if agent.scorer is not None:
+        line += f"  |  scored {agent.scorer.stats.scored}  flagged {agent.scorer.stats.flagged}"
+    if agent.checkpointer is not None:
+        line += f"  |  checkpoints {agent.checkpointer.stats.checkpoints}"
+    if agent.forwarder is not None:
+        f = agent.forwarder.stats
+        line += f"  uploaded {f.uploaded}  anchored {f.checkpoints_anchored}"
+    return line
+
+
+async def _result(agent: Agent, act: Activity, t0: float) -> dict[str, Any]:
+    ob = agent.outbox
+    chain_id = agent.stats.chain_id
+    rows = await ob.fetchall("SELECT address, code_hash FROM contracts WHERE chain_id=?", (chain_id,))
+    found: dict[bytes, list[bytes]] = {}
+    for a, h in rows:
+        found.setdefault(bytes(a), []).append(bytes(h))
+    missing = [a for a in act.deployed if a not in found]
+    wrong = [a for a, d in act.deployed.items() if a in found and found[a] != [d.code_hash]]
+    n_logs = (await ob.fetchone("SELECT count(*) FROM logs WHERE chain_id=?", (chain_id,)) or (0,))[0]
+    n_blocks = (await ob.fetchone("SELECT count(*) FROM blocks WHERE chain_id=?", (chain_id,)) or (0,))[0]
+    scored = flagged = 0
+    if agent.scorer is not None:
+        scored, flagged = agent.scorer.stats.scored, agent.scorer.stats.flagged
+    # the two setup deployments (CrudStore, Spawner) are found too but not in act.deployed
+    extra = len(found) - len(act.deployed) - 2
+    return {
+        "seconds": round(time.monotonic() - t0, 1),
+        "blocks": int(n_blocks),
+        "contracts": len(rows),
+        "contracts_expected": len(act.deployed) + 2,
+        "contracts_missing": len(missing),
+        "contracts_wrong_code": len(wrong),
+        "logs": int(n_logs),
+        "logs_expected": act.logs,
+        "lag": agent.stats.lag,
+        "reorgs": agent.stats.reorgs,
+        "scored": scored,
+        "flagged": flagged,
+        "checkpoints": agent.checkpointer.stats.checkpoints if agent.checkpointer else 0,
+        "anchored_by_agent": agent.forwarder.stats.checkpoints_anchored if agent.forwarder else 0,
+        "ok": not missing and not wrong and extra == 0 and int(n_logs) == act.logs,
+    }

@@ -1,0 +1,372 @@
+"""The forward stage: checkpoints out to the public tiers.
+
+Per checkpoint, driven only by outbox state (so a kill at any instant resumes exactly):
+
+1. ``sealed`` -> ``uploading``: build its metadata (records' keys, CRCs, leaves; risk
+   findings), seal it for the auditors, pad, chunk and spread it over the testnets
+   (:mod:`edge.evidence.metadata`). In ONE durable transaction: store every chunk and the
+   manifest replicas (``uploads``), queue one ``createMany`` per testnet on that
+   testnet's :class:`~edge.forward.txsender.TxSender`, and move the checkpoint on. A
+   restart re-sends the same stored bytes; nothing is encrypted twice.
+2. ``uploading`` -> ``uploaded`` when every upload transaction is confirmed.
+3. ``uploaded`` -> ``anchoring``: K checkpoints (``forward.batch``) form one anchor unit
+   (K = 1: the checkpoint itself; K > 1: a batch whose root is the Merkle root over the
+   member ids, with a batch manifest uploaded first). The device signs the unit as
+   EIP-712 typed data for the mainnet Anchor; the ``anchor`` call is queued in the same
+   transaction that records the unit.
+4. ``anchoring`` -> ``anchored`` when the anchor transaction is confirmed, or when the
+   contract already holds the same root for the id (another device anchored first; the
+   contract's first-wins rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edge.aio import enter_all
+from edge.clock import SYSTEM_CLOCK, Clock
+from edge.contracts import anchor as anchor_abi
+from edge.contracts.crud import create_many_gas, encode_create_many
+from edge.rpc import eth
+from edge.rpc.base import RpcFactory
+from edge.forward.txsender import TxSender
+from edge.config import Config
+from edge.errors import NodeUnavailable
+from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
+from edge.crypto.keys import DeviceKey
+from edge.evidence.metadata import Manifest, Metadata, seal_manifest, seal_metadata
+from edge.store import chain_data
+from edge.store import checkpoints as cps
+from edge.store.db import Outbox, Tx
+
+__all__ = ["ForwardStage", "ForwardStats", "SignatureSource"]
+
+log = logging.getLogger("edge.forward")
+
+
+@dataclass
+class ForwardStats:
+    """Counters of the forward stage."""
+
+    uploaded: int = 0
+    chunks: int = 0
+    bytes_uploaded: int = 0
+    anchors_sent: int = 0
+    anchored: int = 0
+    checkpoints_anchored: int = 0
+    anchored_by_others: int = 0
+    failures: int = 0
+
+
+class SignatureSource(Protocol):
+    """Supplies the M-of-N device signatures of an anchor unit (the fleet stage)."""
+
+    devices: list[str]
+    quorum: int
+
+    async def signatures(self, unit: CheckpointMessage) -> list[bytes]:
+        """65-byte EIP-712 signatures of ``unit`` by registered devices."""
+        ...
+
+
+UPLOAD_TX_BYTES = 12 * 1024
+"""Most value bytes in one ``createMany`` (~9M gas on CrudStore: well under a 30M block)."""
+
+
+def _groups(rows: list[tuple[int, bytes, bytes]], limit: int) -> list[list[tuple[int, bytes, bytes]]]:
+    """Split upload rows into consecutive groups of at most ``limit`` value bytes (a row
+    larger than ``limit`` goes alone)."""
+    out: list[list[tuple[int, bytes, bytes]]] = []
+    size = 0
+    for row in rows:
+        if not out or size + len(row[2]) > limit:
+            out.append([])
+            size = 0
+        out[-1].append(row)
+        size += len(row[2])
+    return out
+
+
+_RPC_TIMEOUT_S = 15.0
+"""Seconds per JSON-RPC answer from a public chain."""
+
+
+def _hex20(a: str) -> bytes:
+    return bytes.fromhex(a[2:])
+
+
+class ForwardStage:
+    """Carries sealed checkpoints to the testnets and anchors them on mainnet.
+
+    An async context manager (it owns one :class:`TxSender` per public chain).
+
+    Args:
+        cfg: config (``forward`` section, enabled). outbox: the open outbox.
+        key: this device's key. chain_id: the local chain's id.
+        rpc_factory: makes the connection to each public chain (one per chain, owned by
+            that chain's :class:`TxSender`). clock: waits and timestamps.
+        poll_s: seconds between passes.
+    """
+
+    def __init__(self, cfg: Config, outbox: Outbox, key: DeviceKey, chain_id: int, *, rpc_factory: RpcFactory,
+                 clock: Clock = SYSTEM_CLOCK, poll_s: float = 0.5) -> None:
+        f = cfg.forward
+        self.cfg = cfg
+        self.outbox = outbox
+        self.key = key
+        self.chain_id = chain_id
+        self.poll_s = poll_s
+        self.auditors = [bytes.fromhex(a[2:] if a.startswith("0x") else a) for a in f.auditors]
+        self.stores = [(t.chain_id, _hex20(t.store)) for t in f.testnets]
+        self.anchor_addr = _hex20(f.mainnet.anchor)
+        self.domain = Eip712Domain(f.mainnet.chain_id, f.mainnet.anchor)
+        cap = int(f.max_fee_gwei * 10**9)
+        self.senders: dict[int, TxSender] = {
+            t.chain_id: TxSender(outbox, rpc_factory(t.url, timeout=_RPC_TIMEOUT_S), key, chain_id=t.chain_id,
+                                 confirmations=f.confirmations, max_fee_cap_wei=cap, clock=clock)
+            for t in f.testnets}
+        self.mainnet = TxSender(outbox, rpc_factory(f.mainnet.url, timeout=_RPC_TIMEOUT_S), key,
+                                chain_id=f.mainnet.chain_id, confirmations=f.confirmations, max_fee_cap_wei=cap,
+                                clock=clock)
+        self.clock = clock
+        self.stats = ForwardStats()
+        self.signature_source: SignatureSource | None = None
+        """Where anchor signatures come from in a fleet (None: this device signs alone)."""
+        self._stack = AsyncExitStack()
+        self.mainnet_rpc = self.mainnet.rpc
+        """Reads of the Anchor contract share the mainnet sender's connection."""
+
+    async def __aenter__(self) -> ForwardStage:
+        await enter_all(self._stack, [*self.senders.values(), self.mainnet])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def run(self) -> None:
+        """Run the senders and the forwarding loop until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for s in [*self.senders.values(), self.mainnet]:
+                tg.create_task(s.run(self.poll_s), name=f"txsender {s.chain_id}")
+            tg.create_task(self._loop(), name="forward")
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                while await self.step():
+                    pass
+            except NodeUnavailable as e:
+                log.warning("forward: %s; retrying", e)
+            await self.clock.sleep(self.poll_s)
+
+    async def backlog(self) -> int:
+        """Checkpoints not yet anchored."""
+        row = await self.outbox.fetchone(
+            "SELECT count(*) FROM checkpoints WHERE chain_id=? AND state != 'anchored'", (self.chain_id,))
+        return int(row[0]) if row else 0
+
+    async def step(self) -> bool:
+        """One pass over every state; True if anything moved."""
+        moved = await self._upload_sealed()
+        moved |= await self._check_uploads()
+        moved |= await self._form_anchors()
+        moved |= await self._check_anchors()
+        return moved
+
+    # -- 1. upload ------------------------------------------------------------------
+
+    async def _upload_sealed(self) -> bool:
+        sealed = await cps.checkpoints_in_state(self.outbox, "sealed", self.chain_id)
+        for cp in sealed[:8]:
+            leaves = await cps.range_leaves(self.outbox, self.chain_id, cp.from_block, cp.to_block)
+            findings = await cps.range_findings(self.outbox, self.chain_id, cp.from_block, cp.to_block)
+            md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.id,
+                          self.key.address, tuple(leaves), tuple(findings))
+            sm = seal_metadata(md, auditors=self.auditors, device_key=self.key.private_key,
+                               stores=self.stores, chunk_bytes=self.cfg.forward.chunk_bytes)
+            items: dict[int, list[tuple[int, bytes, bytes]]] = {cid: [] for cid, _ in self.stores}
+            for part, ch in enumerate(sm.chunks):
+                items[ch.chain_id].append((part, ch.key, ch.data))
+            for cid in items:
+                items[cid].append((-1, sm.manifest_key, sm.manifest))
+            async with self.outbox.transaction(durable=True) as tx:
+                await self._queue_uploads(tx, cp.id, items)
+                await cps.set_checkpoint_state(tx, cp.id, "uploading", locator=sm.manifest_key)
+            self.stats.chunks += len(sm.chunks)
+            self.stats.bytes_uploaded += sum(len(c.data) for c in sm.chunks) + len(sm.manifest) * len(self.stores)
+            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets",
+                     cp.id.hex()[:16], len(leaves), len(self.auditors), len(sm.chunks), len(self.stores))
+        return bool(sealed)
+
+    async def _queue_uploads(self, tx: Tx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
+        """Queue ``createMany`` transactions of at most :data:`UPLOAD_TX_BYTES` of values
+        each (so every one fits in a block) and record every upload with its tx."""
+        stores = dict(self.stores)
+        for cid, rows in items.items():
+            for group in _groups(rows, UPLOAD_TX_BYTES):
+                values = [d for _, _, d in group]
+                tx_id = await self.senders[cid].enqueue(
+                    tx, to=stores[cid], data=encode_create_many([k for _, k, _ in group], values),
+                    purpose="upload", ref=ref, gas=create_many_gas(values))
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO uploads (checkpoint_id, part, chain_id, store, key, data, tx_id)"
+                    " VALUES (?,?,?,?,?,?,?)", [(ref, p, cid, stores[cid], k, d, tx_id) for p, k, d in group])
+
+    async def _uploads_done(self, ref: bytes) -> bool | None:
+        """True: all upload txs of ``ref`` confirmed; False: pending; None: one failed."""
+        rows = await self.outbox.fetchall("SELECT DISTINCT chain_id, tx_id FROM uploads WHERE checkpoint_id=?", (ref,))
+        done = True
+        for cid, tx_id in rows:
+            rec = await self.senders[int(cid)].get(int(tx_id))
+            if rec.state == "failed":
+                return None
+            done &= rec.state == "confirmed"
+        return done
+
+    async def _check_uploads(self) -> bool:
+        moved = False
+        for cp in await cps.checkpoints_in_state(self.outbox, "uploading", self.chain_id):
+            done = await self._uploads_done(cp.id)
+            if done is None:
+                await self._requeue_failed(cp.id)
+                moved = True
+            elif done:
+                async with self.outbox.transaction() as tx:
+                    await cps.set_checkpoint_state(tx, cp.id, "uploaded")
+                self.stats.uploaded += 1
+                moved = True
+        return moved
+
+    async def _requeue_failed(self, ref: bytes) -> None:
+        """Re-queue the uploads of ``ref`` whose transaction failed (same keys and bytes)."""
+        self.stats.failures += 1
+        rows = await self.outbox.fetchall(
+            "SELECT chain_id, tx_id, part, key, data FROM uploads WHERE checkpoint_id=? ORDER BY chain_id, part", (ref,))
+        failed: dict[int, list[tuple[int, bytes, bytes]]] = {}
+        for cid, tx_id, part, key, data in rows:
+            if (await self.senders[int(cid)].get(int(tx_id))).state == "failed":
+                failed.setdefault(int(cid), []).append((int(part), bytes(key), bytes(data)))
+        log.error("upload of 0x%s failed on chain(s) %s: re-queued with the same bytes", ref.hex()[:16],
+                  ", ".join(map(str, failed)))
+        await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_failed",
+                                   f"upload of 0x{ref.hex()} failed on {sorted(failed)}; re-queued")
+        async with self.outbox.transaction(durable=True) as tx:
+            await self._queue_uploads(tx, ref, failed)
+
+    # -- 3. anchor --------------------------------------------------------------------
+
+    def _message(self, cp: cps.CheckpointRow) -> CheckpointMessage:
+        return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
+
+    async def _form_anchors(self) -> bool:
+        ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
+        k = self.cfg.forward.batch
+        moved = False
+        while len(ready) >= k:
+            members, ready = ready[:k], ready[k:]
+            msgs = [self._message(c) for c in members]
+            unit = msgs[0] if k == 1 else anchor_abi.batch_checkpoint(msgs)
+            locator = members[0].locator if k == 1 else os.urandom(32)
+            assert locator is not None
+            async with self.outbox.transaction(durable=True) as tx:
+                await tx.execute(
+                    "INSERT INTO anchors (id, chain_id, from_block, to_block, last_hash, root, locator, members,"
+                    " state, tx_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                    (unit.id, self.chain_id, unit.from_block, unit.to_block, unit.last_block_hash, unit.root,
+                     locator, b"".join(c.id for c in members), "uploading" if k > 1 else "signing", self.clock.time()))
+                for c in members:
+                    await cps.set_checkpoint_state(tx, c.id, "anchoring", anchor_id=unit.id)
+                if k > 1:
+                    blob = seal_manifest(Manifest("batch", unit.id, members=tuple(
+                        (c.id, c.locator or b"") for c in members)), self.auditors)
+                    await self._queue_uploads(tx, unit.id, {cid: [(-1, locator, blob)] for cid, _ in self.stores})
+            moved = True
+        return moved
+
+    async def _check_anchors(self) -> bool:
+        moved = False
+        for aid, state, tx_id, members in await self.outbox.fetchall(
+                "SELECT id, state, tx_id, members FROM anchors WHERE chain_id=? AND state != 'anchored'"
+                " ORDER BY from_block", (self.chain_id,)):
+            aid = bytes(aid)
+            if state == "uploading":
+                done = await self._uploads_done(aid)
+                if done is None:
+                    await self._requeue_failed(aid)
+                elif done:
+                    async with self.outbox.transaction() as tx:
+                        await tx.execute("UPDATE anchors SET state='signing' WHERE id=?", (aid,))
+                    moved = True
+            elif state == "signing":
+                await self._send_anchor(aid)
+                moved = True
+            elif state == "sending":
+                rec = await self.mainnet.get(int(tx_id))
+                if rec.state == "confirmed":
+                    await self._mark_anchored(aid, bytes(members), by_us=True)
+                    moved = True
+                elif rec.state == "failed":
+                    moved |= await self._resolve_failed_anchor(aid, bytes(members), rec)
+        return moved
+
+    async def _unit(self, aid: bytes) -> tuple[CheckpointMessage, bytes]:
+        r = await self.outbox.fetchone(
+            "SELECT chain_id, from_block, to_block, last_hash, root, locator FROM anchors WHERE id=?", (aid,))
+        assert r is not None
+        return CheckpointMessage(aid, int(r[0]), int(r[1]), int(r[2]), bytes(r[3]), bytes(r[4])), bytes(r[5])
+
+    async def _send_anchor(self, aid: bytes) -> None:
+        unit, locator = await self._unit(aid)
+        src = self.signature_source
+        if src is None:
+            data = anchor_abi.encode_anchor_call(unit, locator, [sign_checkpoint(self.key.private_key, self.domain, unit)],
+                                                 domain=self.domain)
+        else:
+            sigs = await src.signatures(unit)
+            if len(sigs) < src.quorum:
+                return  # wait for the quorum (the fleet stage reads attestations)
+            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=src.devices,
+                                                 limit=src.quorum)
+        async with self.outbox.transaction(durable=True) as tx:
+            tx_id = await self.mainnet.enqueue(tx, to=self.anchor_addr, data=data, purpose="anchor", ref=aid)
+            await tx.execute("UPDATE anchors SET state='sending', tx_id=? WHERE id=?", (tx_id, aid))
+        self.stats.anchors_sent += 1
+        log.info("anchor 0x%s (blocks %d..%d) queued for mainnet %d", aid.hex()[:16], unit.from_block,
+                 unit.to_block, self.domain.chain_id)
+
+    async def _resolve_failed_anchor(self, aid: bytes, members: bytes, rec: Any) -> bool:
+        unit, _ = await self._unit(aid)
+        on_chain = anchor_abi.decode_bytes32(
+            await eth.eth_call(self.mainnet_rpc, self.anchor_addr, anchor_abi.anchored_root_call(aid)))
+        if on_chain == unit.root:
+            self.stats.anchored_by_others += 1
+            log.info("anchor 0x%s already on mainnet with the same root (first anchor wins)", aid.hex()[:16])
+            await self._mark_anchored(aid, members, by_us=False)
+            return True
+        self.stats.failures += 1
+        msg = (f"anchor 0x{aid.hex()} failed ({getattr(rec, 'error', '')}); on-chain root "
+               f"0x{on_chain.hex()} vs ours 0x{unit.root.hex()}")
+        log.error("%s", msg)
+        await chain_data.add_alarm(self.outbox, self.chain_id, unit.to_block, "anchor_failed", msg)
+        async with self.outbox.transaction() as tx:
+            await tx.execute("UPDATE anchors SET state='failed' WHERE id=?", (aid,))
+        return True
+
+    async def _mark_anchored(self, aid: bytes, members: bytes, *, by_us: bool) -> None:
+        ids = [members[i:i + 32] for i in range(0, len(members), 32)]
+        async with self.outbox.transaction() as tx:
+            await tx.execute("UPDATE anchors SET state='anchored' WHERE id=?", (aid,))
+            for cid in ids:
+                await cps.set_checkpoint_state(tx, cid, "anchored")
+        self.stats.anchored += 1
+        self.stats.checkpoints_anchored += len(ids)
+        log.info("anchored 0x%s on mainnet (%d checkpoint(s))%s", aid.hex()[:16], len(ids),
+                 "" if by_us else " by another device")
+
+

@@ -1,0 +1,173 @@
+"""The ingest adapter: every JSON-RPC request the extract stage makes, and how its
+answers become records (ethereum-etl's split: the streamer knows block numbers and a
+sync point, the adapter does the I/O).
+
+Per block range one JSON-RPC batch asks for ``eth_getBlockByNumber`` (hashes only),
+``eth_getBlockReceipts`` and the traces that reveal factory-made contracts:
+``trace_block`` (Parity/OpenEthereum traces; anvil, Erigon, Nethermind, Besu) or
+``debug_traceBlockByNumber`` with geth's ``callTracer``, else receipts alone (only
+top-level deployments are then seen, said once). A second batch reads the runtime code
+of the new contracts with ``eth_getCode`` at the block hash (EIP-1898). What the node
+offers is learnt from its first ``MethodNotSupported`` answer and kept for the session.
+
+Errors: ChainError subclasses only (the stage reconnects); :class:`~edge.errors.BlockChanged`
+when a reorg raced the read (the stage keeps the blocks before it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edge.chain.extract import (
+    Creation,
+    creations_from_call_traces,
+    creations_from_parity_traces,
+    parse_block,
+    parse_receipts,
+)
+from edge.chain.records import BlockRecord, LogRecord
+from edge.errors import BlockChanged, MethodNotSupported, RpcProtocolError
+from edge.rpc import codec
+from edge.rpc.base import Call, JsonRpc
+
+__all__ = ["FetchedBlock", "ChainReader", "TraceMode"]
+
+log = logging.getLogger("edge.ingest")
+
+TraceMode = Literal["auto", "trace_block", "debug_trace", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBlock:
+    """One block as read from the node, before its code is fetched.
+
+    Attributes: block: the header summary. raw: the header object as the node sent it
+    (for the seal check). logs: its kept logs. creations: its deployments (top level and,
+    with traces, factory-made).
+    """
+
+    block: BlockRecord
+    raw: Mapping[str, Any]
+    logs: tuple[LogRecord, ...]
+    creations: tuple[Creation, ...]
+
+
+class ChainReader:
+    """Reads blocks, receipts, traces and code over one open :class:`JsonRpc`.
+
+    Args:
+        rpc: the open connection (owned by the caller).
+        watch: 20-byte emitter addresses whose logs are kept (empty: all).
+        traces: ``"auto"`` (detect), or a fixed :data:`TraceMode`.
+    """
+
+    def __init__(self, rpc: JsonRpc, watch: frozenset[bytes], traces: TraceMode = "auto") -> None:
+        self.rpc = rpc
+        self.watch = watch
+        self.traces: TraceMode = traces
+        self.receipts_by_block = True
+
+    async def chain_id(self) -> int:
+        """``eth_chainId`` (EIP-695)."""
+        return codec.quantity(await self.rpc.call("eth_chainId"), "eth_chainId", "result")
+
+    async def head(self) -> int:
+        """``eth_blockNumber``: the node's head."""
+        return codec.quantity(await self.rpc.call("eth_blockNumber"), "eth_blockNumber", "result")
+
+    def _calls(self, lo: int, hi: int) -> tuple[list[Call], int]:
+        calls: list[Call] = []
+        for n in range(lo, hi + 1):
+            calls.append(("eth_getBlockByNumber", [hex(n), False]))
+            if self.receipts_by_block:
+                calls.append(("eth_getBlockReceipts", [hex(n)]))
+            if self.traces in ("auto", "trace_block"):
+                calls.append(("trace_block", [hex(n)]))
+            elif self.traces == "debug_trace":
+                calls.append(("debug_traceBlockByNumber", [hex(n), {"tracer": "callTracer"}]))
+        return calls, 1 + int(self.receipts_by_block) + int(self.traces != "off")
+
+    def _downgrade(self, e: MethodNotSupported) -> bool:
+        """Learn from a MethodNotSupported answer; False when nothing is left to try."""
+        if e.method == "eth_getBlockReceipts" and self.receipts_by_block:
+            log.info("node has no eth_getBlockReceipts: reading receipts per transaction")
+            self.receipts_by_block = False
+        elif e.method == "trace_block" and self.traces == "auto":
+            log.info("node has no trace_block: trying debug_traceBlockByNumber (callTracer)")
+            self.traces = "debug_trace"
+        elif e.method == "debug_traceBlockByNumber" and self.traces in ("auto", "debug_trace"):
+            log.warning("node offers no traces: only top-level deployments (receipts) are seen")
+            self.traces = "off"
+        else:
+            return False
+        return True
+
+    async def blocks(self, lo: int, hi: int) -> list[FetchedBlock]:
+        """Blocks ``lo..hi`` with their logs and deployments, in order.
+
+        The list stops early at the first block the node does not have (``null``: past
+        its head, or a lagging node) and at a block that changed while it was read.
+        Raises: ChainError (malformed answers name the method and field).
+        """
+        while True:
+            calls, per_block = self._calls(lo, hi)
+            try:
+                results = await self.rpc.batch(calls)
+                break
+            except MethodNotSupported as e:
+                if not self._downgrade(e):
+                    raise
+        if self.traces == "auto":
+            self.traces = "trace_block"
+        out: list[FetchedBlock] = []
+        for i in range(hi - lo + 1):
+            chunk = results[i * per_block:(i + 1) * per_block]
+            if chunk[0] is None:  # not known to the node (yet)
+                break
+            block, raw = parse_block(chunk[0])
+            if block.number != lo + i:
+                raise RpcProtocolError("eth_getBlockByNumber", f"asked for {lo + i}, got {block.number}")
+            tx_hashes = [codec.hash32(t, "eth_getBlockByNumber", f"result.transactions[{k}]")
+                         for k, t in enumerate(raw["transactions"])]
+            receipts = chunk[1] if self.receipts_by_block else await self._receipts_per_tx(tx_hashes)
+            try:
+                logs, creations = parse_receipts(receipts, block, self.watch)
+                if self.traces == "trace_block":
+                    creations = creations_from_parity_traces(chunk[-1], block, tx_hashes)
+                elif self.traces == "debug_trace":
+                    creations = creations_from_call_traces(chunk[-1], tx_hashes)
+            except BlockChanged as e:
+                log.info("block %d changed while it was read: %s", block.number, e)
+                break
+            out.append(FetchedBlock(block, raw, tuple(logs), tuple(creations)))
+        return out
+
+    async def _receipts_per_tx(self, tx_hashes: Sequence[bytes]) -> list[Any]:
+        return list(await self.rpc.batch([("eth_getTransactionReceipt", ["0x" + h.hex()]) for h in tx_hashes]))
+
+    async def codes(self, items: Sequence[tuple[BlockRecord, Creation]]) -> dict[tuple[int, bytes], bytes]:
+        """Runtime code of each ``(block, creation)`` at that block's hash (EIP-1898), keyed
+        by ``(block number, 20-byte address)``. Raises ChainError."""
+        if not items:
+            return {}
+        res = await self.rpc.batch(
+            [("eth_getCode", ["0x" + c.address.hex(), {"blockHash": "0x" + b.hash.hex()}]) for b, c in items]
+        )
+        return {
+            (b.number, c.address): codec.data(r, "eth_getCode", f"0x{c.address.hex()}@{b.number}")
+            for (b, c), r in zip(items, res)
+        }
+
+    async def canonical_hashes(self, lo: int, hi: int) -> dict[int, bytes | None]:
+        """The node's canonical hash of each block ``lo..hi``; None where the node has no
+        such block (yet): a lagging node, not evidence of a reorg. Raises ChainError."""
+        res = await self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(lo, hi + 1)])
+        out: dict[int, bytes | None] = {}
+        m = "eth_getBlockByNumber"
+        for n, r in zip(range(lo, hi + 1), res):
+            out[n] = None if r is None else codec.hash32(
+                codec.field(codec.as_dict(r, m, "result"), "hash", m, "result"), m, "result.hash")
+        return out

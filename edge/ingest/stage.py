@@ -1,0 +1,372 @@
+"""The extract stage: stream a PoA chain into the outbox, resumable and reorg-safe.
+
+Like ethereum-etl's streamer, the stage knows only block numbers and a sync point (the
+outbox cursor); the adapter (:class:`edge.ingest.adapter.ChainReader`) does the I/O over
+the injected JSON-RPC transport and the parsing (:mod:`edge.chain.extract`). One step:
+
+1. read the cursor ``c`` (last block fully written) and the node's head ``h``;
+2. fetch blocks ``c+1 .. min(h, c+batch)`` with their receipts (and traces) in one
+   JSON-RPC batch, then their new contracts' runtime code (``eth_getCode`` at the block
+   hash, EIP-1898) in a second;
+3. keep the prefix that links to the cursor hash by ``parentHash``; if even the first
+   block does not link, a reorg happened: find the fork point by comparing stored and
+   canonical hashes and roll back above it (:func:`edge.store.chain_data.rollback_to`);
+4. write the blocks, their records and the new cursor in ONE outbox transaction.
+
+So a kill at any instant leaves the outbox at a block boundary, and a restart continues
+from the cursor: no record is lost or written twice. ``newHeads`` notifications only
+wake the loop; a poll every ``poll_s`` seconds covers a silent subscription. On a lost
+connection the stage reconnects with capped exponential backoff (reset once a connection
+has made progress) and backfills from the cursor. When the outbox is full it pauses
+(backpressure) with one log line per episode.
+
+A node that *lags* (its head below the cursor, or ``null`` for a block it should have)
+is waited for, never taken for a reorg: only a block that exists and does not link, or a
+stored block whose canonical hash now differs, is evidence of a reorg. A node that reports
+another chain id than ``node.chain_id`` is an alarm and a wait (the answer may be a
+transient fault of the node's), never an exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_hash.auto import keccak
+
+from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, ContractRecord
+from edge.clock import SYSTEM_CLOCK, Clock
+from edge.config import Config
+from edge.errors import ChainError, OutboxFull, SealError
+from edge.ingest.adapter import ChainReader, FetchedBlock
+from edge.rpc.base import RpcFactory
+from edge.store import chain_data
+from edge.store.db import Outbox
+
+__all__ = ["Ingester", "IngestStats", "SealCheck", "ChainIdMismatch"]
+
+log = logging.getLogger("edge.ingest")
+
+SealCheck = Callable[[Mapping[str, Any]], tuple[bytes | None, bool | None]]
+"""A seal check: raw header -> (20-byte sealer or None, authorised or None when off).
+May raise SealError for a malformed seal."""
+
+_BACKOFF_START_S = 0.5
+
+
+class ChainIdMismatch(ChainError):
+    """The node reports another chain id than ``node.chain_id``: an alarm and a wait
+    (retried with backoff; the message names the key to check), never an exit: a garbled
+    answer must not stop the agent, and a wrong node is fixed without a restart."""
+
+
+@dataclass
+class IngestStats:
+    """Live counters of the extract stage (read by the status line and the demo).
+
+    Block numbers are ints (-1: none yet); ``started`` is the clock's monotonic seconds.
+    """
+
+    chain_id: int = 0
+    head: int = -1
+    cursor: int = -1
+    blocks: int = 0
+    logs: int = 0
+    contracts: int = 0
+    oversize: int = 0
+    reorgs: int = 0
+    rolled_back: int = 0
+    foreign_sealers: int = 0
+    reconnects: int = 0
+    lagging: int = 0
+    paused: bool = False
+    connected: bool = False
+    last_error: str = ""
+    started: float = 0.0
+
+    @property
+    def lag(self) -> int:
+        """Blocks between the node's head and the cursor (0 when caught up)."""
+        return max(0, self.head - self.cursor) if self.head >= 0 else 0
+
+
+class Ingester:
+    """The extract stage for one chain. An async context manager, entered once by its owner.
+
+    Args:
+        cfg: the agent config (``node``, ``ingest`` sections are used).
+        outbox: an open :class:`Outbox`.
+        rpc_factory: makes the connection to ``cfg.node.ws_url`` (a new one per reconnect).
+        clock: waits and timestamps (tests inject :class:`edge.clock.MockClock`).
+        seal_check: optional PoA seal check (see :data:`SealCheck`); None = off.
+        poll_s: seconds between head polls when no notification arrives.
+        pause_s: seconds between capacity checks while the outbox is full.
+
+    Use ``await ing.run(stop_at=None)``: it returns when the cursor reaches ``stop_at``
+    (never when None; cancel it). Transient failures (node down, lagging or lying,
+    malformed answers, full outbox) are logged and retried; nothing here is fatal.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        outbox: Outbox,
+        *,
+        rpc_factory: RpcFactory,
+        clock: Clock = SYSTEM_CLOCK,
+        seal_check: SealCheck | None = None,
+        poll_s: float = 2.0,
+        pause_s: float = 5.0,
+    ) -> None:
+        self.cfg = cfg
+        self.outbox = outbox
+        self.rpc_factory = rpc_factory
+        self.clock = clock
+        self.seal_check = seal_check
+        self.poll_s = poll_s
+        self.pause_s = pause_s
+        self.stats = IngestStats(started=clock.monotonic())
+        self.chain_ready = asyncio.Event()
+        """Set once the node's chain id is known (``stats.chain_id``)."""
+        self._changed = asyncio.Event()
+        self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
+        self._lagging_since: int | None = None
+
+    async def __aenter__(self) -> Ingester:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def wait_until(self, predicate: Callable[[IngestStats], bool]) -> IngestStats:
+        """Wait (by notification, no polling) until ``predicate(stats)`` holds; the stats
+        change after every step, reorg, reconnect and pause. Returns the stats."""
+        while not predicate(self.stats):
+            await self._changed.wait()
+        return self.stats
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def run(self, stop_at: int | None = None) -> None:
+        """Ingest until the cursor reaches ``stop_at`` (forever when None). See class doc."""
+        backoff = _BACKOFF_START_S
+        url = self.cfg.node.ws_url
+        while True:
+            healthy = False
+
+            def progressed() -> None:
+                nonlocal healthy, backoff
+                healthy, backoff = True, _BACKOFF_START_S
+
+            try:
+                async with self.rpc_factory(url, timeout=self.cfg.node.request_timeout_s) as rpc:
+                    self.stats.connected = True
+                    self._notify()
+                    if await self._session(ChainReader(rpc, self._watch, self.cfg.ingest.traces),  # type: ignore[arg-type] # str checked by config
+                                           rpc.heads, stop_at, progressed, rpc.subscribe_heads):
+                        return
+            except OutboxFull as e:  # raised outside a step (e.g. while rolling back)
+                self.stats.connected = False
+                self._pause(e)
+                await self.clock.sleep(self.pause_s)
+                continue
+            except (ChainError, SealError) as e:
+                self.stats.connected = False
+                self.stats.reconnects += 1
+                self.stats.last_error = str(e)
+                self._notify()
+                delay = min(backoff, self.cfg.node.reconnect_max_s) * (0.8 + 0.4 * random.random())
+                level = logging.ERROR if isinstance(e, ChainIdMismatch) else logging.WARNING
+                log.log(level, "node %s: %s; reconnecting in %.1f s, resuming after block %d",
+                        url, e, delay, self.stats.cursor)
+                await self.clock.sleep(delay)
+                backoff = _BACKOFF_START_S if healthy else min(backoff * 2, self.cfg.node.reconnect_max_s)
+
+    async def _session(self, reader: ChainReader, heads: asyncio.Queue[int], stop_at: int | None,
+                       progressed: Callable[[], None], subscribe: Callable[[], Any]) -> bool:
+        cid = await reader.chain_id()
+        want = self.cfg.node.chain_id
+        if want and cid != want:
+            raise ChainIdMismatch(f"eth_chainId: the node at {self.cfg.node.ws_url} reports chain id {cid}, "
+                                  f"but node.chain_id is {want}: waiting for the right chain (check the node "
+                                  f"or node.chain_id)")
+        self.stats.chain_id = cid
+        self.chain_ready.set()
+        try:
+            await subscribe()
+        except ChainError as e:
+            log.info("node offers no newHeads subscription (%s): polling every %.1f s", e, self.poll_s)
+        while True:
+            head = await reader.head()
+            self.stats.head = head
+            try:
+                changed = await self.step(reader, head, stop_at)
+            except OutboxFull as e:
+                self._pause(e)
+                await self.clock.sleep(self.pause_s)
+                continue
+            progressed()
+            if changed and self.stats.paused:
+                log.info("outbox has room again: ingest resumed at block %d", self.stats.cursor)
+                self.stats.paused = False
+            self._notify()
+            if stop_at is not None and self.stats.cursor >= stop_at:
+                return True
+            if not changed:
+                try:
+                    await self.clock.wait_for(heads.get(), self.poll_s)
+                except TimeoutError:
+                    pass
+                while not heads.empty():
+                    heads.get_nowait()
+
+    def _pause(self, e: OutboxFull) -> None:
+        if not self.stats.paused:
+            log.warning("%s: ingest paused, nothing dropped; checking again every %.1f s", e, self.pause_s)
+        self.stats.paused = True
+
+    def _lag(self, number: int, head: int) -> bool:
+        """Note that the node does not have block ``number`` yet; always False (no change)."""
+        if self._lagging_since is None:
+            self._lagging_since = number
+            self.stats.lagging += 1
+            log.warning("node is behind: it has no block %d yet (its head is %d); waiting, nothing rolled back",
+                        number, head)
+        return False
+
+    async def step(self, reader: ChainReader, head: int, stop_at: int | None = None) -> bool:
+        """One ingest step against ``head``; True when the outbox changed.
+
+        Raises: OutboxFull (caller pauses), ChainError (caller reconnects).
+        """
+        ob, chain_id = self.outbox, self.stats.chain_id
+        conf = self.cfg.ingest.confirmations
+        cur = await chain_data.get_cursor(ob, chain_id)
+        self.stats.cursor = cur.block_number if cur else self.cfg.ingest.start_block - 1
+        nxt = cur.block_number + 1 if cur else self.cfg.ingest.start_block
+        if nxt > head:
+            if cur is None:
+                return False
+            # is the tip we hold (or the node's head, when it is below us) still canonical?
+            probe = min(cur.block_number, head)
+            if probe < self.cfg.ingest.start_block:
+                return self._lag(cur.block_number, head)
+            canon = (await reader.canonical_hashes(probe, probe)).get(probe)
+            stored = cur.block_hash if probe == cur.block_number else \
+                (await chain_data.stored_hashes(ob, chain_id, probe, probe)).get(probe)
+            if canon is None:
+                return self._lag(probe, head)
+            if canon != stored:
+                await self._reorg(reader, probe)
+                return True
+            if probe < cur.block_number:
+                return self._lag(cur.block_number, head)
+            self._lagging_since = None
+            if head > cur.head:
+                await chain_data.set_head(ob, chain_id, head, conf)
+            return False
+        ob.check_capacity()
+        end = min(head, nxt + self.cfg.ingest.batch_blocks - 1)
+        if stop_at is not None:
+            end = max(nxt, min(end, stop_at))
+        fetched = await reader.blocks(nxt, end)
+        if not fetched:
+            return self._lag(nxt, head)
+        self._lagging_since = None
+        prev = cur.block_hash if cur else None
+        linked: list[FetchedBlock] = []
+        for f in fetched:
+            if prev is not None and f.block.parent_hash != prev:
+                break
+            linked.append(f)
+            prev = f.block.hash
+        if not linked:
+            assert cur is not None  # prev is None only without a cursor
+            await self._reorg(reader, cur.block_number)
+            return True
+        bundles = await self._bundles(reader, linked)
+        await chain_data.write_blocks(ob, chain_id, bundles, head, conf)
+        s = self.stats
+        s.cursor = bundles[-1].block.number
+        s.blocks += len(bundles)
+        s.logs += sum(len(b.logs) for b in bundles)
+        s.contracts += sum(len(b.contracts) for b in bundles)
+        return True
+
+    async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock]) -> list[BlockBundle]:
+        sealed = [(await self._seal(f.block, f.raw), f) for f in fetched]
+        codes = await reader.codes([(b, c) for b, f in sealed for c in f.creations])
+        out: list[BlockBundle] = []
+        for block, f in sealed:
+            contracts = tuple(
+                ContractRecord(block.number, c.tx_index, c.create_index, c.tx_hash, c.address, c.creator,
+                               codes[(block.number, c.address)], keccak(codes[(block.number, c.address)]))
+                for c in f.creations
+            )
+            for c in contracts:
+                if c.oversize:
+                    self.stats.oversize += 1
+                    log.warning("contract 0x%s (block %d) has a %d-byte runtime, above the EIP-170 limit of "
+                                "%d: recorded, marked oversize, not scored", c.address.hex(), c.block_number,
+                                len(c.code), EIP170_MAX_CODE_SIZE)
+            out.append(BlockBundle(block, f.logs, contracts))
+        return out
+
+    async def _seal(self, block: BlockRecord, raw: Mapping[str, Any]) -> BlockRecord:
+        if self.seal_check is None:
+            return block
+        sealer, ok = self.seal_check(raw)
+        if ok is False:
+            self.stats.foreign_sealers += 1
+            who = "0x" + sealer.hex() if sealer else "unknown"
+            log.error("block %d sealed by %s, which is NOT in poa.authorities", block.number, who)
+            await chain_data.add_alarm(self.outbox, self.stats.chain_id, block.number, "foreign_sealer",
+                                       f"block {block.number} sealed by {who}")
+        return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp, block.miner,
+                           block.tx_count, sealer, ok)
+
+    # -- reorgs -----------------------------------------------------------------------
+
+    async def _reorg(self, reader: ChainReader, tip: int) -> None:
+        """Find the highest stored block that is still canonical and roll back above it.
+
+        Only a canonical hash that *differs* from the stored one counts as replaced; a
+        block the node does not know (None) means it lags, and nothing is rolled back.
+        """
+        ob, chain_id = self.outbox, self.stats.chain_id
+        first = self.cfg.ingest.start_block
+        window = 16
+        while True:
+            lo = max(first, tip - window + 1)
+            stored = await chain_data.stored_hashes(ob, chain_id, lo, tip)
+            canon = await reader.canonical_hashes(lo, tip)
+            if any(canon.get(n) is None for n in stored):
+                self._lag(min(n for n in stored if canon.get(n) is None), -1)
+                return
+            common = [n for n in stored if canon.get(n) == stored[n]]
+            if common:
+                fork = max(common)
+                break
+            if lo <= first:
+                fork = first - 1
+                break
+            window *= 4
+        removed, final_removed = await chain_data.rollback_to(ob, chain_id, fork)
+        self.stats.reorgs += 1
+        self.stats.rolled_back += removed
+        self.stats.cursor = fork
+        log.warning("reorg: %d block(s) above %d replaced on the node; re-ingesting from %d",
+                    removed, fork, fork + 1)
+        if final_removed:
+            msg = (f"reorg removed {final_removed} block(s) that were final "
+                   f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
+            log.error("%s", msg)
+            await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)

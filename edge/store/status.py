@@ -1,0 +1,59 @@
+"""What ``edge status`` shows, read from the outbox alone (no node needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge.errors import OutboxError
+from edge.store import chain_data
+from edge.store.db import Outbox
+
+__all__ = ["status_info"]
+
+
+async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
+    """What ``edge status`` shows, read from the outbox alone (no node needed).
+
+    Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, final_blocks,
+    logs, contracts, codes, scored, flagged, alarms), checkpoints by state, the last
+    anchored range, transactions by state, the newest alarm, and outbox_mb.
+    Raises: OutboxError if the file is missing or unusable.
+    """
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path} (has `edge run` started with this config?)")
+    async with Outbox(path) as ob:
+        if chain_id is None:
+            row = await ob.fetchone("SELECT chain_id FROM cursor ORDER BY updated_at DESC LIMIT 1")
+            chain_id = int(row[0]) if row else 0
+        cur = await chain_data.get_cursor(ob, chain_id)
+        c = await chain_data.counts(ob, chain_id)
+        head = cur.head if cur else None
+        cursor = cur.block_number if cur else None
+        states = dict(await ob.fetchall("SELECT state, count(*) FROM checkpoints WHERE chain_id=? GROUP BY state",
+                                        (chain_id,)))
+        last = await ob.fetchone("SELECT from_block, to_block FROM checkpoints WHERE chain_id=? AND state='anchored'"
+                                 " ORDER BY to_block DESC LIMIT 1", (chain_id,))
+        txs = dict(await ob.fetchall("SELECT state, count(*) FROM txs GROUP BY state"))
+        alarm = await ob.fetchone("SELECT kind, detail FROM alarms WHERE chain_id=? ORDER BY id DESC LIMIT 1",
+                                  (chain_id,))
+        return {
+            "checkpoints": states,
+            "last_anchored": f"blocks {last[0]}..{last[1]}" if last else None,
+            "txs": txs,
+            "last_alarm": f"{alarm[0]}: {alarm[1]}" if alarm else None,
+            "outbox": str(path),
+            "chain_id": chain_id,
+            "head": head,
+            "cursor": cursor,
+            "lag": (cur.head - cur.block_number) if cur else None,
+            "blocks": c.blocks,
+            "final_blocks": c.final_blocks,
+            "logs": c.logs,
+            "contracts": c.contracts,
+            "codes": c.codes,
+            "scored": c.scored,
+            "flagged": c.flagged,
+            "alarms": c.alarms,
+            "outbox_mb": round(ob.size_bytes() / 2**20, 3),
+        }
