@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edge.aio import enter_all, first_error
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
-from edge.evidence.checkpointer import CheckpointStage
+from edge.checkpoint.stage import CheckpointStage
 from edge.ingest.stage import Ingester, IngestStats, SealCheck
 from edge.rpc import RpcFactory, open_rpc
 from edge.store.db import Outbox

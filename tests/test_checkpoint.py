@@ -13,7 +13,7 @@ from edge.evidence.crc import crc32c
 from edge.evidence.eip712 import checkpoint_id
 from edge.evidence.leaves import KIND_BLOCK, KIND_CONTRACT, KIND_LOG, encode_log
 from edge.evidence.merkle import MerkleTree, verify_proof
-from edge.evidence.checkpointer import CheckpointStage, request_sync
+from edge.checkpoint.stage import CheckpointStage, request_sync
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox
 from tests.conftest import corpus_codes, ingest_to, make_config

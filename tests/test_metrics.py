@@ -18,7 +18,7 @@ from edge.config import MetricsConfig, parse_config
 from edge.errors import ConfigError
 from edge.agent import Agent
 from edge.appliance.power import FixedWatts
-from edge.evidence.checkpointer import CheckpointStage
+from edge.checkpoint.stage import CheckpointStage
 from edge.store.checkpoints import CheckpointRow, insert_checkpoint
 from tests.conftest import corpus_codes, make_config
 

@@ -22,7 +22,6 @@ Nothing here imports web3.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import resource

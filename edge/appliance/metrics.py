@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -58,6 +57,7 @@ from prometheus_client.registry import Collector
 from edge import __version__
 from edge.config import MetricsConfig
 from edge.errors import ConfigError
+from edge.store.status import counts_by_state
 from edge.appliance.power import Pi5Pmic, PowerSource, detect_source
 
 if TYPE_CHECKING:
@@ -295,6 +295,7 @@ class Metrics:
         ob = agent.outbox
         scorer, cp, fw = agent.scorer, agent.checkpointer, agent.forwarder
         watts = await asyncio.to_thread(self._read_watts) if self.power is not None else None
+        grouped = await counts_by_state(ob)
         snap = Snapshot(
             chain_id=s.chain_id, head=s.head, cursor=s.cursor, lag=s.lag, connected=s.connected, paused=s.paused,
             blocks=s.blocks, logs=s.logs, contracts=s.contracts, reorgs=s.reorgs, reconnects=s.reconnects,
@@ -304,13 +305,9 @@ class Metrics:
             checkpoints_cut=int(cp.stats.checkpoints) if cp is not None else None,
             checkpoints_anchored=int(fw.stats.checkpoints_anchored) if fw is not None else None,
             outbox_bytes=ob.size_bytes(), outbox_max_bytes=ob.max_bytes,
-            checkpoints_by_state=tuple((str(a), int(b)) for a, b in await _rows(
-                ob, "SELECT state, count(*) FROM checkpoints GROUP BY state ORDER BY state")),
-            anchors_by_state=tuple((str(a), int(b)) for a, b in await _rows(
-                ob, "SELECT state, count(*) FROM anchors GROUP BY state ORDER BY state")),
-            txs=tuple((int(c), str(p), str(st), int(n), int(g)) for c, p, st, n, g in await _rows(
-                ob, "SELECT chain_id, purpose, state, count(*), coalesce(sum(gas), 0) FROM txs"
-                    " GROUP BY chain_id, purpose, state ORDER BY chain_id, purpose, state")),
+            checkpoints_by_state=tuple((str(a), int(b)) for a, b in grouped["checkpoints"]),
+            anchors_by_state=tuple((str(a), int(b)) for a, b in grouped["anchors"]),
+            txs=tuple((int(c), str(p), str(st), int(n), int(g)) for c, p, st, n, g in grouped["txs"]),
             watts=watts,
             power_source=self.power.name if self.power is not None and watts is not None else "unknown",
             updated=time.time(),
@@ -336,11 +333,3 @@ class Metrics:
         while True:
             await self.update(agent)
             await asyncio.sleep(every_s)
-
-
-async def _rows(ob: Outbox, sql: str) -> list[tuple[Any, ...]]:
-    try:
-        return await ob.fetchall(sql)
-    except sqlite3.OperationalError as e:  # a table missing from an older outbox: nothing to count
-        log.debug("metrics: %s: %s", sql.split(" FROM ")[1].split()[0], e)
-        return []

@@ -104,10 +104,10 @@ def load_config_or_fault(path: Path | str, *, hold_s: float = FAULT_HOLD_S) -> C
 async def request_checkpoint(agent: Agent) -> int:
     """Ask for an on-demand checkpoint (the button's short press); returns the request id.
 
-    Same path as ``edge sync-now`` (:func:`edge.evidence.checkpointer.request_sync`), then
+    Same path as ``edge sync-now`` (:func:`edge.checkpoint.stage.request_sync`), then
     wakes the checkpoint stage when it runs.
     """
-    from edge.evidence.checkpointer import request_sync
+    from edge.checkpoint.stage import request_sync
 
     rid = await request_sync(agent.outbox)
     if agent.checkpointer is not None:

@@ -221,7 +221,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_sync_now(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.evidence.checkpointer import request_sync
+    from edge.checkpoint.stage import request_sync
     from edge.store.db import Outbox
 
     cfg = load_config(args.config)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -52,6 +51,7 @@ from edge.crypto.keys import DeviceKey
 from edge.forward.stage import ForwardStage
 from edge.store import chain_data
 from edge.store import checkpoints as cps
+from edge.store import fleet as fleet_store
 from edge.store.db import Outbox
 
 __all__ = ["FleetStage", "FleetStats", "duty_order"]
@@ -132,8 +132,7 @@ class FleetStage:
 
     async def signatures(self, unit: CheckpointMessage) -> list[bytes]:
         """Attested signatures of ``unit`` by registered devices (at least our own)."""
-        rows = await self.outbox.fetchall("SELECT device, signature FROM attestations WHERE id=?", (unit.id,))
-        return [bytes(s) for d, s in rows if d in self.devices]
+        return [s for d, s in await fleet_store.signatures_of(self.outbox, unit.id) if d in self.devices]
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -155,28 +154,21 @@ class FleetStage:
         await self._watch_anchored()
 
     async def _scan(self) -> None:
-        row = await self.outbox.fetchone("SELECT next_block FROM fleet_scan WHERE chain_id=?", (self.chain_id,))
-        lo = int(row[0]) if row else 0
+        lo = await fleet_store.next_scan_block(self.outbox, self.chain_id)
         head = await eth.block_number(self.rpc)
         if lo > head:
             return
         att = await eth.get_logs(self.rpc, self.address, [attest_abi.ATTESTED_TOPIC], lo, head)
         loc = await eth.get_logs(self.rpc, self.address, [attest_abi.LOCATED_TOPIC], lo, head)
-        async with self.outbox.transaction() as tx:
-            for lg in att:
-                a = attest_abi.decode_attested(lg)
-                c = a.checkpoint
-                await tx.execute(
-                    "INSERT OR IGNORE INTO attestations (id, device, chain_id, from_block, to_block, last_hash, root,"
-                    " signature, block_number, log_index) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (c.id, a.device, c.chain_id, c.from_block, c.to_block, c.last_block_hash, c.root, a.signature,
-                     a.block_number, a.log_index))
-            for lg in loc:
-                lo_ev = attest_abi.decode_located(lg)
-                await tx.execute("INSERT OR IGNORE INTO locations (id, device, locator) VALUES (?,?,?)",
-                                 (lo_ev.id, lo_ev.device, lo_ev.locator))
-            await tx.execute("INSERT INTO fleet_scan (chain_id, next_block) VALUES (?,?) ON CONFLICT(chain_id)"
-                             " DO UPDATE SET next_block=excluded.next_block", (self.chain_id, head + 1))
+        rows = []
+        for lg in att:
+            a = attest_abi.decode_attested(lg)
+            c = a.checkpoint
+            rows.append(fleet_store.AttestationRow(c.id, a.device, c.chain_id, c.from_block, c.to_block,
+                                                   c.last_block_hash, c.root, a.signature, a.block_number,
+                                                   a.log_index))
+        located = [fleet_store.LocationRow(e.id, e.device, e.locator) for e in map(attest_abi.decode_located, loc)]
+        await fleet_store.record_scan(self.outbox, self.chain_id, rows, located, head)
 
     def _message(self, cp: cps.CheckpointRow) -> CheckpointMessage:
         return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
@@ -188,14 +180,14 @@ class FleetStage:
             async with self.outbox.transaction(durable=True) as tx:
                 tx_id = await self.sender.enqueue(tx, to=self.address, data=attest_abi.encode_attest(msg, sig),
                                                   purpose="attest", ref=cp.id)
-                await tx.execute("INSERT OR REPLACE INTO fleet_duty (id, attest_tx) VALUES (?,?)", (cp.id, tx_id))
+                await fleet_store.set_attest_tx(tx, cp.id, tx_id)
                 await cps.set_checkpoint_state(tx, cp.id, "attesting")
 
     async def _confirm_attests(self) -> None:
         for cp in await cps.checkpoints_in_state(self.outbox, "attesting", self.chain_id):
-            row = await self.outbox.fetchone("SELECT attest_tx FROM fleet_duty WHERE id=?", (cp.id,))
-            assert row is not None
-            rec = await self.sender.get(int(row[0]))
+            attest_tx = await fleet_store.attest_tx_of(self.outbox, cp.id)
+            assert attest_tx is not None  # set with the state change to 'attesting'
+            rec = await self.sender.get(attest_tx)
             if rec.state == "confirmed":
                 async with self.outbox.transaction() as tx:
                     await cps.set_checkpoint_state(tx, cp.id, "attested")
@@ -220,9 +212,7 @@ class FleetStage:
         if await self._anchored_root(cp.id) == cp.root:
             await self._anchored_elsewhere(cp)
             return
-        rows = await self.outbox.fetchall(
-            "SELECT device, block_number FROM attestations WHERE id=? ORDER BY block_number, log_index", (cp.id,))
-        valid = [(d, int(b)) for d, b in rows if d in self.devices]
+        valid = [(d, b) for d, b in await fleet_store.attesters_of(self.outbox, cp.id) if d in self.devices]
         if len(valid) < self.quorum:
             return
         t_q = await self._block_time(valid[self.quorum - 1][1])
@@ -232,10 +222,10 @@ class FleetStage:
             return
         located = await self._reusable_locator(cp.id)
         async with self.outbox.transaction(durable=True) as tx:
-            await tx.execute("UPDATE fleet_duty SET took_at=? WHERE id=?", (self.clock.time(), cp.id))
+            await fleet_store.take_duty(tx, cp.id, self.clock.time())
             if located is not None:
                 await cps.set_checkpoint_state(tx, cp.id, "uploaded", locator=located)
-                await tx.execute("UPDATE fleet_duty SET located=1 WHERE id=?", (cp.id,))
+                await fleet_store.set_located(tx, cp.id)
             else:
                 await cps.set_checkpoint_state(tx, cp.id, "sealed")
         self.stats.duties += 1
@@ -245,7 +235,7 @@ class FleetStage:
 
     async def _reusable_locator(self, cp_id: bytes) -> bytes | None:
         """A locator another device published whose manifest exists on some testnet."""
-        for (locator,) in await self.outbox.fetchall("SELECT locator FROM locations WHERE id=?", (cp_id,)):
+        for locator in await fleet_store.locators_of(self.outbox, cp_id):
             for t in self.cfg.forward.testnets:
                 try:
                     async with self.rpc_factory(t.url, timeout=15.0) as rpc:
@@ -256,22 +246,18 @@ class FleetStage:
         return None
 
     async def _check_divergence(self, cp: cps.CheckpointRow) -> None:
-        rows = await self.outbox.fetchall(
-            "SELECT id, root, count(DISTINCT device) FROM attestations WHERE chain_id=? AND from_block=? AND to_block=?"
-            " AND id != ? GROUP BY id", (self.chain_id, cp.from_block, cp.to_block, cp.id))
-        for other, root, n in rows:
-            if int(n) < self.quorum:
+        for other, root, n in await fleet_store.rival_roots(self.outbox, self.chain_id, cp.from_block, cp.to_block,
+                                                             cp.id):
+            if n < self.quorum:
                 continue
-            done = await self.outbox.fetchone("SELECT diverged FROM fleet_duty WHERE id=?", (cp.id,))
-            if done and done[0]:
+            if await fleet_store.is_diverged(self.outbox, cp.id):
                 return
             msg = (f"DIVERGENCE: blocks {cp.from_block}..{cp.to_block}: this device's root 0x{cp.root.hex()} differs "
                    f"from the root 0x{bytes(root).hex()} attested by a quorum ({n} devices); not signing it")
             log.error("%s", msg)
             self.stats.divergences += 1
             await chain_data.add_alarm(self.outbox, self.chain_id, cp.to_block, "divergence", msg)
-            async with self.outbox.transaction() as tx:
-                await tx.execute("UPDATE fleet_duty SET diverged=1 WHERE id=?", (cp.id,))
+            await fleet_store.set_diverged(self.outbox, cp.id)
             return
 
     async def _anchored_elsewhere(self, cp: cps.CheckpointRow) -> None:
@@ -287,13 +273,9 @@ class FleetStage:
                     await self._anchored_elsewhere(cp)
 
     async def _locate_uploaded(self) -> None:
-        rows = await self.outbox.fetchall(
-            "SELECT c.id, c.locator FROM checkpoints c JOIN fleet_duty f ON f.id = c.id"
-            " WHERE c.chain_id=? AND f.located=0 AND c.locator IS NOT NULL"
-            " AND c.state IN ('uploaded', 'anchoring', 'anchored')", (self.chain_id,))
-        for cp_id, locator in rows:
+        for cp_id, locator in await fleet_store.unlocated_uploads(self.outbox, self.chain_id):
             async with self.outbox.transaction(durable=True) as tx:
-                await self.sender.enqueue(tx, to=self.address, data=attest_abi.encode_locate(bytes(cp_id), bytes(locator)),
-                                          purpose="locate", ref=bytes(cp_id))
-                await tx.execute("UPDATE fleet_duty SET located=1 WHERE id=?", (bytes(cp_id),))
+                await self.sender.enqueue(tx, to=self.address, data=attest_abi.encode_locate(cp_id, locator),
+                                          purpose="locate", ref=cp_id)
+                await fleet_store.set_located(tx, cp_id)
 

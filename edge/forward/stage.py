@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol

@@ -75,8 +75,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -89,12 +87,17 @@ from edge.errors import (
     OutboxError,
     OutboxFull,
     RpcError,
-    RpcProtocolError,
 )
 from edge.clock import SYSTEM_CLOCK, Clock
-from edge.rpc.base import JsonRpc
 from edge.crypto.keys import DeviceKey
+from edge.forward.fees import Fees, bumped_fees, market_fees, new_tx_fees
+from edge.forward.node_errors import classify, revert_reason
+from edge.rpc import codec
+from edge.rpc.base import JsonRpc
+from edge.store import txs as store
 from edge.store.db import Outbox, Tx
+from edge.store.txs import AttemptRow as _Attempt
+from edge.store.txs import IntentRow as _Row
 
 __all__ = ["TX_STATES", "TxRecord", "TxSender", "TxState"]
 
@@ -110,9 +113,6 @@ _IN_FLIGHT: Final = ("signed", "sent")
 _MAX_INT64: Final = 2**63 - 1
 _MAX_PER_PASS: Final = 64  # new intents signed per pass (keeps a pass short)
 _GAS_MARGIN: Final = 1.2  # on top of eth_estimateGas
-_ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
-_TRAILING_HEX: Final = re.compile(r"\s(0x(?:[0-9a-fA-F]{2})+)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,37 +145,6 @@ class TxRecord:
     status: int | None
     attempts: int
     error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Fees:
-    base: int  # base fee of the next block, wei/gas
-    prio: int  # suggested priority fee, wei/gas
-
-
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    tx_id: int
-    attempt: int
-    nonce: int
-    hash: bytes
-    raw: bytes
-    max_fee: int
-    prio: int
-    sent_block: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    id: int
-    to: bytes
-    data: bytes
-    value: int
-    gas: int | None
-    nonce: int | None
-    state: str
-    mined_block: int | None
-    mined_hash: bytes | None
 
 
 class _Stop(Exception):
@@ -240,6 +209,7 @@ class TxSender:
         self.max_fee_cap_wei = max_fee_cap_wei
         self.bump_percent = float(bump_percent)
         self.sender = bytes.fromhex(key.address[2:])
+        self.account = store.Account(chain_id, self.sender)
         self.paused_low_balance = False
         self.paused_fee_cap = False
         self._open = False
@@ -278,7 +248,7 @@ class TxSender:
             await self.rpc.__aexit__(exc_type, exc, tb)
 
     async def _check_chain_id(self) -> None:
-        got = _quantity("eth_chainId", await self._call("eth_chainId"))
+        got = codec.quantity(await self._call("eth_chainId"), "eth_chainId", "result")
         if got != self.chain_id:
             raise ConfigError("chain_id", f"node {self.url} reports chain id {got}, "
                                           f"configured {self.chain_id}")
@@ -331,35 +301,18 @@ class TxSender:
             raise EdgeError(f"tx sender enqueue: 'gas' must be None or an int >= 21000, got {gas!r}")
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT64:
             raise EdgeError(f"tx sender enqueue: 'value' must be an int in [0, 2**63-1] wei, got {value!r}")
-        now = self.clock.time()
-        await tx.execute(
-            "INSERT INTO txs (chain_id, sender, purpose, ref, to_addr, data, value, gas, nonce,"
-            " state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,NULL,'queued',?,?)",
-            (self.chain_id, self.sender, purpose, None if ref is None else bytes(ref), bytes(to),
-             bytes(data), value, gas, now, now),
-        )
-        row = await tx.fetchone("SELECT last_insert_rowid()")
-        if row is None:
-            raise OutboxError("tx sender enqueue: no row id after insert")
-        return int(row[0])
+        return await store.insert_intent(tx, self.account, purpose=purpose, ref=None if ref is None else bytes(ref),
+                                         to=bytes(to), data=bytes(data), value=value, gas=gas, now=self.clock.time())
 
     async def get(self, tx_id: int) -> TxRecord:
         """Read one tx. Raises OutboxError if this sender has no tx ``tx_id``."""
-        row = await self.outbox.fetchone(
-            "SELECT id, chain_id, nonce, purpose, ref, state, mined_block, status, error, mined_tx,"
-            " (SELECT COUNT(*) FROM tx_attempts a WHERE a.tx_id = txs.id),"
-            " (SELECT hash FROM tx_attempts a WHERE a.tx_id = txs.id ORDER BY attempt DESC LIMIT 1)"
-            " FROM txs WHERE id = ? AND chain_id = ? AND sender = ?",
-            (tx_id, self.chain_id, self.sender),
-        )
-        if row is None:
+        r = await store.get_tx(self.outbox, self.account, tx_id)
+        if r is None:
             raise OutboxError(f"tx sender: no tx {tx_id} for {self.key.address} on chain {self.chain_id}")
-        (i, cid, nonce, purpose, ref, state, mblock, status, error, mined_tx, n_att, last_hash) = row
-        return TxRecord(
-            id=int(i), chain_id=int(cid), nonce=nonce, purpose=purpose, ref=ref, state=state,
-            hash=mined_tx if mined_tx is not None else last_hash, mined_block=mblock,
-            status=status, attempts=int(n_att), error=error,
-        )
+        return TxRecord(id=r.id, chain_id=r.chain_id, nonce=r.nonce, purpose=r.purpose, ref=r.ref,
+                        state=r.state,  # type: ignore[arg-type] # the schema's CHECK holds TX_STATES
+                        hash=r.hash, mined_block=r.mined_block, status=r.status, attempts=r.attempts,
+                        error=r.error)
 
     async def wait(self, tx_id: int, state: TxState = "confirmed", timeout: float = 60.0,
                    poll_s: float = 0.1) -> TxRecord:
@@ -375,22 +328,19 @@ class TxSender:
         """
         if state not in _ORDER:
             raise EdgeError(f"tx sender wait: state must be one of {list(_ORDER)}, got {state!r}")
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = self.clock.monotonic() + timeout
         while True:
             rec = await self.get(tx_id)
             if rec.state == "failed" or _ORDER[rec.state] >= _ORDER[state]:
                 return rec
-            if asyncio.get_running_loop().time() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise ChainError(f"tx {tx_id} on chain {self.chain_id} not {state} after "
                                  f"{timeout:g} s (state {rec.state})")
             await self.clock.sleep(poll_s)
 
     async def pending_count(self) -> int:
         """Number of this sender's txs not yet ``confirmed`` or ``failed``."""
-        row = await self.outbox.fetchone(
-            "SELECT COUNT(*) FROM txs WHERE chain_id = ? AND sender = ?"
-            " AND state NOT IN ('confirmed', 'failed')", (self.chain_id, self.sender))
-        return int(row[0]) if row else 0
+        return await store.count_in_states(self.outbox, self.account, ("confirmed", "failed"), negate=True)
 
     async def run(self, poll_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
         """Call :meth:`step` forever, every ``poll_s`` seconds.
@@ -438,8 +388,8 @@ class TxSender:
         async with self._lock:
             if not self._chain_checked:
                 await self._check_chain_id()
-            head = _quantity("eth_blockNumber", await self._call("eth_blockNumber"))
-            fees: list[_Fees] = []  # fetched at most once per pass
+            head = codec.quantity(await self._call("eth_blockNumber"), "eth_blockNumber", "result")
+            fees: list[Fees] = []  # fetched at most once per pass
             try:
                 if self._rebroadcast:
                     await self._rebroadcast_all(head)
@@ -461,7 +411,7 @@ class TxSender:
                          self.chain_id, row.id, att.nonce, _hex(att.hash))
                 await self._broadcast(row, att, head)
 
-    async def _track_sent(self, head: int, fees: list[_Fees]) -> None:
+    async def _track_sent(self, head: int, fees: list[Fees]) -> None:
         rows = await self._rows(("sent", "mined"))
         if not rows:
             return
@@ -478,41 +428,35 @@ class TxSender:
                 log.warning("chain %d: tx %d (nonce %s) vanished from block %s in a reorg; "
                             "back to sent, re-broadcasting", self.chain_id, row.id, row.nonce,
                             row.mined_block)
-                await self._write(
-                    "UPDATE txs SET state='sent', mined_block=NULL, mined_hash=NULL, mined_tx=NULL,"
-                    " status=NULL, updated_at=? WHERE id=? AND state='mined'", (self.clock.time(), row.id))
+                await store.set_sent_back(self.outbox, row.id, self.clock.time())
                 if atts:
                     await self._broadcast(row, atts[-1], head)
             elif atts:
                 await self._maybe_bump(row, atts[-1], head, fees)
 
     async def _on_receipt(self, row: _Row, att: _Attempt, rc: dict[str, Any], head: int) -> None:
-        block = _quantity("receipt.blockNumber", rc.get("blockNumber"))
-        bhash = _data("receipt.blockHash", rc.get("blockHash"))
-        status = _quantity("receipt.status", rc.get("status", "0x1"))
+        m = "eth_getTransactionReceipt"
+        block = codec.quantity(rc.get("blockNumber"), m, "result.blockNumber")
+        bhash = codec.hash32(rc.get("blockHash"), m, "result.blockHash")
+        status = codec.quantity(rc.get("status", "0x1"), m, "result.status")
         now = self.clock.time()
         if status == 0:
-            await self._write(
-                "UPDATE txs SET state='failed', mined_block=?, mined_hash=?, mined_tx=?, status=0,"
-                " error=?, updated_at=? WHERE id=?",
-                (block, bhash, att.hash, f"reverted on chain in block {block}", now, row.id))
+            await store.set_failed(self.outbox, row.id, f"reverted on chain in block {block}", now,
+                                   mined=(block, bhash, att.hash))
             log.warning("chain %d: tx %d (%s) reverted on chain in block %d", self.chain_id,
                         row.id, _hex(att.hash), block)
             return
         if row.state == "sent" or row.mined_hash != bhash or row.mined_block != block:
             if row.state == "mined":
                 log.info("chain %d: tx %d moved to block %d after a reorg", self.chain_id, row.id, block)
-            await self._write(
-                "UPDATE txs SET state='mined', mined_block=?, mined_hash=?, mined_tx=?, status=?,"
-                " error=NULL, updated_at=? WHERE id=?", (block, bhash, att.hash, status, now, row.id))
+            await store.set_mined(self.outbox, row.id, block, bhash, att.hash, status, now)
             self._bump_next.discard(row.id)
         if head - block >= self.confirmations:
             # the receipt read this pass is canonical on the node; it was in the same block
             # as recorded (or the row was just updated to it), so the confirmation holds
-            await self._write("UPDATE txs SET state='confirmed', updated_at=? WHERE id=?"
-                              " AND state='mined' AND mined_hash=?", (now, row.id, bhash))
+            await store.set_confirmed(self.outbox, row.id, bhash, now)
 
-    async def _maybe_bump(self, row: _Row, last: _Attempt, head: int, fees: list[_Fees]) -> None:
+    async def _maybe_bump(self, row: _Row, last: _Attempt, head: int, fees: list[Fees]) -> None:
         sent_block = last.sent_block if last.sent_block is not None else head
         if head < sent_block:
             # the chain went backwards (reorg, or a node that lost its state): resend as is
@@ -521,12 +465,9 @@ class TxSender:
         if head - sent_block < self.stuck_blocks and row.id not in self._bump_next:
             return
         fee = await self._fees(fees)
-        factor = 1.0 + self.bump_percent / 100.0
-        min_max = math.ceil(last.max_fee * factor)
-        min_prio = math.ceil(last.prio * factor)
-        prio = max(min_prio, fee.prio)
-        max_fee = min(max(min_max, 2 * fee.base + prio), self.max_fee_cap_wei)
-        if max_fee < min_max or prio > max_fee:
+        bumped = bumped_fees(last.max_fee, last.prio, fee, self.bump_percent, self.max_fee_cap_wei)
+        if bumped is None:
+            min_max = math.ceil(last.max_fee * (1.0 + self.bump_percent / 100.0))
             self._warn_once(row.id, "cap",
                             "chain %d: tx %d (nonce %d) stuck since block %d; a %.1f%% bump to %d "
                             "wei/gas would exceed max_fee_cap_wei %d: waiting, re-broadcasting the "
@@ -534,21 +475,18 @@ class TxSender:
                             self.bump_percent, min_max, self.max_fee_cap_wei)
             await self._broadcast(row, last, head)
             return
+        max_fee, prio = bumped
         gas = row.gas if row.gas is not None else 0
         raw, txhash = self._sign(row, last.nonce, gas, max_fee, prio)
         att = _Attempt(row.id, last.attempt + 1, last.nonce, txhash, raw, max_fee, prio, None)
-        async with self.outbox.transaction(durable=True) as tx:
-            await tx.execute(
-                "INSERT INTO tx_attempts (tx_id, attempt, nonce, hash, raw, max_fee,"
-                " max_priority_fee, sent_block, created_at) VALUES (?,?,?,?,?,?,?,NULL,?)",
-                (att.tx_id, att.attempt, att.nonce, att.hash, att.raw, max_fee, prio, self.clock.time()))
+        await store.add_attempt(self.outbox, att, self.clock.time())
         self._bump_next.discard(row.id)
         log.info("chain %d: tx %d (nonce %d) not mined since block %d: attempt %d with fees "
                  "%d/%d wei/gas (was %d/%d)", self.chain_id, row.id, last.nonce, sent_block,
                  att.attempt, max_fee, prio, last.max_fee, last.prio)
         await self._broadcast(row, att, head)
 
-    async def _send_signed(self, head: int, fees: list[_Fees]) -> None:
+    async def _send_signed(self, head: int, fees: list[Fees]) -> None:
         for row in await self._rows(("signed",)):
             att = await self._latest_attempt(row.id)
             if att is None:
@@ -558,13 +496,14 @@ class TxSender:
             else:
                 await self._broadcast(row, att, head)
 
-    async def _send_queued(self, head: int, fees: list[_Fees]) -> None:
+    async def _send_queued(self, head: int, fees: list[Fees]) -> None:
         rows = await self._rows(("queued",), limit=_MAX_PER_PASS)
         if not rows:
             return
         fee = await self._fees(fees)
         needed_fee = fee.base + fee.prio
-        if needed_fee > self.max_fee_cap_wei:
+        priced = new_tx_fees(fee, self.max_fee_cap_wei)
+        if priced is None:
             if not self.paused_fee_cap:
                 log.warning("chain %d: fee needed %d wei/gas (base %d + priority %d) above "
                             "max_fee_cap_wei %d: sending waits, nothing lost", self.chain_id,
@@ -574,12 +513,11 @@ class TxSender:
         if self.paused_fee_cap:
             log.info("chain %d: fee back under max_fee_cap_wei: sending resumed", self.chain_id)
             self.paused_fee_cap = False
-        max_fee = min(2 * fee.base + fee.prio, self.max_fee_cap_wei)
-        prio = min(fee.prio, max_fee)
-        balance = _quantity("eth_getBalance",
-                            await self._call("eth_getBalance", self.key.address, "latest"))
+        max_fee, prio = priced
+        balance = await self._balance()
         latest = await self._call("eth_getBlockByNumber", "latest", False)
-        block_gas = _quantity("eth_getBlockByNumber", latest.get("gasLimit") if isinstance(latest, dict) else None)
+        block_gas = codec.quantity(latest.get("gasLimit") if isinstance(latest, dict) else None,
+                                   "eth_getBlockByNumber", "result.gasLimit")
         await self._sync_counter()
         for row in rows:
             gas = row.gas if row.gas is not None else await self._estimate(row)
@@ -590,8 +528,7 @@ class TxSender:
                 # later tx behind it, forever
                 reason = (f"gas limit {gas} exceeds the block gas limit {block_gas} of chain "
                           f"{self.chain_id}: the payload must be split")
-                await self._write("UPDATE txs SET state='failed', error=?, updated_at=? WHERE id=?"
-                                  " AND state='queued'", (reason, self.clock.time(), row.id))
+                await store.set_failed(self.outbox, row.id, reason, self.clock.time())
                 log.error("chain %d: tx %d (%d bytes of calldata) refused before signing: %s",
                           self.chain_id, row.id, len(row.data), reason)
                 continue
@@ -610,30 +547,11 @@ class TxSender:
     # ------------------------------------------------------------ intent -> signed
 
     async def _sign_new(self, row: _Row, gas: int, max_fee: int, prio: int) -> _Attempt | None:
-        now = self.clock.time()
-        async with self.outbox.transaction(durable=True) as tx:
-            cur = await tx.fetchone("SELECT state FROM txs WHERE id = ?", (row.id,))
-            if cur is None or cur[0] != "queued":
-                return None  # changed under us (or rolled back by its writer)
-            nrow = await tx.fetchone("SELECT next_nonce FROM nonces WHERE chain_id=? AND sender=?",
-                                     (self.chain_id, self.sender))
-            if nrow is None:
-                raise OutboxError(f"tx sender: nonce counter of chain {self.chain_id} missing")
-            nonce = int(nrow[0])
+        def sign(nonce: int) -> tuple[bytes, bytes, int, int]:
             raw, txhash = self._sign(row, nonce, gas, max_fee, prio)
-            last = await tx.fetchone("SELECT COALESCE(MAX(attempt), 0) FROM tx_attempts WHERE tx_id=?",
-                                     (row.id,))
-            attempt = int(last[0]) + 1 if last else 1
-            await tx.execute(
-                "UPDATE txs SET nonce=?, gas=?, state='signed', error=NULL, updated_at=? WHERE id=?",
-                (nonce, gas, now, row.id))
-            await tx.execute(
-                "INSERT INTO tx_attempts (tx_id, attempt, nonce, hash, raw, max_fee,"
-                " max_priority_fee, sent_block, created_at) VALUES (?,?,?,?,?,?,?,NULL,?)",
-                (row.id, attempt, nonce, txhash, raw, max_fee, prio, now))
-            await tx.execute("UPDATE nonces SET next_nonce=? WHERE chain_id=? AND sender=?",
-                             (nonce + 1, self.chain_id, self.sender))
-        return _Attempt(row.id, attempt, nonce, txhash, raw, max_fee, prio, None)
+            return raw, txhash, max_fee, prio
+
+        return await store.sign_intent(self.outbox, self.account, row.id, gas, sign, self.clock.time())
 
     def _sign(self, row: _Row, nonce: int, gas: int, max_fee: int, prio: int) -> tuple[bytes, bytes]:
         from eth_account import Account
@@ -665,44 +583,27 @@ class TxSender:
         self._counter_synced = True
 
     async def _set_counter(self, chain_pending: int, *, allow_lower: bool) -> int:
-        async with self.outbox.transaction() as tx:
-            ours = await tx.fetchone(
-                "SELECT MAX(nonce) FROM txs WHERE chain_id=? AND sender=? AND nonce IS NOT NULL",
-                (self.chain_id, self.sender))
-            floor = int(ours[0]) + 1 if ours and ours[0] is not None else 0
-            cur = await tx.fetchone("SELECT next_nonce FROM nonces WHERE chain_id=? AND sender=?",
-                                    (self.chain_id, self.sender))
-            new = max(chain_pending, floor)
-            if cur is not None and not allow_lower:
-                new = max(new, int(cur[0]))
-            await tx.execute(
-                "INSERT INTO nonces (chain_id, sender, next_nonce) VALUES (?,?,?) ON CONFLICT"
-                " (chain_id, sender) DO UPDATE SET next_nonce=excluded.next_nonce",
-                (self.chain_id, self.sender, new))
-        return new
+        return await store.raise_counter(self.outbox, self.account, chain_pending, allow_lower=allow_lower)
 
     async def _estimate(self, row: _Row) -> int | None:
         params: dict[str, Any] = {"from": self.key.address, "to": _hex(row.to),
                                   "data": _hex(row.data), "value": hex(row.value)}
         try:
-            return math.ceil(_quantity("eth_estimateGas", await self._call("eth_estimateGas", params))
+            return math.ceil(codec.quantity(await self._call("eth_estimateGas", params), "eth_estimateGas", "result")
                              * _GAS_MARGIN)
         except RpcError as e:
             msg, code = str(e), e.code
-        low = msg.lower()
-        if _classify(msg) == "funds":
-            balance = _quantity("eth_getBalance",
-                                await self._call("eth_getBalance", self.key.address, "latest"))
-            self._low_balance(balance, row.value + 21_000 * self.max_fee_cap_wei)
-        if code == 3 or "revert" in low:
+        kind = classify(msg, code)
+        if kind == "funds":
+            self._low_balance(await self._balance(), row.value + 21_000 * self.max_fee_cap_wei)
+        if kind == "revert":
             if await self._count(_IN_FLIGHT):
                 # may depend on one of our txs not yet mined: keep order, re-estimate later
                 log.debug("chain %d: estimate of tx %d reverts with txs in flight; retry later",
                           self.chain_id, row.id)
                 raise _Stop
-            reason = _revert_reason(msg)
-            await self._write("UPDATE txs SET state='failed', error=?, updated_at=? WHERE id=?"
-                              " AND state='queued'", (reason, self.clock.time(), row.id))
+            reason = revert_reason(msg)
+            await store.set_failed(self.outbox, row.id, reason, self.clock.time())
             log.warning("chain %d: tx %d (%d bytes of calldata to %s) failed in eth_estimateGas: "
                         "%s (not retried)", self.chain_id, row.id, len(row.data), _hex(row.to), reason)
             return None
@@ -722,7 +623,7 @@ class TxSender:
         if refused is not None:
             msg = str(refused)
             low = msg.lower()
-            kind = _classify(msg)
+            kind = classify(msg, refused.code)
             if kind != "known":
                 if kind == "nonce":
                     await self._nonce_too_low(row, att, head)
@@ -734,14 +635,11 @@ class TxSender:
                     await self._mark_sent(row, att, head)
                     return
                 if kind == "funds":
-                    balance = _quantity("eth_getBalance", await self._call(
-                        "eth_getBalance", self.key.address, "latest"))
-                    self._low_balance(balance, (row.gas or 0) * att.max_fee + row.value)
+                    self._low_balance(await self._balance(), (row.gas or 0) * att.max_fee + row.value)
                 self._warn_once(row.id, msg, "chain %d: node refused tx %d (nonce %d, %s): %s "
                                 "(code %s); kept, retrying", self.chain_id, row.id, att.nonce,
                                 _hex(att.hash), msg, refused.code)
-                await self._write("UPDATE txs SET error=?, updated_at=? WHERE id=?",
-                                  (msg[:500], self.clock.time(), row.id))
+                await store.set_error(self.outbox, row.id, msg, self.clock.time())
                 if row.state == "signed" and ("fee" in low or "price" in low):
                     self._bump_next.add(row.id)
                 return
@@ -754,11 +652,7 @@ class TxSender:
         await self._mark_sent(row, att, head)
 
     async def _mark_sent(self, row: _Row, att: _Attempt, head: int) -> None:
-        async with self.outbox.transaction() as tx:
-            await tx.execute("UPDATE tx_attempts SET sent_block=? WHERE tx_id=? AND attempt=?",
-                             (head, att.tx_id, att.attempt))
-            await tx.execute("UPDATE txs SET state='sent', updated_at=? WHERE id=? AND"
-                             " state IN ('signed', 'sent')", (self.clock.time(), row.id))
+        await store.mark_sent(self.outbox, row.id, att.attempt, head, self.clock.time())
 
     async def _nonce_too_low(self, row: _Row, att: _Attempt, head: int) -> None:
         atts = await self._attempts(row.id)
@@ -774,11 +668,8 @@ class TxSender:
                 await self._mark_sent(row, a, head)
                 return
         pending = await self._pending_nonce()
-        async with self.outbox.transaction() as tx:
-            await tx.execute(
-                "UPDATE txs SET state='queued', nonce=NULL, error=?, updated_at=? WHERE id=?"
-                " AND state IN ('signed', 'sent')",
-                (f"nonce {att.nonce} consumed outside this sender; re-queued", self.clock.time(), row.id))
+        await store.requeue(self.outbox, row.id, f"nonce {att.nonce} consumed outside this sender; re-queued",
+                            self.clock.time())
         new = await self._set_counter(pending, allow_lower=True)
         self._bump_next.discard(row.id)
         log.warning("chain %d: nonce %d of tx %d was used outside this sender (nonce too low, none "
@@ -799,25 +690,18 @@ class TxSender:
             self._warned.add((tx_id, what))
             log.warning(fmt, *args)
 
-    async def _fees(self, cache: list[_Fees]) -> _Fees:
-        if cache:
-            return cache[0]
-        hist = await self._call("eth_feeHistory", hex(5), "latest", [50])
-        if not isinstance(hist, dict) or not hist.get("baseFeePerGas"):
-            raise RpcProtocolError("eth_feeHistory", "no baseFeePerGas (not an EIP-1559 chain?)")
-        base = _quantity("eth_feeHistory", hist["baseFeePerGas"][-1])  # next block's base fee
-        try:
-            prio = _quantity("eth_maxPriorityFeePerGas", await self._call("eth_maxPriorityFeePerGas"))
-        except RpcError:  # not served (older node): median reward of recent blocks
-            rewards = sorted(_quantity("eth_feeHistory", r[0]) for r in hist.get("reward") or [] if r)
-            prio = rewards[len(rewards) // 2] if rewards else 10**9
-        fee = _Fees(base=base, prio=max(prio, 1))
-        cache.append(fee)
-        return fee
+    async def _fees(self, cache: list[Fees]) -> Fees:
+        if not cache:
+            cache.append(await market_fees(self.rpc))
+        return cache[0]
+
+    async def _balance(self) -> int:
+        return codec.quantity(await self._call("eth_getBalance", self.key.address, "latest"),
+                              "eth_getBalance", "result")
 
     async def _pending_nonce(self) -> int:
-        return _quantity("eth_getTransactionCount",
-                         await self._call("eth_getTransactionCount", self.key.address, "pending"))
+        return codec.quantity(await self._call("eth_getTransactionCount", self.key.address, "pending"),
+                              "eth_getTransactionCount", "result")
 
     async def _receipts(self, hashes: list[bytes]) -> list[dict[str, Any] | None]:
         answers = await asyncio.gather(*(self._call("eth_getTransactionReceipt", _hex(h))
@@ -830,33 +714,14 @@ class TxSender:
             raise ChainError("tx sender is not open (use it as an async context manager)")
         return await self.rpc.call(method, params)
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self.outbox.transaction() as tx:
-            await tx.execute(sql, params)
-
     async def _rows(self, states: tuple[str, ...], limit: int = -1) -> list[_Row]:
-        marks = ",".join("?" * len(states))
-        order = "id" if states == ("queued",) else "nonce, id"
-        async with self.outbox.transaction() as tx:  # under the lock: committed rows only
-            rows = await tx.fetchall(
-                f"SELECT id, to_addr, data, value, gas, nonce, state, mined_block, mined_hash FROM txs"
-                f" WHERE chain_id=? AND sender=? AND state IN ({marks}) ORDER BY {order} LIMIT ?",
-                (self.chain_id, self.sender, *states, limit))
-        return [_Row(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return await store.rows_in_states(self.outbox, self.account, states, limit)
 
     async def _count(self, states: tuple[str, ...]) -> int:
-        marks = ",".join("?" * len(states))
-        row = await self.outbox.fetchone(
-            f"SELECT COUNT(*) FROM txs WHERE chain_id=? AND sender=? AND state IN ({marks})",
-            (self.chain_id, self.sender, *states))
-        return int(row[0]) if row else 0
+        return await store.count_in_states(self.outbox, self.account, states)
 
     async def _attempts(self, tx_id: int) -> list[_Attempt]:
-        rows = await self.outbox.fetchall(
-            "SELECT tx_id, attempt, nonce, hash, raw, max_fee, max_priority_fee, sent_block"
-            " FROM tx_attempts WHERE tx_id=? ORDER BY attempt", (tx_id,))
-        return [_Attempt(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], int(r[5]), int(r[6]), r[7])
-                for r in rows]
+        return await store.attempts(self.outbox, tx_id)
 
     async def _latest_attempt(self, tx_id: int) -> _Attempt | None:
         atts = await self._attempts(tx_id)
@@ -864,22 +729,6 @@ class TxSender:
 
 
 # ---------------------------------------------------------------- module helpers
-
-
-def _classify(message: str) -> str:
-    """Kind of a node's refusal of ``eth_sendRawTransaction`` across clients (geth, anvil,
-    Besu, Nethermind, Erigon, OpenEthereum): ``known``, ``nonce``, ``underpriced``,
-    ``funds`` or ``other``."""
-    m = message.lower().replace(" ", "").replace("_", "")
-    if any(k in m for k in ("alreadyknown", "knowntransaction", "alreadyimported")):
-        return "known"
-    if any(k in m for k in ("noncetoolow", "nonceistoolow", "oldnonce")):
-        return "nonce"
-    if any(k in m for k in ("underpriced", "replacementnotallowed", "feetoolow")):
-        return "underpriced"
-    if "insufficientfunds" in m:
-        return "funds"
-    return "other"
 
 
 def _hex(b: bytes) -> str:
@@ -890,45 +739,3 @@ def _describe(v: object) -> str:
     if isinstance(v, (bytes, bytearray)):
         return f"{len(v)} bytes"
     return type(v).__name__
-
-
-def _quantity(method: str, v: Any) -> int:
-    if isinstance(v, str) and v.startswith(("0x", "0X")):
-        try:
-            return int(v, 16)
-        except ValueError:
-            pass
-    raise RpcProtocolError(method, f"expected a hex quantity, got {str(v)[:40]!r}")
-
-
-def _data(method: str, v: Any) -> bytes:
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            return bytes.fromhex(v[2:])
-        except ValueError:
-            pass
-    raise RpcProtocolError(method, f"expected hex data, got {str(v)[:40]!r}")
-
-
-def _revert_reason(message: str) -> str:
-    """Best reason for a revert: Solidity ``Error(string)``, ``Panic(uint256)``, a custom
-    error selector (from the error's ``data``, which :class:`HttpRpc` appends to the
-    message), or the node's message."""
-    raw = b""
-    found = _TRAILING_HEX.search(message)
-    if found:
-        raw = bytes.fromhex(found.group(1)[2:])
-        message = message[: found.start()]
-    if raw[:4] == _ERROR_SELECTOR and len(raw) >= 68:
-        from eth_abi.abi import decode
-
-        try:
-            (text,) = decode(["string"], raw[4:])
-            return f"execution reverted: {text}"
-        except Exception:  # noqa: BLE001 - malformed revert data: fall back to the message
-            pass
-    if raw[:4] == _PANIC_SELECTOR and len(raw) >= 36:
-        return f"execution reverted: panic 0x{int.from_bytes(raw[4:36], 'big'):02x}"
-    if len(raw) >= 4:
-        return f"{message or 'execution reverted'} (custom error 0x{raw[:4].hex()}, data 0x{raw.hex()[:200]})"
-    return message or "execution reverted"

@@ -39,9 +39,7 @@ from websockets.asyncio.client import ClientConnection
 
 from edge.errors import (
     ChainError,
-    MethodNotSupported,
     NodeUnavailable,
-    RpcError,
     RpcProtocolError,
     RpcTimeout,
 )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from edge.errors import ModelError
 from edge.scoring.features import featurize_many
 from edge.store.db import Outbox
-from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, put_scores, unscored_codes
+from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, deployments_of, put_scores, unscored_codes
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -209,12 +209,8 @@ class ScoreStage:
         ]
 
     async def _report(self, row: ScoreRow) -> None:
-        where = await self.outbox.fetchall(
-            "SELECT chain_id, block_number, address FROM contracts WHERE code_hash=?"
-            " ORDER BY block_number LIMIT 3",
-            (row.code_hash,),
-        )
-        places = ", ".join(f"0x{bytes(a).hex()} (chain {c}, block {b})" for c, b, a in where)
+        where = await deployments_of(self.outbox, row.code_hash)
+        places = ", ".join(f"0x{a.hex()} (chain {c}, block {b})" for c, b, a in where)
         top = ", ".join(name for name, _, _ in row.top_features[:3])
         log.warning(
             "HIGH RISK contract code 0x%s score %.3f >= %.3f at %s; top features: %s",

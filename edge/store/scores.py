@@ -172,3 +172,11 @@ async def get_score(ob: Outbox, code_hash: bytes, model_id: str) -> ScoreRow | N
         return None
     feats = tuple((str(n), float(v), float(w)) for n, v, w in json.loads(row[4]))
     return ScoreRow(bytes(row[0]), str(row[1]), float(row[2]), bool(row[3]), feats, float(row[5]))
+
+
+async def deployments_of(ob: Outbox, code_hash: bytes, limit: int = 3) -> list[tuple[int, int, bytes]]:
+    """Where a runtime code was deployed: up to ``limit`` ``(chain id, block number,
+    20-byte address)``, oldest first."""
+    rows = await ob.fetchall("SELECT chain_id, block_number, address FROM contracts WHERE code_hash=?"
+                             " ORDER BY block_number LIMIT ?", (code_hash, limit))
+    return [(int(c), int(b), bytes(a)) for c, b, a in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,22 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
             "alarms": c.alarms,
             "outbox_mb": round(ob.size_bytes() / 2**20, 3),
         }
+
+
+async def counts_by_state(ob: Outbox) -> dict[str, tuple[tuple[Any, ...], ...]]:
+    """Grouped counts for the metrics exporter: ``checkpoints`` and ``anchors`` as
+    ``(state, n)``, ``txs`` as ``(chain id, purpose, state, n, total gas)``. A table an
+    older outbox lacks counts as empty."""
+    queries = {
+        "checkpoints": "SELECT state, count(*) FROM checkpoints GROUP BY state ORDER BY state",
+        "anchors": "SELECT state, count(*) FROM anchors GROUP BY state ORDER BY state",
+        "txs": "SELECT chain_id, purpose, state, count(*), coalesce(sum(gas), 0) FROM txs"
+               " GROUP BY chain_id, purpose, state ORDER BY chain_id, purpose, state",
+    }
+    out: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    for name, sql in queries.items():
+        try:
+            out[name] = tuple(await ob.fetchall(sql))
+        except sqlite3.OperationalError:  # a table missing from an older outbox: nothing to count
+            out[name] = ()
+    return out
