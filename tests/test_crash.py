@@ -45,6 +45,20 @@ def _cursor(db: Path) -> int:
         con.close()
 
 
+async def _cursor_beyond(db: Path, last: int, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> int:
+    """Wait (bounded) until the agent's cursor in the outbox file passes ``last``: another
+    process's SQLite file offers no notification, so it is read every 20 ms."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        cur = _cursor(db)
+        if cur > last:
+            return cur
+        assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the agent made no progress past block {last} in {timeout:g} s")
+
+
 async def test_kill9_at_random_instants_equals_uninterrupted_ingest(chain_factory, tmp_path: Path) -> None:
     rng = random.Random(20261122)
     chain = await chain_factory(block_time=0.25)
@@ -70,7 +84,10 @@ async def test_kill9_at_random_instants_equals_uninterrupted_ingest(chain_factor
     try:
         for _ in range(KILLS):
             proc = await _spawn(cfg)
-            await asyncio.sleep(rng.uniform(0.3, 1.6))
+            # kill at a random instant while the agent is making progress (after it has
+            # written a block in this life), not while it is still starting up
+            await _cursor_beyond(db, cursors[-1] if cursors else -1, proc)
+            await asyncio.sleep(rng.uniform(0.0, 0.8))
             assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
             proc.send_signal(signal.SIGKILL)
             await proc.wait()

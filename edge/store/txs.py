@@ -93,7 +93,7 @@ async def insert_intent(tx: Tx, acct: Account, *, purpose: str, ref: bytes | Non
 
 
 async def get_tx(ob: Outbox, acct: Account, tx_id: int) -> TxRow | None:
-    """Tx ``tx_id`` of this account with its attempt count and the hash that matters (the
+    """The tx ``tx_id`` of this account with its attempt count and the hash that matters (the
     mined attempt's, else the latest's), or None."""
     row = await ob.fetchone(
         "SELECT id, chain_id, nonce, purpose, ref, state, mined_block, status, error, mined_tx,"
