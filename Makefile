@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup demo test typecheck contracts contracts-check bench train arm-check clean
+.PHONY: all setup demo test typecheck contracts contracts-check bench bench-ingest train arm-check clean
 
 all: test
 
@@ -42,6 +42,11 @@ contracts-check: node_modules/.stamp-npm
 
 bench: setup
 	$(EDGE) bench --corpus ../shared/data/contracts/unlabeled_train.jsonl.gz --workers 1
+
+# This project's ingest vs ethereum-etl 2.4.2's stream adapter on one anvil chain (the peer
+# in its own throwaway venv under build/, bytecode analysis off); ends with one JSON line.
+bench-ingest: setup
+	$(PY) benchmarks/ingest_vs_etl.py --runs 3
 
 train: setup
 	$(PY) -m pip install --quiet -e '.[train]'
