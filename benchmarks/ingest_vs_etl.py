@@ -32,7 +32,9 @@ Usage::
         [--peer-shipped] [--profile FILE]
 
 ``--peer-shipped`` adds one run of the peer as shipped (analysis on). ``--profile FILE``
-adds one run of ours under cProfile and writes its stats to FILE (``python -m pstats``).
+adds one run of ours under cProfile and writes its stats to FILE (``python -m pstats``);
+``--py-spy FILE`` one under py-spy (``pip install py-spy``; wall clock, idle and threads
+included: collapsed stacks, ``benchmarks/spy_summary.py FILE`` sums them by stage).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -217,6 +220,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             _run_child(ours_cmd + ["--profile", str(Path(args.profile).resolve())], args.timeout)
             profile = args.profile
+        if args.py_spy:
+            spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            _run_child([spy, "record", "--idle", "--threads", "--rate", "250", "--format", "raw", "--output",
+                        str(Path(args.py_spy).resolve()), "--"] + ours_cmd, args.timeout)
 
     def med(rows: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in rows))
@@ -271,6 +278,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     ap.add_argument("--peer-shipped", action="store_true", help="also one peer run with its bytecode analysis on")
     ap.add_argument("--profile", default=None, help="also one run of ours under cProfile; stats to this file")
+    ap.add_argument("--py-spy", default=None,
+                    help="also one run of ours under py-spy (--idle --threads, raw collapsed stacks to this file)")
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs must be >= 1")
