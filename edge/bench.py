@@ -289,6 +289,7 @@ def run_bench(
     pin: bool = True,
     progress: bool = True,
     with_code: bool = False,
+    keep: list[WorkerResult] | None = None,
 ) -> BenchResult:
     """Run the benchmark and return its summary.
 
@@ -302,6 +303,8 @@ def run_bench(
         pin: pin each worker to one CPU. progress: draw the bar on stderr.
         with_code: buffer the code blobs too (what ingest writes on a device), not
             only the score rows the scoring stage writes.
+        keep: when given, each worker's raw :class:`WorkerResult` is appended to it
+            (per-batch latencies for ``--report``).
 
     Raises:
         EdgeError: bad arguments, unreadable corpus, model or outbox problems, or a
@@ -357,7 +360,8 @@ def run_bench(
         bar.close()
         if own_dir:
             shutil.rmtree(folder, ignore_errors=True)
-
+    if keep is not None:
+        keep.extend(results)
     return _summarise(results, wall, meter, corpus, batch, with_code)
 
 
@@ -472,6 +476,10 @@ def _report(res: BenchResult) -> str:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    if args.report:
+        from edge.appliance.bench_report import report_command
+
+        return report_command(args, run_bench, _report)
     res = run_bench(
         Path(args.corpus),
         workers=args.workers,
@@ -506,5 +514,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--with-code", action="store_true",
                    help="buffer the code blobs too (ingest's share), not only the score rows")
     p.add_argument("--no-pin", action="store_true", help="do not pin workers to CPUs")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="run 1..--workers workers and write DIR/index.html (plots) and DIR/bench.json "
+                        "(needs the [report] extra: matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd)
