@@ -106,13 +106,20 @@ document.body.appendChild(pre);
 </script>"""
 
 
+def _own_netns() -> bool:
+    """True when this process may put a child into a new network namespace (root + unshare)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=10).returncode == 0
+
+
 def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe is not None
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    if os.geteuid() == 0 and shutil.which("unshare"):
+    if _own_netns():
         cmd = ["unshare", "--net", "--", *cmd]  # a network namespace of its own: loopback only, and down
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
