@@ -19,7 +19,8 @@ and :mod:`edge.chain.devchain`. Then times, on that same chain, interleaved
   counts items in memory instead of writing them (see ``benchmarks/etl_peer.py``).
 
 Each run is its own process (so each peak RSS is that tool's own ``ru_maxrss``); the
-time is the ingest loop only, after imports. Ours must find exactly the ground truth
+time is the ingest loop only, after imports. ``node_cpu_share`` is anvil's CPU time during
+a run (``/proc``) over that run's ingest time: how much of the wall the node itself works. Ours must find exactly the ground truth
 (every contract and log that :class:`Activity` saw in the receipts), or the benchmark
 fails; the peer's counts are reported as found. The figures are medians over the runs.
 The last line is one JSON object (``contracts_per_s``, ``peer_contracts_per_s``,
@@ -146,14 +147,28 @@ def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, profil
     print(json.dumps(res))
 
 
-def _run_child(cmd: list[str], timeout: float) -> dict[str, Any]:
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (``/proc/PID/stat``), 0.0 where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0
+
+
+def _run_child(cmd: list[str], timeout: float, node_pid: int | None = None) -> dict[str, Any]:
+    node0 = _cpu_seconds(node_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    node_cpu = _cpu_seconds(node_pid) - node0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise SystemExit(f"{' '.join(cmd[:3])}... printed no JSON:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
     out: dict[str, Any] = json.loads(lines[-1])
+    if node_pid is not None:
+        out["node_cpu_s"] = round(node_cpu, 3)  # anvil's CPU while this run went (idle outside its loop)
     return out
 
 
@@ -202,11 +217,11 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.runs):
             order = [("ours", ours_cmd, ours), ("peer", peer_cmd, theirs)]
             for name, cmd, sink in (order if i % 2 == 0 else order[::-1]):
-                r = _run_child(cmd, args.timeout)
+                r = _run_child(cmd, args.timeout, chain.pid)
                 sink.append(r)
                 print(f"run {i + 1} {name:>4}: {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks "
                       f"in {r['seconds']:.3f} s = {r['contracts'] / r['seconds']:,.0f} contracts/s, "
-                      f"peak RSS {r['rss_peak_mb']} MB", file=sys.stderr)
+                      f"peak RSS {r['rss_peak_mb']} MB, anvil CPU {r['node_cpu_s']:.2f} s", file=sys.stderr)
         for r in ours:
             if (r["contracts"], r["logs"], r["blocks"]) != (want_contracts, want_logs, head + 1):
                 raise SystemExit(f"ours found {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks; "
@@ -241,6 +256,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         "peer_logs_per_s": round(statistics.median(r["logs"] / r["seconds"] for r in theirs), 1),
         "seconds": med(ours, "seconds"),
         "peer_seconds": med(theirs, "seconds"),
+        "node_cpu_share": round(statistics.median(r["node_cpu_s"] / r["seconds"] for r in ours), 3),
+        "peer_node_cpu_share": round(statistics.median(r["node_cpu_s"] / r["seconds"] for r in theirs), 3),
         "runs": args.runs,
         "blocks": head + 1,
         "contracts": want_contracts,

@@ -6,7 +6,8 @@ category that matches, looking from the innermost frame outwards: JSON decoding,
 WebSocket framing, parsing and validation (:mod:`edge.chain.extract`,
 :mod:`edge.chain.codec`), keccak, SQLite (the aiosqlite worker thread while it executes;
 its idle wait is left out), imports, and the event loop waiting for I/O (the node's
-answers). Prints seconds (samples / rate) and shares of the main thread's samples.
+answers). Prints seconds (samples / rate) and shares of the main thread's samples
+after the imports (which happen before the benchmark's timed window).
 
 Usage::
 
@@ -76,9 +77,12 @@ def main() -> int:
     if not total:
         print(f"{args.file}: no main-thread samples", file=sys.stderr)
         return 1
-    print(f"main thread: {total / args.rate:.2f} s sampled ({total} samples at {args.rate:g}/s)")
+    imports = cats.pop("imports", 0)
+    work = total - imports
+    print(f"main thread: {total / args.rate:.2f} s sampled ({total} samples at {args.rate:g}/s); "
+          f"imports before the timed run {imports / args.rate:.2f} s; the ingest itself {work / args.rate:.2f} s:")
     for name, n in cats.most_common():
-        print(f"  {n / args.rate:6.2f} s  {100 * n / total:5.1f}%  {name}")
+        print(f"  {n / args.rate:6.2f} s  {100 * n / max(work, 1):5.1f}%  {name}")
     print(f"SQLite worker thread executing: {sql_busy / args.rate:.2f} s")
     return 0
 
