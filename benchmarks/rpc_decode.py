@@ -99,7 +99,9 @@ def main() -> int:
     print(f"{len(frames)} frames, {mb:.1f} MB per ingest of the chain: stdlib (utf-8 + json.loads) {std:.3f} s "
           f"({mb / std:.0f} MB/s), orjson {fast:.3f} s ({mb / fast:.0f} MB/s): {std / fast:.1f}x, "
           f"{std - fast:.3f} s saved per ingest (median of {args.repeat})")
-    print(json.dumps({"frames": len(frames), "mb": round(mb, 2), "stdlib_s": round(std, 4), "orjson_s": round(fast, 4),
+    sizes = sorted((round(len(f) / 1e6, 2) for f in frames if len(f) > 100_000), reverse=True)
+    print(f"frames above 0.1 MB (MB): {sizes}")
+    print(json.dumps({"frames": len(frames), "mb": round(mb, 2), "large_frames_mb": sizes, "stdlib_s": round(std, 4), "orjson_s": round(fast, 4),
                       "speedup": round(std / fast, 2), "saved_s": round(std - fast, 4)}))
     return 0
 

@@ -39,7 +39,7 @@ from edge.errors import EdgeError
 if TYPE_CHECKING:
     from edge.bench import BenchResult, WorkerResult
 
-__all__ = ["RssSampler", "collect", "render_html", "report_command", "write_report"]
+__all__ = ["RssSampler", "collect", "render_html", "report_command", "tree_rss_bytes", "write_report"]
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
