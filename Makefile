@@ -8,14 +8,14 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup demo test typecheck contracts contracts-check bench train arm-check clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check bench bench-ingest train arm-check clean
 
 all: test
 
 $(VENV)/.stamp-py: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,report]'
 	touch $@
 
 node_modules/.stamp-npm: package.json package-lock.json
@@ -24,10 +24,21 @@ node_modules/.stamp-npm: package.json package-lock.json
 
 setup: $(VENV)/.stamp-py node_modules/.stamp-npm
 
+# Debian tools some tests need: chromium (the bench report rendered headless) and promtool
+# (package prometheus: the alerting rules under monitoring/). Installed with apt when
+# missing and root; otherwise those tests skip and say why.
+TEST_TOOLS := chromium:chromium promtool:prometheus
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "test-tools: not installed:$$missing (needs root and apt); their tests will skip"; fi
+
 demo: setup
 	$(EDGE) demo --seconds $(SECONDS)
 
-test: setup
+test: setup test-tools
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
@@ -42,6 +53,11 @@ contracts-check: node_modules/.stamp-npm
 
 bench: setup
 	$(EDGE) bench --corpus ../shared/data/contracts/unlabeled_train.jsonl.gz --workers 1
+
+# This project's ingest vs ethereum-etl 2.4.2's stream adapter on one anvil chain (the peer
+# in its own throwaway venv under build/, bytecode analysis off); ends with one JSON line.
+bench-ingest: setup
+	$(PY) benchmarks/ingest_vs_etl.py --runs 3
 
 train: setup
 	$(PY) -m pip install --quiet -e '.[train]'

@@ -287,6 +287,7 @@ def run_bench(
     pin: bool = True,
     progress: bool = True,
     with_code: bool = False,
+    keep: list[WorkerResult] | None = None,
 ) -> BenchResult:
     """Run the benchmark and return its summary.
 
@@ -300,6 +301,8 @@ def run_bench(
         pin: pin each worker to one CPU. progress: draw the bar on stderr.
         with_code: buffer the code blobs too (what ingest writes on a device), not
             only the score rows the scoring stage writes.
+        keep: when given, each worker's raw :class:`WorkerResult` is appended to it
+            (per-batch latencies for ``--report``).
 
     Raises:
         EdgeError: bad arguments, unreadable corpus, model or outbox problems, or a
@@ -355,7 +358,8 @@ def run_bench(
         bar.close()
         if own_dir:
             shutil.rmtree(folder, ignore_errors=True)
-
+    if keep is not None:
+        keep.extend(results)
     return _summarise(results, wall, meter, corpus, batch, with_code)
 
 

@@ -32,6 +32,11 @@ Exposed families (``_total`` = counter since the process started; others are gau
 ``edge_tx_gas_limit_mined{chain_id}``  sum of the gas *limits* of mined/confirmed txs: an
                                        upper bound of gas spent (the outbox does not store
                                        the receipts' ``gasUsed``)
+``edge_alarms{kind}``                  alarm rows in the outbox per kind (foreign_sealer,
+                                       deep_reorg, divergence, upload_failed, anchor_failed):
+                                       kept across restarts, so an increase is a new alarm
+``edge_sender_low_balance{chain_id}``  1 while a public-chain sender waits for funds
+                                       (forward stage running; 0 otherwise)
 ``edge_power_watts{source}``           board/package watts, only when readable
                                        (:mod:`edge.appliance.power`: Pi 5 PMIC, RAPL); absent otherwise
 ``edge_metrics_updated_seconds``       unix time of the last update
@@ -64,12 +69,16 @@ if TYPE_CHECKING:
     from edge.ingest.stage import IngestStats
     from edge.store.db import Outbox
 
-__all__ = ["LOOPBACK", "Metrics", "MetricsSource", "Snapshot"]
+__all__ = ["ALARM_KINDS", "LOOPBACK", "Metrics", "MetricsSource", "Snapshot"]
 
 log = logging.getLogger("edge.metrics")
 
 LOOPBACK = "127.0.0.1"
 """The only address the metrics server binds."""
+
+ALARM_KINDS = ("anchor_failed", "deep_reorg", "divergence", "foreign_sealer", "upload_failed")
+"""Alarm kinds the stages write; ``edge_alarms`` shows each (0 until the first), so an
+alerting rule sees the series before the first alarm and ``increase()`` catches it."""
 
 
 class MetricsSource(Protocol):
@@ -102,7 +111,8 @@ class Snapshot:
 
     Counts are ints, sizes bytes, ``watts`` W (None: unknown). ``None`` for a stage's
     counters means the stage is not running (its families are then left out).
-    ``txs`` rows are ``(chain_id, purpose, state, count, gas_limit_sum)``.
+    ``txs`` rows are ``(chain_id, purpose, state, count, gas_limit_sum)``; ``low_balance``
+    rows ``(chain_id, paused for funds)``, one per sender of the forward stage.
     """
 
     chain_id: int = 0
@@ -126,6 +136,8 @@ class Snapshot:
     checkpoints_by_state: tuple[tuple[str, int], ...] = ()
     anchors_by_state: tuple[tuple[str, int], ...] = ()
     txs: tuple[tuple[int, str, str, int, int], ...] = ()
+    alarms_by_kind: tuple[tuple[str, int], ...] = ()
+    low_balance: tuple[tuple[int, bool], ...] = ()
     watts: float | None = None
     power_source: str = "unknown"
     updated: float = 0.0
@@ -197,6 +209,16 @@ class _SnapshotCollector(Collector):
             gas.add_metric([str(chain_id)], g)
         yield txs
         yield gas
+        alarms = GaugeMetricFamily("edge_alarms", "Alarm rows in the outbox per kind (kept across restarts).",
+                                   labels=["kind"])
+        for kind, n in s.alarms_by_kind:
+            alarms.add_metric([kind], n)
+        yield alarms
+        low = GaugeMetricFamily("edge_sender_low_balance", "1 while a public-chain sender waits for funds.",
+                                labels=["chain_id"])
+        for chain_id, paused in s.low_balance:
+            low.add_metric([str(chain_id)], int(paused))
+        yield low
         watts = GaugeMetricFamily("edge_power_watts", "Board or package power when readable (W).",
                                   labels=["source"])
         if s.watts is not None:
@@ -287,8 +309,8 @@ class Metrics:
     async def update(self, agent: MetricsSource) -> Snapshot:
         """Build a new :class:`Snapshot` from the agent and serve it; returns it.
 
-        Reads the agent's stage counters (no I/O), three GROUP BY queries on the small
-        ``checkpoints``, ``anchors`` and ``txs`` tables, the outbox file sizes, and one
+        Reads the agent's stage counters (no I/O), four GROUP BY queries on the small
+        ``checkpoints``, ``anchors``, ``txs`` and ``alarms`` tables, the outbox file sizes, and one
         power reading (in a thread: ``vcgencmd`` spawns a process).
         """
         s = agent.stats
@@ -308,6 +330,9 @@ class Metrics:
             checkpoints_by_state=tuple((str(a), int(b)) for a, b in grouped["checkpoints"]),
             anchors_by_state=tuple((str(a), int(b)) for a, b in grouped["anchors"]),
             txs=tuple((int(c), str(p), str(st), int(n), int(g)) for c, p, st, n, g in grouped["txs"]),
+            alarms_by_kind=tuple(sorted({**dict.fromkeys(ALARM_KINDS, 0),
+                                         **{str(a): int(b) for a, b in grouped["alarms"]}}.items())),
+            low_balance=_low_balance(fw),
             watts=watts,
             power_source=self.power.name if self.power is not None and watts is not None else "unknown",
             updated=time.time(),
@@ -333,3 +358,11 @@ class Metrics:
         while True:
             await self.update(agent)
             await asyncio.sleep(every_s)
+
+
+def _low_balance(forwarder: Any) -> tuple[tuple[int, bool], ...]:
+    """``(chain_id, paused_low_balance)`` of each TxSender of a forward stage (none without one)."""
+    if forwarder is None:
+        return ()
+    senders = [*getattr(forwarder, "senders", {}).values(), getattr(forwarder, "mainnet", None)]
+    return tuple(sorted((int(t.chain_id), bool(t.paused_low_balance)) for t in senders if t is not None))

@@ -46,6 +46,10 @@ def report(res: BenchResult) -> str:
 def _cmd(args: argparse.Namespace) -> int:
     from edge.appliance.bench import run_bench
 
+    if args.report:
+        from edge.appliance.bench_report import report_command
+
+        return report_command(args, run_bench, report)
     res = run_bench(
         Path(args.corpus),
         workers=args.workers,
@@ -80,5 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--with-code", action="store_true",
                    help="buffer the code blobs too (ingest's share), not only the score rows")
     p.add_argument("--no-pin", action="store_true", help="do not pin workers to CPUs")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="run 1..--workers workers and write DIR/index.html (plots) and DIR/bench.json "
+                        "(needs the [report] extra: matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd)

@@ -62,13 +62,15 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
 
 async def counts_by_state(ob: Outbox) -> dict[str, tuple[tuple[Any, ...], ...]]:
     """Grouped counts for the metrics exporter: ``checkpoints`` and ``anchors`` as
-    ``(state, n)``, ``txs`` as ``(chain id, purpose, state, n, total gas)``. A table an
+    ``(state, n)``, ``txs`` as ``(chain id, purpose, state, n, total gas)``, ``alarms`` as
+    ``(kind, n)``. A table an
     older outbox lacks counts as empty."""
     queries = {
         "checkpoints": "SELECT state, count(*) FROM checkpoints GROUP BY state ORDER BY state",
         "anchors": "SELECT state, count(*) FROM anchors GROUP BY state ORDER BY state",
         "txs": "SELECT chain_id, purpose, state, count(*), coalesce(sum(gas), 0) FROM txs"
                " GROUP BY chain_id, purpose, state ORDER BY chain_id, purpose, state",
+        "alarms": "SELECT kind, count(*) FROM alarms GROUP BY kind",
     }
     out: dict[str, tuple[tuple[Any, ...], ...]] = {}
     for name, sql in queries.items():
