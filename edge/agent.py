@@ -96,7 +96,7 @@ class Agent:
         if self.score:
             from edge.scoring.stage import ScoreStage
 
-            self.scorer = ScoreStage.from_config(self.cfg, self.outbox)
+            self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock)
             parts.append(self.scorer)
         await enter_all(self._stack, parts)
         return self

@@ -4,16 +4,18 @@
   :class:`contextlib.AsyncExitStack`, all or nothing.
 * :func:`first_error` picks the error that matters out of a :class:`BaseExceptionGroup`
   raised by an :class:`asyncio.TaskGroup`.
+* :class:`Changed`: a broadcast "my state changed", so a caller waits for a condition
+  by notification instead of polling or sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
-__all__ = ["enter_all", "first_error"]
+__all__ = ["enter_all", "first_error", "Changed"]
 
 
 async def enter_all(stack: AsyncExitStack, cms: Iterable[AbstractAsyncContextManager[Any]]) -> None:
@@ -50,3 +52,27 @@ def first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(e, asyncio.CancelledError):
             return e
     return eg.exceptions[0]
+
+
+class Changed:
+    """A broadcast notification without payload: the owner calls :meth:`notify` after
+    each change of its state; any number of tasks :meth:`wait_until` a predicate holds.
+
+    Unlike :class:`asyncio.Condition` it has no lock to re-acquire, so a cancelled waiter
+    leaves at once and :meth:`notify` never waits (it may be called from any coroutine).
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every waiter (each re-checks its predicate)."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true (checked now and after each notify)."""
+        while not predicate():
+            await self._event.wait()

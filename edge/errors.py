@@ -14,6 +14,7 @@ The tree::
     ├── ChainError                  talking to a chain node (transient: retried)
     │   ├── NodeUnavailable         cannot connect / connection dropped
     │   │   └── RpcTimeout          connected, but no answer in time
+    │   ├── ChainIdMismatch         the node reports another chain id than configured
     │   ├── RpcError                node answered with a JSON-RPC error object
     │   │   └── MethodNotSupported  -32601 / "method not found" (optional features)
     │   └── RpcProtocolError        node answered something that is not valid JSON-RPC
@@ -40,6 +41,7 @@ __all__ = [
     "ChainError",
     "NodeUnavailable",
     "RpcTimeout",
+    "ChainIdMismatch",
     "RpcError",
     "MethodNotSupported",
     "RpcProtocolError",
@@ -99,6 +101,21 @@ class NodeUnavailable(ChainError):
 class RpcTimeout(NodeUnavailable):
     """The node was reached but did not answer within the configured timeout (kept apart
     from a refused or dropped connection, as httpx keeps ``TimeoutException``)."""
+
+
+class ChainIdMismatch(ChainError):
+    """The node reports another chain id (EIP-695 ``eth_chainId``) than the config says.
+
+    An alarm and a wait, never an exit: the answer may be a transient fault of a sick
+    node, and a wrong node is fixed without restarting the agent. The message names the
+    config key to check. Attributes: expected, reported (ints).
+    """
+
+    def __init__(self, url: str, key: str, expected: int, reported: int) -> None:
+        self.expected = expected
+        self.reported = reported
+        super().__init__(f"eth_chainId: the node at {url} reports chain id {reported}, but {key} is {expected}: "
+                         f"waiting for the right chain (check the node or {key})")
 
 
 class RpcError(ChainError):

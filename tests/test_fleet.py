@@ -298,7 +298,12 @@ async def test_fewer_than_quorum_alive_no_anchor_then_backlog_anchored(tmp_path:
     try:
         await fleet.start(0)
         await fleet.drive(10)
-        await asyncio.sleep(3)
+        # the lone device has attested (its attestations are mined): only the quorum is missing
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while sum(c[2] == "attested" for c in _checkpoints(fleet.db(0)).values()) < 2:
+            assert loop.time() < deadline, "device 0 attested nothing"
+            await asyncio.sleep(0.2)  # another process's SQLite file: read, bounded
         assert await fleet.anchored() == []
         backlog = {cid for cid, c in _checkpoints(fleet.db(0)).items() if c[2] != "anchored"}
         assert len(backlog) >= 2

@@ -25,6 +25,7 @@ from edge.agent import Agent
 from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.crypto.keys import load_key, read_passphrase
 from edge.evidence.metadata import Metadata, open_manifest, open_metadata, seal_metadata
+from edge.errors import DevChainError
 from edge.audit.verify import Auditor, TestnetRef, Verdict, parse_record_key
 from tests.conftest import corpus_codes
 
@@ -111,23 +112,30 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
         await n.chains.__aexit__(None, None, None)
 
 
-async def _with_records(net: Net, skip: set[str]) -> tuple[str, Metadata, Any]:
-    """An anchored checkpoint with >= 20 records not used by another test, and its manifest."""
+async def _with_records(net: Net) -> tuple[str, Metadata, Any]:
+    """The first anchored checkpoint with >= 20 records in >= 2 chunks, and its manifest."""
     async with net.auditor() as a:
         for ev in await a.anchored():
             cid = "0x" + ev.id.hex()
-            if cid in skip:
-                continue
-            man = await a._manifest(ev.locator)
-            chunks = [await a._read(r.chain_id, r.key) for r in man.chunks]
+            man = await a.manifest(ev.locator)
+            chunks = [await a.read(r.chain_id, r.key) for r in man.chunks]
             md, _ = open_metadata(net.auditor_key, chunks)
             if len(md.records) >= 20 and len(man.chunks) >= 2:
-                skip.add(cid)
                 return cid, md, (ev, man)
     raise AssertionError("no anchored checkpoint with enough records")
 
 
-USED: set[str] = set()
+@pytest_asyncio.fixture(loop_scope="module")
+async def pristine(net: Net) -> AsyncIterator[Net]:
+    """``net`` for a test that tampers with the chains: every chain is snapshotted before
+    and reverted after (anvil ``evm_snapshot``/``evm_revert``), so no test sees another's
+    tampering and the order of the tests does not matter."""
+    snaps = {name: await c.rpc("evm_snapshot") for name, c in net.chains.chains.items()}
+    try:
+        yield net
+    finally:
+        for name, c in net.chains.chains.items():
+            assert await c.rpc("evm_revert", snaps[name]) is True
 
 
 async def test_all_anchored_checkpoints_verify_ok_against_local_chain(net: Net) -> None:
@@ -140,18 +148,19 @@ async def test_all_anchored_checkpoints_verify_ok_against_local_chain(net: Net) 
 
 
 async def test_record_inclusion_proof_on_chain(net: Net) -> None:
-    cid, md, _ = await _with_records(net, set())
+    cid, md, _ = await _with_records(net)
     log = next(r for r in md.records if r.key.kind == 2)
     async with net.auditor(local=True) as a:
         res = await a.prove_record(parse_record_key(f"{log.key.block_number}:log:{log.key.tx_index}:{log.key.index}"))
     assert res["ok"] is True and res["verified_on_chain"] is True and res["checkpoint"] == cid
 
 
-async def test_changed_chunk_is_named(net: Net) -> None:
-    cid, _, (_, man) = await _with_records(net, USED)
+async def test_changed_chunk_is_named(pristine: Net) -> None:
+    net = pristine
+    cid, _, (_, man) = await _with_records(net)
     ref = man.chunks[1]
     async with net.auditor() as a:
-        original = await a._read(ref.chain_id, ref.key)
+        original = await a.read(ref.chain_id, ref.key)
     store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
     tampered = bytes([original[0] ^ 1]) + original[1:]
     await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, tampered))
@@ -160,11 +169,12 @@ async def test_changed_chunk_is_named(net: Net) -> None:
     assert any(r.startswith(f"chunk 1 (testnet {ref.chain_id}") and "was changed" in r for r in v.reasons)
 
 
-async def test_two_swapped_chunks_are_named(net: Net) -> None:
-    cid, _, (_, man) = await _with_records(net, USED)
+async def test_two_swapped_chunks_are_named(pristine: Net) -> None:
+    net = pristine
+    cid, _, (_, man) = await _with_records(net)
     a_ref, b_ref = man.chunks[0], man.chunks[1]
     async with net.auditor() as a:
-        a_data, b_data = await a._read(a_ref.chain_id, a_ref.key), await a._read(b_ref.chain_id, b_ref.key)
+        a_data, b_data = await a.read(a_ref.chain_id, a_ref.key), await a.read(b_ref.chain_id, b_ref.key)
     for ref, data in ((a_ref, b_data), (b_ref, a_data)):
         store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
         await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, data))
@@ -172,9 +182,10 @@ async def test_two_swapped_chunks_are_named(net: Net) -> None:
     assert "chunks swapped: 0 and 1" in v.reasons
 
 
-async def test_dropped_record_is_named(net: Net) -> None:
+async def test_dropped_record_is_named(pristine: Net) -> None:
+    net = pristine
     """A compromised device re-uploads the metadata with one record left out."""
-    cid, md, (ev, man) = await _with_records(net, USED)
+    cid, md, (ev, man) = await _with_records(net)
     key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
     dropped = next(r for r in md.records if r.key.kind == 2)
     forged = Metadata(md.chain_id, md.from_block, md.to_block, md.last_hash, md.root, md.id, md.device,
@@ -197,8 +208,9 @@ async def test_dropped_record_is_named(net: Net) -> None:
         in v.reasons
 
 
-async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(net: Net) -> None:
-    cid, md, (ev, _) = await _with_records(net, USED)
+async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(pristine: Net) -> None:
+    net = pristine
+    cid, md, (ev, _) = await _with_records(net)
     f = net.cfg.forward
     domain = Eip712Domain(f.mainnet.chain_id, f.mainnet.anchor)
     other_root = keccak(b"another root")
@@ -208,7 +220,7 @@ async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(
     rogue = os.urandom(32)
     data = anchor_abi.encode_anchor_call(forged, ev.locator, [sign_checkpoint(rogue, domain, forged)], domain=domain)
     owner = (await mainnet.rpc("eth_accounts"))[0]
-    with pytest.raises(Exception, match="revert"):
+    with pytest.raises(DevChainError, match="revert"):
         await mainnet.rpc("eth_call", {"from": owner, "to": f.mainnet.anchor, "data": "0x" + data.hex()})
     # the (compromised) device itself anchors another root for the same range: named by the auditor
     key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))

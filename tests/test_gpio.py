@@ -73,12 +73,21 @@ class Calls:
     def __init__(self) -> None:
         self.checkpoint: list[int] = []
         self.shutdown: list[int] = []
+        self.called = asyncio.Event()  # set by each callback (they run on the event loop)
 
     def on_checkpoint(self) -> None:
         self.checkpoint.append(threading.get_ident())
+        self.called.set()
 
     def on_shutdown(self) -> None:
         self.shutdown.append(threading.get_ident())
+        self.called.set()
+
+
+async def _turns(n: int = 3) -> None:
+    """Let the event loop run ``n`` turns (callbacks posted with call_soon_threadsafe run)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -195,9 +204,8 @@ async def test_short_press_requests_one_checkpoint_on_the_loop(
     pin = factory.pin(BUTTON)
     assert pin.state is True  # pulled up: released
     pin.drive_low()
-    await asyncio.sleep(0.1)
     pin.drive_high()
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(calls.called.wait(), 10.0)
     assert calls.checkpoint == [threading.get_ident()]  # ran on the event loop's thread
     assert calls.shutdown == []
 
@@ -206,13 +214,14 @@ async def test_hold_requests_shutdown_once_at_the_hold_time_and_no_checkpoint(
         panel: tuple[StatusPanel, Calls], factory: MockFactory) -> None:
     _, calls = panel
     pin = factory.pin(BUTTON)
+    loop = asyncio.get_running_loop()
+    pressed = loop.time()
     pin.drive_low()
-    await asyncio.sleep(0.3)
-    assert calls.shutdown == []  # not yet at hold_seconds = 0.5
-    await asyncio.sleep(0.9)
-    assert calls.shutdown == [threading.get_ident()]  # fired while still held, from gpiozero's thread
-    pin.drive_high()
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(calls.called.wait(), 10.0)  # gpiozero's hold thread fires it
+    assert loop.time() - pressed >= 0.5  # not before hold_seconds = 0.5 (a lower bound only)
+    assert calls.shutdown == [threading.get_ident()]  # fired while still held, posted to the loop
+    pin.drive_high()  # the release of a hold is no short press
+    await _turns()
     assert calls.shutdown == [threading.get_ident()]
     assert calls.checkpoint == []
 

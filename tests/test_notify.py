@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.clock import MockClock
 from edge.appliance.notify import Notifier
 
 
@@ -117,16 +118,28 @@ def test_watchdog_settings_follow_sd_watchdog_enabled(sock_path: str) -> None:
 
 
 async def test_watchdog_pings_at_half_the_interval(receiver: Receiver, sock_path: str) -> None:
-    n = Notifier({"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"})  # 0.4 s -> ping every 0.2 s
-    task = asyncio.create_task(n.watchdog_loop())
-    await asyncio.sleep(1.5)
+    clock = MockClock()
+    pings: list[float] = []
+
+    class Counting(Notifier):
+        def watchdog(self) -> bool:
+            pings.append(clock.monotonic())
+            return super().watchdog()
+
+    n = Counting({"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"})  # 0.4 s -> ping every 0.2 s
+    task = asyncio.create_task(n.watchdog_loop(clock))
+    for _ in range(7):
+        await clock.wait_sleepers(1)
+        clock.advance(0.2)
+    await clock.wait_sleepers(1)
     task.cancel()
     n.close()
-    times = receiver.times("WATCHDOG=1")
-    assert 6 <= len(times) <= 9, times  # t = 0, 0.2, ..., 1.4
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.15 <= g <= 0.35 for g in gaps), gaps
-    assert receiver.messages() == ["WATCHDOG=1"] * len(times)
+    assert pings == pytest.approx([0.2 * i for i in range(8)])  # t = 0, 0.2, ..., 1.4 of mock time
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10.0
+    while len(receiver.messages()) < len(pings) and loop.time() < end:  # the receiver is another thread
+        await asyncio.sleep(0.01)
+    assert receiver.messages() == ["WATCHDOG=1"] * len(pings)
 
 
 async def test_a_blocked_event_loop_stops_the_pings(receiver: Receiver, sock_path: str) -> None:

@@ -14,6 +14,7 @@ from edge.errors import ModelError
 from edge.scoring.features import featurize_many
 from edge.scoring.model import RiskModel, default_model_path
 from edge.scoring.stage import ScoreStage
+from edge.clock import MockClock
 from edge.store.db import Outbox
 from edge.store.scores import count_unscored, get_score, unscored_codes
 
@@ -75,17 +76,27 @@ async def test_a_new_model_id_scores_again(tmp_path: Path) -> None:
 
 
 async def test_run_scores_a_partial_batch_after_batch_seconds(tmp_path: Path) -> None:
+    clock = MockClock()
     async with Outbox(tmp_path / "o.sqlite") as ob:
-        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_seconds=0.2) as stage:
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_seconds=0.2, poll_s=0.05,
+                              clock=clock) as stage:
             task = asyncio.create_task(stage.run())
             try:
                 await _record(ob, CODES[:3])
-                while stage.stats.scored < 3:  # the partial batch (3 < 256) must not wait forever
-                    assert not task.done()
-                    await asyncio.sleep(0.05)
+                await clock.wait_sleepers(1)
+                assert stage.stats.scored == 0  # a partial batch (3 < 256) waits batch_seconds ...
+                waiter = asyncio.create_task(stage.wait_until(lambda s: s.scored >= 3))
+                for _ in range(10):  # ... of mock time, and no longer
+                    clock.advance(0.05)
+                    await clock.wait_sleepers(1)
+                await asyncio.wait_for(waiter, 30)
                 await _record(ob, CODES[3:6], first_block=100)
-                while stage.stats.scored < 6:
-                    await asyncio.sleep(0.05)
+                waiter = asyncio.create_task(stage.wait_until(lambda s: s.scored >= 6))
+                for _ in range(10):
+                    clock.advance(0.05)
+                    await clock.wait_sleepers(1)
+                await asyncio.wait_for(waiter, 30)
+                assert not task.done()
             finally:
                 task.cancel()
             assert stage.stats.batches == 2

@@ -24,7 +24,7 @@ from eth_hash.auto import keccak
 from edge.devnet.anvil import DevChain
 from edge.forward.txsender import TxSender
 from edge.rpc.http import HttpRpc
-from edge.errors import ConfigError, EdgeError, NodeUnavailable
+from edge.errors import ChainIdMismatch, EdgeError, NodeUnavailable
 from edge.crypto.keys import DeviceKey
 from edge.store.db import Outbox
 
@@ -485,18 +485,18 @@ async def test_reorg_sends_back_and_reconfirms(chain_factory: Any, tmp_path: Pat
 
 async def test_bad_input_and_wrong_chain(chain_factory: Any, tmp_path: Path) -> None:
     chain = await chain_factory("pub", CID)
-    with pytest.raises(ConfigError, match="bump_percent"):
+    with pytest.raises(ValueError, match="bump_percent"):
         TxSender(None, HttpRpc(chain.http_url), dev_key(), chain_id=CID, max_fee_cap_wei=1,  # type: ignore[arg-type]
                  bump_percent=5)
     async with Outbox(tmp_path / "o.sqlite") as ob:
-        with pytest.raises(ConfigError, match="chain id 7301, configured 1"):
-            async with TxSender(ob, HttpRpc(chain.http_url), dev_key(), chain_id=1, max_fee_cap_wei=GWEI):
-                pass
+        async with TxSender(ob, HttpRpc(chain.http_url), dev_key(), chain_id=1, max_fee_cap_wei=GWEI) as wrong:
+            with pytest.raises(ChainIdMismatch, match="reports chain id 7301, but the configured chain id .* is 1"):
+                await wrong.step()  # an alarm and a wait (run() retries), never an exit
         async with sender_for(ob, chain) as s:
             for kw, what in (({"to": b"\x01" * 19}, "'to'"), ({"data": "0x00"}, "'data'"),
                              ({"purpose": ""}, "'purpose'"), ({"value": -1}, "'value'"),
                              ({"gas": 5}, "'gas'"), ({"ref": "x"}, "'ref'")):
-                with pytest.raises(EdgeError, match=what):
+                with pytest.raises((ValueError, TypeError), match=what):
                     async with ob.transaction() as tx:
                         await s.enqueue(tx, **{"to": SINK, "data": b"", "purpose": "p", **kw})
             assert await s.pending_count() == 0  # nothing half-written

@@ -26,6 +26,8 @@ import os
 import socket
 from collections.abc import Mapping
 
+from edge.clock import SYSTEM_CLOCK, Clock
+
 __all__ = ["Notifier"]
 
 log = logging.getLogger("edge.notify")
@@ -98,8 +100,9 @@ class Notifier:
         """One ``WATCHDOG=1`` keep-alive ping."""
         return self.notify("WATCHDOG=1")
 
-    async def watchdog_loop(self) -> None:
-        """Ping ``WATCHDOG=1`` every ``watchdog_s / 2`` seconds from the running event loop.
+    async def watchdog_loop(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Ping ``WATCHDOG=1`` every ``watchdog_s / 2`` seconds (of ``clock``) from the
+        running event loop.
 
         Returns at once when notifications or the watchdog are off; otherwise runs until
         cancelled. A blocked event loop stops the pings (that is the point).
@@ -109,7 +112,7 @@ class Notifier:
         every = self.watchdog_s / 2
         while True:
             self.watchdog()
-            await asyncio.sleep(every)
+            await clock.sleep(every)
 
     def close(self) -> None:
         """Close the socket (a later message reopens it)."""

@@ -150,15 +150,19 @@ class Auditor:
 
     # -- fetching ---------------------------------------------------------------------
 
-    async def _read(self, chain_id: int, key: bytes) -> bytes:
+    async def read(self, chain_id: int, key: bytes) -> bytes:
+        """The value stored under the 32-byte ``key`` in the CrudStore of testnet
+        ``chain_id`` (empty when absent). Raises ChainError, KeyError (unknown testnet)."""
         t, rpc = self.testnets[chain_id]
         return decode_read(await eth.eth_call(rpc, t.store, encode_read(key)))
 
-    async def _manifest(self, key: bytes) -> Manifest:
+    async def manifest(self, key: bytes) -> Manifest:
+        """The manifest stored under locator ``key``, from the first testnet that has it,
+        opened with the auditor's key. Raises EdgeError naming each testnet's failure."""
         errors = []
         for cid in self.testnets:
             try:
-                blob = await self._read(cid, key)
+                blob = await self.read(cid, key)
             except ChainError as e:
                 errors.append(f"testnet {cid}: {e}")
                 continue
@@ -180,7 +184,7 @@ class Auditor:
         """Verify one anchor (one checkpoint, or each member of a batch)."""
         signers = [str(s) for s in ev.signers]
         try:
-            manifest = await self._manifest(ev.locator)
+            manifest = await self.manifest(ev.locator)
         except EdgeError as e:
             return [Verdict("0x" + ev.id.hex(), ev.from_block, ev.to_block, "0x" + ev.root.hex(),
                             anchor_id="0x" + ev.id.hex(), signers=signers, reasons=[str(e)])]
@@ -202,7 +206,7 @@ class Auditor:
             batch_reasons.append("member checkpoint ids do not hash to the anchored batch root")
         for mid, key in manifest.members:
             try:
-                m = await self._manifest(key)
+                m = await self.manifest(key)
                 v = await self._verify_checkpoint(m, mid, None, signers)
             except EdgeError as e:
                 v = Verdict("0x" + mid.hex(), -1, -1, "", reasons=[str(e)])
@@ -220,7 +224,7 @@ class Auditor:
         chunks: list[bytes] = []
         for i, ref in enumerate(manifest.chunks):
             try:
-                chunks.append(await self._read(ref.chain_id, ref.key))
+                chunks.append(await self.read(ref.chain_id, ref.key))
             except (ChainError, KeyError) as e:
                 v.reasons.append(f"chunk {i} (testnet {ref.chain_id}, key 0x{ref.key.hex()[:16]}..) missing: {e}")
                 return v
@@ -314,11 +318,11 @@ class Auditor:
         for ev in await self.anchored():
             if not ev.from_block <= key.block_number <= ev.to_block:
                 continue
-            manifest = await self._manifest(ev.locator)
+            manifest = await self.manifest(ev.locator)
             targets = [(ev.id, manifest)] if manifest.kind == "checkpoint" else [
-                (mid, await self._manifest(k)) for mid, k in manifest.members]
+                (mid, await self.manifest(k)) for mid, k in manifest.members]
             for _cp_id, m in targets:
-                chunks = [await self._read(r.chain_id, r.key) for r in m.chunks]
+                chunks = [await self.read(r.chain_id, r.key) for r in m.chunks]
                 md, _ = open_metadata(self.auditor_key, chunks)
                 if not md.from_block <= key.block_number <= md.to_block:
                     continue

@@ -26,6 +26,8 @@ from edge.devnet.tiers import deploy_public_tiers
 from edge.config import dump_toml, load_config
 from edge.devnet.corpus import hex_to_code, iter_corpus, iter_registry_artifacts
 from edge.errors import EdgeError
+from edge.store import chain_data
+from edge.store.status import anchoring_progress, code_hashes_by_address
 from edge.agent import Agent
 from edge.chain.records import EIP170_MAX_CODE_SIZE
 from edge.audit.verify import Auditor, TestnetRef, print_verdicts
@@ -174,11 +176,8 @@ async def _drain(agent: Agent, runner: asyncio.Task[None], poa: Any, say: Callab
             runner.result()
         scored = not agent.scorer or await agent.scorer.backlog() == 0
         cut = agent.checkpointer.stats.last_to if agent.checkpointer else -1
-        row = await agent.outbox.fetchone(
-            "SELECT count(*) FROM checkpoints WHERE from_block <= ? AND state != 'anchored'", (head,))
-        done = await agent.outbox.fetchone("SELECT count(*) FROM checkpoints WHERE state = 'anchored'")
-        anchored = (agent.forwarder is not None and cut >= head and row is not None and row[0] == 0
-                    and done is not None and done[0] >= min_anchored)
+        unanchored, done = await anchoring_progress(agent.outbox, head)
+        anchored = agent.forwarder is not None and cut >= head and unanchored == 0 and done >= min_anchored
         if agent.stats.cursor >= head and scored and anchored:
             return
         if loop.time() >= next_print:
@@ -205,14 +204,11 @@ def _summary(agent: Agent, t0: float) -> str:
 async def _result(agent: Agent, act: Activity, t0: float) -> dict[str, Any]:
     ob = agent.outbox
     chain_id = agent.stats.chain_id
-    rows = await ob.fetchall("SELECT address, code_hash FROM contracts WHERE chain_id=?", (chain_id,))
-    found: dict[bytes, list[bytes]] = {}
-    for a, h in rows:
-        found.setdefault(bytes(a), []).append(bytes(h))
+    found = await code_hashes_by_address(ob, chain_id)
     missing = [a for a in act.deployed if a not in found]
     wrong = [a for a, d in act.deployed.items() if a in found and found[a] != [d.code_hash]]
-    n_logs = (await ob.fetchone("SELECT count(*) FROM logs WHERE chain_id=?", (chain_id,)) or (0,))[0]
-    n_blocks = (await ob.fetchone("SELECT count(*) FROM blocks WHERE chain_id=?", (chain_id,)) or (0,))[0]
+    counts = await chain_data.counts(ob, chain_id)
+    n_logs, n_blocks = counts.logs, counts.blocks
     scored = flagged = 0
     if agent.scorer is not None:
         scored, flagged = agent.scorer.stats.scored, agent.scorer.stats.flagged
@@ -221,7 +217,7 @@ async def _result(agent: Agent, act: Activity, t0: float) -> dict[str, Any]:
     return {
         "seconds": round(time.monotonic() - t0, 1),
         "blocks": int(n_blocks),
-        "contracts": len(rows),
+        "contracts": counts.contracts,
         "contracts_expected": len(act.deployed) + 2,
         "contracts_missing": len(missing),
         "contracts_wrong_code": len(wrong),

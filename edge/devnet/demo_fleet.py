@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from edge.rpc import eth
 from edge.rpc import open_rpc
 from edge.devnet.tiers import deploy_public_tiers
 from edge.config import dump_toml
+from edge.store.status import peek
 from edge.audit.verify import Auditor, TestnetRef, print_verdicts
 
 __all__ = ["run_fleet_demo"]
@@ -122,21 +122,10 @@ def _check_alive(procs: list[asyncio.subprocess.Process], workdir: Path) -> None
             raise RuntimeError(f"device {i} exited with status {p.returncode}:\n{tail}")
 
 
-def _states(db: Path) -> dict[str, int]:
-    try:
-        con = sqlite3.connect(db, timeout=2)
-        try:
-            return dict(con.execute("SELECT state, count(*) FROM checkpoints GROUP BY state").fetchall())
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return {}
-
-
 def _line(workdir: Path, devices: int, t0: float) -> str:
     parts = []
     for i in range(devices):
-        st = _states(workdir / f"edge-{i}.sqlite")
+        st = peek(workdir / f"edge-{i}.sqlite", "checkpoint_states")
         parts.append(f"dev{i}: {st.get('anchored', 0)} anchored/{sum(st.values())} cut")
     return f"t={time.monotonic() - t0:5.1f}s  " + "  ".join(parts)
 
@@ -150,13 +139,7 @@ async def _per_device(devices: list[str], fleet: dict[str, Any], workdir: Path, 
         attested[a.device] = attested.get(a.device, 0) + 1
     out = []
     for i, d in enumerate(devices):
-        con = sqlite3.connect(workdir / f"edge-{i}.sqlite", timeout=5)
-        try:
-            failed = con.execute("SELECT count(*) FROM txs WHERE purpose='anchor' AND state='failed'").fetchone()[0]
-        except sqlite3.Error:
-            failed = 0
-        finally:
-            con.close()
+        failed = (await asyncio.to_thread(peek, workdir / f"edge-{i}.sqlite", "failed_anchors")).get("failed", 0)
         out.append({"device": d, "attested": attested.get(d, 0),
                     "anchored": sum(1 for e in events if e.submitter == d), "failed_anchor_attempts": int(failed)})
     return out

@@ -81,8 +81,7 @@ from typing import Any, Final, Literal
 
 from edge.errors import (
     ChainError,
-    ConfigError,
-    EdgeError,
+    ChainIdMismatch,
     NodeUnavailable,
     OutboxError,
     OutboxFull,
@@ -170,8 +169,9 @@ class TxSender:
         clock: waits and timestamps (tests inject :class:`edge.clock.MockClock`).
 
     Raises:
-        ConfigError: an argument is out of range (on construction), or the node's chain
-            id differs from ``chain_id`` (on enter or first pass).
+        ValueError: an argument is out of range (on construction).
+        ChainIdMismatch: (from :meth:`step`) the node's chain id differs from ``chain_id``
+            (logged on enter; :meth:`run` keeps retrying: nothing is sent until it matches).
         NodeUnavailable: (from :meth:`step`) the node cannot be reached.
 
     Attributes:
@@ -195,9 +195,9 @@ class TxSender:
         for name, val, low in (("chain_id", chain_id, 1), ("confirmations", confirmations, 0),
                                ("stuck_blocks", stuck_blocks, 1), ("max_fee_cap_wei", max_fee_cap_wei, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < low:
-                raise ConfigError(name, f"must be an integer >= {low}, got {val!r}")
+                raise ValueError(f"TxSender {name}: must be an integer >= {low}, got {val!r}")
         if not isinstance(bump_percent, (int, float)) or not 10.0 <= float(bump_percent) <= 1000.0:
-            raise ConfigError("bump_percent", f"must be between 10 and 1000, got {bump_percent!r}")
+            raise ValueError(f"TxSender bump_percent: must be between 10 and 1000, got {bump_percent!r}")
         self.outbox = outbox
         self.rpc = rpc
         self.url = rpc.url
@@ -232,6 +232,8 @@ class TxSender:
         except NodeUnavailable as e:
             log.warning("tx sender chain %d: node %s not reachable at start (%s); "
                         "will check its chain id on the first pass", self.chain_id, self.url, e)
+        except ChainIdMismatch as e:
+            log.error("tx sender chain %d: %s; nothing is sent until it matches", self.chain_id, e)
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -250,8 +252,7 @@ class TxSender:
     async def _check_chain_id(self) -> None:
         got = codec.quantity(await self._call("eth_chainId"), "eth_chainId", "result")
         if got != self.chain_id:
-            raise ConfigError("chain_id", f"node {self.url} reports chain id {got}, "
-                                          f"configured {self.chain_id}")
+            raise ChainIdMismatch(self.url, "the configured chain id of this public chain", self.chain_id, got)
         self._chain_checked = True
 
     # ------------------------------------------------------------------ public API
@@ -285,22 +286,22 @@ class TxSender:
             The tx id (use with :meth:`get` / :meth:`wait`).
 
         Raises:
-            EdgeError: an argument is malformed (named in the message).
+            ValueError, TypeError: an argument is malformed (named in the message).
             OutboxError: the insert failed.
         """
         if not isinstance(to, (bytes, bytearray)) or len(to) != 20:
-            raise EdgeError(f"tx sender enqueue: 'to' must be 20 bytes, got {_describe(to)}")
+            raise ValueError(f"tx sender enqueue: 'to' must be 20 bytes, got {_describe(to)}")
         if not isinstance(data, (bytes, bytearray)):
-            raise EdgeError(f"tx sender enqueue: 'data' must be bytes, got {type(data).__name__}")
+            raise TypeError(f"tx sender enqueue: 'data' must be bytes, got {type(data).__name__}")
         if not isinstance(purpose, str) or not purpose:
-            raise EdgeError("tx sender enqueue: 'purpose' must be a non-empty str")
+            raise ValueError("tx sender enqueue: 'purpose' must be a non-empty str")
         if ref is not None and not isinstance(ref, (bytes, bytearray)):
-            raise EdgeError(f"tx sender enqueue: 'ref' must be bytes or None, got {type(ref).__name__}")
+            raise TypeError(f"tx sender enqueue: 'ref' must be bytes or None, got {type(ref).__name__}")
         if gas is not None and (isinstance(gas, bool) or not isinstance(gas, int)
                                 or not 21_000 <= gas <= _MAX_INT64):
-            raise EdgeError(f"tx sender enqueue: 'gas' must be None or an int >= 21000, got {gas!r}")
+            raise ValueError(f"tx sender enqueue: 'gas' must be None or an int >= 21000, got {gas!r}")
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT64:
-            raise EdgeError(f"tx sender enqueue: 'value' must be an int in [0, 2**63-1] wei, got {value!r}")
+            raise ValueError(f"tx sender enqueue: 'value' must be an int in [0, 2**63-1] wei, got {value!r}")
         return await store.insert_intent(tx, self.account, purpose=purpose, ref=None if ref is None else bytes(ref),
                                          to=bytes(to), data=bytes(data), value=value, gas=gas, now=self.clock.time())
 
@@ -322,12 +323,12 @@ class TxSender:
         reads. Returns the record; a ``failed`` tx is returned as is (check ``.state``).
 
         Raises:
-            EdgeError: ``state`` is not a reachable state name.
+            ValueError: ``state`` is not a reachable state name.
             ChainError: not reached within ``timeout`` seconds (message gives the state).
             OutboxError: unknown tx id.
         """
         if state not in _ORDER:
-            raise EdgeError(f"tx sender wait: state must be one of {list(_ORDER)}, got {state!r}")
+            raise ValueError(f"tx sender wait: state must be one of {list(_ORDER)}, got {state!r}")
         deadline = self.clock.monotonic() + timeout
         while True:
             rec = await self.get(tx_id)
@@ -348,8 +349,9 @@ class TxSender:
         On :class:`NodeUnavailable` (and on any other :class:`ChainError`: an odd answer
         of a sick node, or :class:`OutboxFull`) it logs one warning per outage, backs off
         exponentially (from ``poll_s`` up to ``max_backoff_s``), and after the node
-        returns re-broadcasts every in-flight tx. Other errors propagate (a wrong chain
-        id: ConfigError; a broken outbox: OutboxError). Cancel the task to stop.
+        returns re-broadcasts every in-flight tx (a wrong chain id, ChainIdMismatch, is
+        such a ChainError: retried). Other errors propagate (a broken outbox:
+        OutboxError). Cancel the task to stop.
         """
         backoff = poll_s
         down_since: float | None = None
@@ -382,7 +384,7 @@ class TxSender:
 
         Raises:
             NodeUnavailable: the node cannot be reached (nothing is lost; retry later).
-            ConfigError: the node's chain id is not ``chain_id``.
+            ChainIdMismatch: the node's chain id is not ``chain_id``.
             OutboxError: the outbox failed.
         """
         async with self._lock:

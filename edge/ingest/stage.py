@@ -38,16 +38,17 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from edge.aio import Changed
 from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, ContractRecord
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
-from edge.errors import ChainError, OutboxFull, SealError
+from edge.errors import ChainError, ChainIdMismatch, OutboxFull, SealError
 from edge.ingest.adapter import ChainReader, FetchedBlock
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
 
-__all__ = ["Ingester", "IngestStats", "SealCheck", "ChainIdMismatch"]
+__all__ = ["Ingester", "IngestStats", "SealCheck"]
 
 log = logging.getLogger("edge.ingest")
 
@@ -56,12 +57,6 @@ SealCheck = Callable[[Mapping[str, Any]], tuple[bytes | None, bool | None]]
 May raise SealError for a malformed seal."""
 
 _BACKOFF_START_S = 0.5
-
-
-class ChainIdMismatch(ChainError):
-    """The node reports another chain id than ``node.chain_id``: an alarm and a wait
-    (retried with backoff; the message names the key to check), never an exit: a garbled
-    answer must not stop the agent, and a wrong node is fixed without a restart."""
 
 
 @dataclass
@@ -132,7 +127,7 @@ class Ingester:
         self.stats = IngestStats(started=clock.monotonic())
         self.chain_ready = asyncio.Event()
         """Set once the node's chain id is known (``stats.chain_id``)."""
-        self._changed = asyncio.Event()
+        self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._lagging_since: int | None = None
 
@@ -145,13 +140,11 @@ class Ingester:
     async def wait_until(self, predicate: Callable[[IngestStats], bool]) -> IngestStats:
         """Wait (by notification, no polling) until ``predicate(stats)`` holds; the stats
         change after every step, reorg, reconnect and pause. Returns the stats."""
-        while not predicate(self.stats):
-            await self._changed.wait()
+        await self._changed.wait_until(lambda: predicate(self.stats))
         return self.stats
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._changed.notify()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -195,9 +188,7 @@ class Ingester:
         cid = await reader.chain_id()
         want = self.cfg.node.chain_id
         if want and cid != want:
-            raise ChainIdMismatch(f"eth_chainId: the node at {self.cfg.node.ws_url} reports chain id {cid}, "
-                                  f"but node.chain_id is {want}: waiting for the right chain (check the node "
-                                  f"or node.chain_id)")
+            raise ChainIdMismatch(self.cfg.node.ws_url, "node.chain_id", want, cid)
         self.stats.chain_id = cid
         self.chain_ready.set()
         try:

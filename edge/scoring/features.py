@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import BytecodeError
+from edge.chain.records import EIP170_MAX_CODE_SIZE
 
 __all__ = [
     "BACKEND",
@@ -59,8 +60,6 @@ __all__ = [
     "strip_metadata",
 ]
 
-EIP170_MAX_CODE_SIZE: Final = 24_576
-"""Largest runtime code a post-Spurious-Dragon chain accepts (EIP-170), in bytes."""
 
 _OPCODES: Final[dict[int, str]] = {
     0x00: "STOP", 0x01: "ADD", 0x02: "MUL", 0x03: "SUB", 0x04: "DIV", 0x05: "SDIV",

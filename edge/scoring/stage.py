@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from edge.errors import ModelError
 from edge.scoring.features import featurize_many
+from edge.aio import Changed
+from edge.clock import SYSTEM_CLOCK, Clock
 from edge.store.db import Outbox
 from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, deployments_of, put_scores, unscored_codes
 
@@ -62,6 +65,7 @@ class ScoreStage:
         batch_seconds: longest wait (s) for a partial batch to fill (>= 0).
         threshold: flag threshold; None = the model's own.
         poll_s: how often (s) the outbox is checked for new codes.
+        clock: waits (tests inject :class:`edge.clock.MockClock`).
 
     Raises (on enter):
         ModelError: the model cannot be loaded (missing, unreadable, wrong shape).
@@ -76,9 +80,10 @@ class ScoreStage:
         batch_seconds: float = 0.5,
         threshold: float | None = None,
         poll_s: float = 0.1,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if batch_size < 1:
-            raise ModelError(f"scoring batch_size must be >= 1, got {batch_size}")
+            raise ValueError(f"scoring batch_size must be >= 1, got {batch_size}")
         self.outbox = outbox
         self.model_path = Path(model_path)
         self.batch_size = batch_size
@@ -86,10 +91,12 @@ class ScoreStage:
         self.poll_s = max(0.005, min(poll_s, self.batch_seconds or poll_s))
         self._threshold = threshold
         self._model: RiskModel | None = None
+        self.clock = clock
         self.stats = ScoreStats()
+        self._changed = Changed()
 
     @classmethod
-    def from_config(cls, cfg: Config, outbox: Outbox) -> ScoreStage:
+    def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK) -> ScoreStage:
         """A stage configured by ``[scoring]`` (``model = ""``: the shipped model)."""
         from edge.scoring.model import default_model_path
 
@@ -101,6 +108,7 @@ class ScoreStage:
             batch_size=sc.batch_size,
             batch_seconds=sc.batch_seconds,
             threshold=sc.threshold if sc.threshold >= 0 else None,
+            clock=clock,
         )
 
     async def __aenter__(self) -> ScoreStage:
@@ -151,7 +159,7 @@ class ScoreStage:
         first_seen: float | None = None
         while True:
             waiting = await count_unscored(self.outbox, self.model_id, limit=self.batch_size)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if waiting == 0:
                 first_seen = None
             else:
@@ -159,9 +167,16 @@ class ScoreStage:
                     first_seen = now
                 if waiting >= self.batch_size or now - first_seen >= self.batch_seconds:
                     await self.score_once()
+                    self._changed.notify()
                     first_seen = None
                     continue
-            await asyncio.sleep(self.poll_s)
+            await self.clock.sleep(self.poll_s)
+
+    async def wait_until(self, predicate: Callable[[ScoreStats], bool]) -> ScoreStats:
+        """Wait (by notification, no polling) until ``predicate(stats)`` holds; the stats
+        change after every batch :meth:`run` scores. Returns the stats."""
+        await self._changed.wait_until(lambda: predicate(self.stats))
+        return self.stats
 
     async def drain(self) -> int:
         """Score until nothing is left; return how many codes were scored."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge.store.db import Outbox
+from edge.chain.records import EIP170_MAX_CODE_SIZE
 
 __all__ = [
     "EIP170_MAX_CODE_SIZE",
@@ -30,8 +31,6 @@ __all__ = [
     "unscored_codes",
 ]
 
-EIP170_MAX_CODE_SIZE = 24_576
-"""Largest runtime the scoring stage takes (EIP-170), in bytes."""
 
 _UNSCORED_HASHES = (
     "SELECT DISTINCT k.code_hash FROM contracts AS k"

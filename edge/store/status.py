@@ -79,3 +79,38 @@ async def counts_by_state(ob: Outbox) -> dict[str, tuple[tuple[Any, ...], ...]]:
         except sqlite3.OperationalError:  # a table missing from an older outbox: nothing to count
             out[name] = ()
     return out
+
+
+async def anchoring_progress(ob: Outbox, up_to_block: int) -> tuple[int, int]:
+    """``(checkpoints starting at or below up_to_block not yet anchored, checkpoints anchored)``."""
+    open_ = await ob.fetchone("SELECT count(*) FROM checkpoints WHERE from_block <= ? AND state != 'anchored'",
+                              (up_to_block,))
+    done = await ob.fetchone("SELECT count(*) FROM checkpoints WHERE state = 'anchored'")
+    return (int(open_[0]) if open_ else 0), (int(done[0]) if done else 0)
+
+
+async def code_hashes_by_address(ob: Outbox, chain_id: int) -> dict[bytes, list[bytes]]:
+    """Every stored deployment of ``chain_id``: 20-byte address -> its 32-byte code hashes."""
+    found: dict[bytes, list[bytes]] = {}
+    for a, h in await ob.fetchall("SELECT address, code_hash FROM contracts WHERE chain_id=?", (chain_id,)):
+        found.setdefault(bytes(a), []).append(bytes(h))
+    return found
+
+
+def peek(path: Path, what: str) -> dict[str, int]:
+    """A read-only look at ANOTHER process's outbox file (blocking; call it in a thread):
+    ``what = "checkpoint_states"`` (state -> count) or ``"failed_anchors"``
+    (``{"failed": n}`` anchor txs refused or reverted). Returns {} while the file or its
+    schema does not exist yet."""
+    queries = {
+        "checkpoint_states": "SELECT state, count(*) FROM checkpoints GROUP BY state",
+        "failed_anchors": "SELECT 'failed', count(*) FROM txs WHERE purpose='anchor' AND state='failed'",
+    }
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return {str(k): int(v) for k, v in con.execute(queries[what]).fetchall()}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return {}
