@@ -13,7 +13,7 @@ from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 EMPTY_UNCLES = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
 EMPTY_TRIE = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
@@ -22,7 +22,7 @@ DROP = b"\x00" * 8
 ZERO = "0x" + "00" * 20
 
 # Known keys 0x01..01, 0x02..02, ...: their addresses are fixed, their order arbitrary.
-KEYS = [keys.PrivateKey(bytes([i + 1]) * 32) for i in range(6)]
+KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(6)]
 ADDRS = [k.public_key.to_checksum_address() for k in KEYS]
 BY_ADDR = {a.lower(): k for a, k in zip(ADDRS, KEYS)}
 
@@ -50,7 +50,7 @@ def extra_data(signers: Sequence[str] = (), seal: bytes = bytes(65)) -> bytes:
     return b"edge-test".ljust(32, b"\x00") + b"".join(bytes.fromhex(s[2:]) for s in signers) + seal
 
 
-def finish(h: Header, key: keys.PrivateKey | None) -> Header:
+def finish(h: Header, key: PrivateKey | None) -> Header:
     """Sign ``h`` with ``key`` (None: leave the seal as it is) and set its hash."""
     extra = bytes.fromhex(h["extraData"][2:])
     if key is not None:
@@ -87,7 +87,7 @@ class Sealer:
 
     def child(self, parent: Header, addr: str, *, vote: tuple[str, bool] | None = None,
               difficulty: int | None = None, dt: int | None = None, nonce: bytes | None = None,
-              checkpoint: Sequence[str] | None = None, key: keys.PrivateKey | None = None,
+              checkpoint: Sequence[str] | None = None, key: PrivateKey | None = None,
               salt: int = 0) -> Header:
         """A child of ``parent`` sealed by ``addr`` (or ``key``), optionally voting.
 
