@@ -71,7 +71,57 @@ _RPC_BASE: Final = 8545
 _WS_BASE: Final = 8645
 _RLPX_BASE: Final = 30303
 
-CONVERGENCE_NOTES: Final = """(filled in by the convergence investigation, see below)"""
+CONVERGENCE_NOTES: Final = """\
+What makes several EthereumJS 0.10.5 Clique sealers converge (tried 2026-12, Node.js 20,
+loopback in a network namespace, period 1-2 s):
+
+Tried:
+1. 3 sealers, sequential start, later nodes get the earlier enodes as --bootnodes,
+   period 2: all peered (net_peerCount 2), each sealed its own block 1 (node 0 before the
+   others had started), none adopted another's; all stuck at block 1 ("Miner: We have
+   too recently signed, waiting for next block") for 40+ s.
+2. 3 sealers started together, then admin_addPeer (it takes {"address", "tcpPort",
+   "udpPort"}, not an enode URL), period 2: two had sealed block 1 before peering; one
+   node built block 2 on another's block 1, the third never imported that child; stuck.
+3. 3 sealers started 5 s apart, the one in turn for block 1 first: heads 3/2/2 on
+   different forks, no progress for 65 s.
+4. 2 sealers, the one in turn for block 1 first; the second started only after the first
+   had sealed block 1 (--bootnodes): converged in 8 of 8 runs, but slowly: the second
+   seals its own out-of-turn block 1 before it syncs, then imports the heavier in-turn
+   block 1 ("Imported blocks count=1 first=1 last=1 ...", a reorg) 3 to 24 s later; from
+   then on the two alternate, every block in turn, also through a SIGKILL and restart of
+   a sealer. Same with and without --isSingleNode.
+5. As 4, but the second sealer starts with the first one's blocks preloaded
+   (debug_getRawBlock on the first, then --loadBlocksFromRlp): it never seals a block 1
+   of its own, seals block 2 in turn about 1 s after it starts; no reorg, no wait. This
+   is what the launcher does (join_at_block). With 3 sealers the same start ran together
+   for 9 blocks (in and out of turn), then the third sealed a sibling of block 10 and was
+   left on it for good while the other two went on (a 2-of-3 majority): not converged.
+   Restarting such a node makes it handshake again with the heavier peer and sync back;
+   that is a repair, not convergence.
+(A genesis timestamp in the future keeps every node at block 0: field notes; the
+launcher uses now - 60 s.)
+
+Why (0.10.5 sources, dist/esm/src/sync/fullsync.js, miner/miner.js):
+- the miner starts with the service, before any peer is known: each sealer seals its
+  own block 1;
+- best() picks a sync peer by the total difficulty it sent in its STATUS handshake and
+  never updates it: once a node's own TD passes a peer's handshake TD it never syncs
+  from that peer again (so a second sealer that connects before the first has sealed
+  never adopts its fork: the failure in the field notes);
+- handleNewBlock imports only a child of the current tip; a sibling at the tip height is
+  dropped (handleNewBlockHashes acts only on higher numbers, and only while a fetcher
+  runs), so gossip never resolves a fork at equal height;
+- a new block goes whole (NewBlock) to floor(sqrt(peers)) peers, the others only get
+  NewBlockHashes, ignored without a running fetcher: with 3 nodes (2 peers each) a block
+  does not reach every node.
+With 2 sealers (one peer each; floor(2/2)+1 = 2 leaves no out-of-turn slot, so no
+sibling races) the chain converges once the second sealer knows the first one's block 1
+(preloaded, or synced from a heavier handshake); with 3 or more it does not. Multi-sealer cases this client cannot carry
+(3 sealers in and out of turn, partitions, reorgs across votes) are covered by headers
+signed in tests/clique_headers.py.
+"""
+"""What was tried to make several sealers converge, what happened, and why."""
 
 LOOPBACK_PRELOAD: Final = r"""'use strict';
 // edge: bind every listening socket of this process to 127.0.0.1. EthereumJS 0.10.5 binds
@@ -245,8 +295,10 @@ class EthereumJSNet:
         peering: how nodes find each other: ``"bootnodes"`` (every node after the first
             gets the earlier nodes' enodes), ``"addPeer"`` (``admin_addPeer`` after start),
             ``"none"``. A single node always runs with ``--isSingleNode``.
-        single_node: pass ``--isSingleNode`` to every node (sync height not taken from peers).
-        stagger_s: seconds to wait between starting nodes.
+        single_node: pass ``--isSingleNode`` to every node (default: only when there is one).
+        join_at_block: the other nodes start once node 0 has this block (0: at once). The
+            default 1 is what makes two sealers converge (see :data:`CONVERGENCE_NOTES`):
+            node 0 should be the one in turn for block 1 (``sorted(signers)[1 % N]``).
         extra_args: more client flags for every node. log_level: client ``--logLevel``.
         start_timeout: seconds a node may take to answer ``eth_chainId``.
 
@@ -269,7 +321,7 @@ class EthereumJSNet:
         genesis_time: int | None = None,
         peering: Peering = "bootnodes",
         single_node: bool | None = None,
-        stagger_s: float = 0.0,
+        join_at_block: int = 1,
         extra_args: Sequence[str] = (),
         log_level: str = "info",
         start_timeout: float = 40.0,
@@ -283,7 +335,7 @@ class EthereumJSNet:
         self.genesis_time = genesis_time
         self.peering: Peering = peering
         self.single_node = len(keys) == 1 if single_node is None else single_node
-        self.stagger_s = stagger_s
+        self.join_at_block = join_at_block
         self.extra_args = tuple(extra_args)
         self.log_level = log_level
         self.start_timeout = start_timeout
@@ -334,15 +386,49 @@ class EthereumJSNet:
             args += ["--bootnodes", ",".join(bootnodes)]
         return args + list(self.extra_args)
 
-    async def start_node(self, i: int, bootnodes: Sequence[str] = ()) -> None:
+    async def _seed_file(self, upto: int) -> list[str]:
+        """Node 0's blocks ``1..upto`` as one RLP file, and the flag that preloads it.
+
+        A joining sealer that starts with node 0's chain does not seal a block 1 of its
+        own (it would, out of turn, before it syncs; see :data:`CONVERGENCE_NOTES`).
+        """
+        raw = b""
+        for n in range(1, upto + 1):
+            raw += bytes.fromhex(str(await self.rpc(0, "debug_getRawBlock", [hex(n)]))[2:])
+        path = self.workdir / "seed.rlp"
+        await asyncio.to_thread(path.write_bytes, raw)
+        return ["--loadBlocksFromRlp", str(path)]
+
+    async def start_node(self, i: int, bootnodes: Sequence[str] | None = None, extra: Sequence[str] = ()) -> None:
         """Start node ``i`` (again, on its data dir and ports) and wait until it answers.
+
+        Args:
+            bootnodes: enode URLs to dial; None = the known enodes of the other nodes
+                when ``peering == "bootnodes"`` (so a restarted node finds its peers).
+            extra: more client flags for this start only.
 
         Raises DevChainError if it exits or does not answer within ``start_timeout`` s.
         """
+        if bootnodes is None:
+            bootnodes = ([n.enode for n in self.nodes if n.index != i and n.enode]
+                         if self.peering == "bootnodes" else [])
+        self._spawn(i, bootnodes, extra)
+        await self._wait_up(i)
+
+    async def _wait_head(self, i: int, number: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while await self.head(i) < number:
+            if loop.time() > deadline:
+                raise DevChainError(f"EthereumJS sealer {i} did not reach block {number} in "
+                                    f"{self.start_timeout:.0f} s: {self.nodes[i].log_tail()}")
+            await asyncio.sleep(0.2)
+
+    def _spawn(self, i: int, bootnodes: Sequence[str] = (), extra: Sequence[str] = ()) -> None:
         node = self.nodes[i]
         if node.running:
             return
-        args = self.ns.exec_args(self._args(node, bootnodes))
+        args = self.ns.exec_args([*self._args(node, bootnodes), *extra])
         log.debug("starting EthereumJS sealer %d: %s", i, " ".join(args))
         with open(node.log_path, "ab") as out:
             out.write(f"---- start {time.strftime('%H:%M:%S')} ----\n".encode())
@@ -353,6 +439,9 @@ class EthereumJSNet:
                                              preexec_fn=_set_pdeathsig, start_new_session=True)
             except OSError as e:
                 raise DevChainError(f"cannot start EthereumJS sealer {i}: {e}") from e
+
+    async def _wait_up(self, i: int) -> None:
+        node = self.nodes[i]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         while True:
@@ -387,8 +476,13 @@ class EthereumJSNet:
         await asyncio.to_thread(proc.wait)
 
     async def add_peer(self, i: int, j: int) -> Any:
-        """``admin_addPeer`` on node ``i`` for node ``j``'s enode; returns the node's answer."""
-        return await self.rpc(i, "admin_addPeer", [self.nodes[j].enode])
+        """``admin_addPeer`` on node ``i`` for node ``j``; returns the node's answer.
+
+        EthereumJS takes ``{"address", "tcpPort", "udpPort"}`` (not an enode URL) and
+        pings the peer over its discovery socket first.
+        """
+        port = self.nodes[j].rlpx_port
+        return await self.rpc(i, "admin_addPeer", [{"address": "127.0.0.1", "tcpPort": port, "udpPort": port}])
 
     async def rpc(self, i: int, method: str, params: Sequence[Any] = (), timeout: float = 10.0) -> Any:
         """One JSON-RPC call to node ``i`` (HTTP, through the namespace). Raises DevChainError."""
@@ -409,11 +503,12 @@ class EthereumJSNet:
         await asyncio.to_thread(self._write_files)
         await self.ns.__aenter__()
         try:
+            seed: list[str] = []
             for i in range(len(self.nodes)):
-                if i and self.stagger_s:
-                    await asyncio.sleep(self.stagger_s)
-                boot = [n.enode for n in self.nodes[:i] if n.enode] if self.peering == "bootnodes" else []
-                await self.start_node(i, boot)
+                if i == 1 and self.join_at_block > 0:
+                    await self._wait_head(0, self.join_at_block)
+                    seed = await self._seed_file(self.join_at_block)
+                await self.start_node(i, extra=seed if i else ())
             if self.peering == "addPeer":
                 for i in range(1, len(self.nodes)):
                     for j in range(i):
