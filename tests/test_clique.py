@@ -364,3 +364,20 @@ def test_real_rinkeby_checkpoint_agrees_and_a_wrong_set_is_caught() -> None:
     after, vs = wrong.apply(rec)
     assert "checkpoint_signers_mismatch" in _rules(vs)
     assert after.signers == tuple(sorted(rec["checkpoint_signers"]))
+
+
+def test_launcher_genesis_is_a_clique_genesis() -> None:
+    """The geth-style genesis the EthereumJS launcher writes parses as EIP-225 wants."""
+    from edge.devnet.ethereumjs import clique_genesis
+
+    g = clique_genesis(7202, [C, A], period=2, epoch=100, timestamp=1_700_000_000)
+    assert g["config"]["clique"] == {"period": 2, "epoch": 100}
+    extra = bytes.fromhex(g["extraData"][2:])
+    assert signers_from_extra(extra) == tuple(sorted([A.lower(), C.lower()])) and extra[-65:] == bytes(65)
+    header = {**genesis([A]), "extraData": g["extraData"]}
+    snap, vs = CliqueSnapshot.genesis(finish(header, None), CliqueConfig(2, 100))
+    assert vs == [] and snap.checksummed() == tuple(sorted([A, C], key=str.lower))
+    with pytest.raises(ValueError, match="at least one signer"):
+        clique_genesis(1, [])
+    with pytest.raises(ValueError, match="not a 20-byte"):
+        clique_genesis(1, ["0x1234"])

@@ -1,6 +1,7 @@
 """A real Clique network: EthereumJS 0.10.5 sealers in a network namespace, checked block by
-block from genesis with edge.chain.clique, through a sealer restart, with the agent
-(``edge run``, run inside the namespace) following it from block 0.
+block from genesis with edge.chain.clique, through a sealer restart and a restart of the
+agent's own node, with the agent (``edge run``, run inside the namespace) following it
+from block 0.
 
 Two sealers: the most this client converges with (see CONVERGENCE_NOTES in
 edge/devnet/ethereumjs.py). The sealer that is in turn for block 1 starts first and seals
@@ -108,6 +109,11 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             stalled = await net.head(0)
             await net.start_node(1)
             await _until("the chain to move on after B's restart", lambda: _agree(net, stalled + 2), 40, logs)
+            # the agent's own node restarts: the agent reconnects and resumes from its cursor
+            await net.kill_node(0)
+            await net.start_node(0)
+            restarted = await net.head(0)
+            await _until("the chain to move on after A's restart", lambda: _agree(net, restarted + 2), 40, logs)
 
             # a reference read of A's chain from genesis, checked by the Clique rules
             head = await net.head(0)
@@ -133,6 +139,7 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             await _until("the agent to store the chain", lambda: _has_blocks(db, head - 1), 30,
                          lambda: agent_log.read_text()[-1500:])
             assert agent.poll() is None, agent_log.read_text()[-1500:]
+            assert "reconnecting" in agent_log.read_text()  # it saw A go away, and came back
             stored = _stored(db)
             assert [s[0] for s in stored] == list(range(len(stored)))
             for number, bhash, sealer, ok in stored[:head + 1]:

@@ -74,7 +74,16 @@ class NetNamespace:
         return ["ip", "netns", "exec", self.name, *argv]
 
     def create(self) -> None:
-        """``ip netns add`` + ``ip link set lo up``. Raises DevChainError on failure."""
+        """``ip netns add`` + ``ip link set lo up``. Raises DevChainError on failure.
+
+        A namespace of the same name left by a run that was SIGKILLed (no process in
+        it any more) is deleted first; one that still has processes is not touched.
+        """
+        if os.path.exists(self.path):
+            pids = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)
+            if pids.returncode != 0 or pids.stdout.strip():
+                raise DevChainError(f"network namespace {self.name} exists and is in use")
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
         for argv in (["ip", "netns", "add", self.name], self.exec_args(["ip", "link", "set", "lo", "up"])):
             r = subprocess.run(argv, capture_output=True, text=True)
             if r.returncode != 0:
