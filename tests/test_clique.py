@@ -19,7 +19,7 @@ from edge.chain.clique import (
     signers_from_extra,
 )
 from edge.chain.poa import SealChecker
-from tests.clique_headers import ADDRS, AUTH, KEYS, Header, Sealer, extra_data, finish, genesis
+from tests.clique_headers import ADDRS, KEYS, Header, Sealer, extra_data, finish, genesis
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "poa_headers"
 A, B, C, D, E = sorted(ADDRS[:5], key=str.lower)
