@@ -188,7 +188,8 @@ async def test_three_sealers_each_chain_obeys_eip225(tmp_path: Path) -> None:
                 assert snap.in_turn is (int(b["difficulty"], 16) == 2)
                 out_of_turn += not snap.in_turn
             assert found == [], (i, [str(v) for v in found])
-    # three sealers race: out-of-turn blocks (difficulty 1) came in every run tried (8 to 12, summed over the three chains)
+    # three sealers race: out-of-turn blocks (difficulty 1) came in every run tried
+    # (8 to 12, summed over the three chains)
     assert out_of_turn > 0
 
 

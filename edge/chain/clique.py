@@ -549,8 +549,8 @@ class CliqueSnapshot:
                 last = [n for n, s in recents if s == signer]
                 if last:
                     bad("recently_signed",
-                        f"{cs} also sealed block {last[-1]}; with {len(signers)} signers one of any "
-                        f"{limit} consecutive blocks")
+                        f"{cs} also sealed block {last[-1]}; with {len(signers)} signers a signer may "
+                        f"seal one of any {limit} consecutive blocks")
                 recents = (*recents, (number, signer))
                 if not checkpoint and nonce in (NONCE_AUTH, NONCE_DROP):
                     signers, votes, recents, change = _vote(signers, votes, recents, signer, coinbase,

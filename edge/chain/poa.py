@@ -26,6 +26,10 @@ when present, by ``baseFeePerGas`` (EIP-1559), ``withdrawalsRoot`` (EIP-4895),
 ``requestsHash`` (EIP-7685). Integers are RLP-encoded as minimal big-endian bytes
 (Ethereum Yellow Paper, appendix B).
 
+The genesis block (number 0) is never sealed: :meth:`SealChecker.check` reports it with
+signer None instead of failing on its zero seal (a Clique genesis lists the initial
+signers in extraData; :mod:`edge.chain.clique` tracks the set from there).
+
 On a dev chain (anvil) blocks carry no seal: :class:`SealChecker` then reports engine
 ``"none"`` and logs once (logger ``edge.poa``) that the check is off. A malformed seal
 raises :class:`edge.errors.SealError` naming the block number and what was wrong.
