@@ -381,3 +381,34 @@ def test_launcher_genesis_is_a_clique_genesis() -> None:
         clique_genesis(1, [])
     with pytest.raises(ValueError, match="not a 20-byte"):
         clique_genesis(1, ["0x1234"])
+
+
+def test_follow_gives_one_verdict_per_block_from_genesis() -> None:
+    """The ingest's Clique step: verdicts from the genesis, a vote, a stranger, a resume."""
+    from edge.chain.clique import follow
+
+    g = genesis([A, B, C])
+    s = Sealer([A, B, C])
+    order = sorted([A, B, C], key=str.lower)
+    h1 = s.child(g, order[1], vote=(D, True))
+    h2 = s.child(h1, order[2], vote=(D, True))  # D joins
+    s.signers.append(D)
+    h3 = s.child(h2, STRANGER, key=KEYS[5], difficulty=1)
+    cfg = CliqueConfig(1)
+    last, verdicts = follow(None, [g, h1, h2], cfg, expected=[A, B, C])
+    assert [v.number for v in verdicts] == [0, 1, 2]
+    assert (verdicts[0].sealer, verdicts[0].authorized, verdicts[0].changes[0].kind) == (None, None, "genesis")
+    assert verdicts[0].violations == ()  # the chain's genesis set is the expected one
+    assert [(v.sealer, v.authorized, v.in_turn) for v in verdicts[1:]] == [(order[1], True, True),
+                                                                          (order[2], True, True)]
+    assert [c.kind for c in verdicts[2].changes] == ["authorized"]
+    assert [x.rule for x in verdicts[2].violations] == ["expected_set_mismatch"]  # D is not configured
+    # resume from the stored snapshot of block 2, as after a restart or a reorg
+    resumed = CliqueSnapshot.from_bytes(verdicts[2].snapshot)
+    assert resumed == last
+    last, more = follow(resumed, [h3], cfg)
+    assert [(v.sealer, v.authorized, [x.rule for x in v.violations]) for v in more] == [
+        (STRANGER, False, ["unauthorized_signer"])]
+    assert follow(None, [], cfg) == (None, [])
+    with pytest.raises(SnapshotError):
+        follow(None, [h1], cfg)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from eth_keys.datatypes import PrivateKey
 
-from edge.chain.clique import CliqueConfig, CliqueSnapshot, Violation
+from edge.chain.clique import CliqueConfig, CliqueSnapshot, Violation, follow
 from edge.config import dump_toml
 from edge.devnet.ethereumjs import EthereumJSNet, ethereumjs_cli
 from edge.devnet.netns import netns_available
@@ -122,17 +122,14 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
                 b = await net.block(0, n)
                 assert b is not None, n
                 blocks.append(b)
-            snap, violations = CliqueSnapshot.genesis(blocks[0], CliqueConfig(PERIOD))
-            assert violations == []
+            snap, verdicts = follow(None, blocks, CliqueConfig(PERIOD), expected=[node_a.address, node_b.address])
+            assert snap is not None
             assert snap.checksummed() == tuple(sorted((node_a.address, node_b.address), key=str.lower))
-            sealers: list[str | None] = [None]
-            found: list[Violation] = []
-            for b in blocks[1:]:
-                snap, vs = snap.apply(b)
-                found += vs
-                sealers.append(snap.sealer)
-                assert snap.in_turn is (int(b["difficulty"], 16) == 2)
-            assert found == [], [str(v) for v in found]
+            found = [str(x) for v in verdicts for x in v.violations]
+            assert found == [], found
+            assert all(v.authorized for v in verdicts[1:])
+            assert [v.in_turn for v in verdicts[1:]] == [int(b["difficulty"], 16) == 2 for b in blocks[1:]]
+            sealers = [v.sealer for v in verdicts]
             assert set(sealers[1:]) == set(sealers[stalled + 1:]) == {node_a.address, node_b.address}
 
             # the agent stored every block from 0 with its sealer, as the node states them

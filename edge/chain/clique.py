@@ -66,8 +66,10 @@ __all__ = [
     "SignerChange",
     "CliqueSnapshot",
     "SnapshotError",
+    "BlockVerdict",
     "signers_from_extra",
     "check_expected",
+    "follow",
 ]
 
 VANITY: Final = 32
@@ -686,3 +688,68 @@ def check_expected(snapshot: CliqueSnapshot, expected: Sequence[str]) -> Violati
               f"{[_cs(a) for a in missing]} not on the chain")
     return Violation(snapshot.number, snapshot.hash, "expected_set_mismatch", snapshot.sealer, detail)
 
+
+
+@dataclass(frozen=True, slots=True)
+class BlockVerdict:
+    """What the Clique rules say about one block: the row an ingest stage stores with it.
+
+    Attributes:
+        number, hash: the block.
+        sealer: EIP-55 sealer (None: genesis, or no recoverable seal).
+        authorized: the sealer was in the signer set at its block (False also when no
+            sealer could be recovered; None for the genesis).
+        in_turn: it was the in-turn sealer (None when not computable).
+        violations: the rules the block broke (each an alarm), plus an
+            ``expected_set_mismatch`` when the set differs from ``poa.authorities``.
+        changes: signer-set changes the block made (genesis included).
+        snapshot: the serialized snapshot after the block (:meth:`CliqueSnapshot.to_bytes`).
+    """
+
+    number: int
+    hash: bytes
+    sealer: str | None
+    authorized: bool | None
+    in_turn: bool | None
+    violations: tuple[Violation, ...]
+    changes: tuple[SignerChange, ...]
+    snapshot: bytes
+
+
+def follow(
+    snapshot: CliqueSnapshot | None,
+    headers: Iterable[Mapping[str, Any]],
+    config: CliqueConfig,
+    expected: Sequence[str] = (),
+) -> tuple[CliqueSnapshot | None, list[BlockVerdict]]:
+    """Apply consecutive headers to ``snapshot``: one :class:`BlockVerdict` per block.
+
+    The whole Clique step of an ingest batch: with ``snapshot`` None the first header must
+    be the genesis (block 0), which gives the initial set; otherwise it must be the child
+    of ``snapshot`` (the one stored for the parent; after a reorg, the one stored for the
+    fork point). ``expected`` (``poa.authorities``) is compared with the set at the
+    genesis and after every change (:func:`check_expected`); empty = follow the chain.
+
+    Returns:
+        ``(last snapshot, verdicts)``; the snapshot is None only if ``headers`` was empty
+        and ``snapshot`` None.
+
+    Raises:
+        SnapshotError: a header that is not the child of the previous one, or a first
+            header that is neither the genesis (without a snapshot) nor the snapshot's child.
+    """
+    out: list[BlockVerdict] = []
+    for header in headers:
+        if snapshot is None:
+            snapshot, vs = CliqueSnapshot.genesis(header, config)
+            authorized: bool | None = None
+        else:
+            snapshot, vs = snapshot.apply(header)
+            authorized = snapshot.sealer is not None and not any(v.rule == "unauthorized_signer" for v in vs)
+        if snapshot.changes:
+            mismatch = check_expected(snapshot, expected)
+            if mismatch is not None:
+                vs.append(mismatch)
+        out.append(BlockVerdict(snapshot.number, snapshot.hash, snapshot.sealer, authorized, snapshot.in_turn,
+                                tuple(vs), snapshot.changes, snapshot.to_bytes()))
+    return snapshot, out
