@@ -378,7 +378,7 @@ class EthereumJSNet:
             # never optional: the defaults query a public DNS resolver and discovery nodes
             "--discDns", "false", "--discV4", "false", "--dnsAddr", "127.0.0.1", "--extIP", "127.0.0.1",
             "--maxPeers", str(max(0, len(self.nodes) - 1)),
-            "--logLevel", self.log_level, "--logFile", "false",
+            "--logLevel", self.log_level, "--no-logFile",  # "--logFile false" logs to a file named "false"
         ]
         if self.single_node:
             args.append("--isSingleNode")
@@ -436,7 +436,7 @@ class EthereumJSNet:
             try:
                 # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
                 node.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             preexec_fn=_set_pdeathsig, start_new_session=True)
+                                             cwd=node.data_dir, preexec_fn=_set_pdeathsig, start_new_session=True)
             except OSError as e:
                 raise DevChainError(f"cannot start EthereumJS sealer {i}: {e}") from e
 
