@@ -25,7 +25,7 @@ from eth_keys.datatypes import PrivateKey
 from edge.chain.clique import CliqueConfig, CliqueSnapshot, Violation, follow
 from edge.config import dump_toml
 from edge.devnet.ethereumjs import EthereumJSNet, ethereumjs_cli
-from edge.devnet.netns import netns_available
+from edge.devnet.netns import die_with_parent, netns_available
 from edge.errors import DevChainError
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,7 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
         with open(agent_log, "ab") as err:
             agent = subprocess.Popen(net.ns.exec_args([sys.executable, "-m", "edge", "run", "--config",
                                                        str(tmp_path / "edge.toml"), "--no-score"]),
-                                     stdout=subprocess.DEVNULL, stderr=err)
+                                     stdout=subprocess.DEVNULL, stderr=err, preexec_fn=die_with_parent)
         try:
             await _until("the two sealers to agree on block 3", lambda: _agree(net, 3), 40, logs)
             # nothing listens anywhere but the namespace's 127.0.0.1

@@ -35,14 +35,12 @@ see :data:`CONVERGENCE_NOTES`.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,7 +50,7 @@ from typing import Any, Final, Literal
 
 from eth_keys.datatypes import PrivateKey
 
-from edge.devnet.netns import NetNamespace
+from edge.devnet.netns import NetNamespace, die_with_parent
 from edge.errors import DevChainError
 
 __all__ = [
@@ -224,12 +222,6 @@ def clique_genesis(
         "baseFeePerGas": hex(1_000_000_000),
         "alloc": {a.lower(): {"balance": hex(v)} for a, v in (alloc or {}).items()},
     }
-
-
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -436,7 +428,7 @@ class EthereumJSNet:
             try:
                 # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
                 node.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             cwd=node.data_dir, preexec_fn=_set_pdeathsig, start_new_session=True)
+                                             cwd=node.data_dir, preexec_fn=die_with_parent, start_new_session=True)
             except OSError as e:
                 raise DevChainError(f"cannot start EthereumJS sealer {i}: {e}") from e
 

@@ -21,8 +21,10 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -30,10 +32,22 @@ from typing import Any, TypeVar
 
 from edge.errors import DevChainError
 
-__all__ = ["NetNamespace", "netns_available"]
+__all__ = ["NetNamespace", "die_with_parent", "netns_available"]
 
 _CLONE_NEWNET = 0x40000000
 _T = TypeVar("_T")
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must die with its parent: ``PR_SET_PDEATHSIG`` SIGKILL.
+
+    Linux only (a no-op elsewhere). The signal is tied to the thread that forked the
+    child, so start such children from a long-lived thread (the event loop's), never
+    from a worker thread that ends. Kept across ``ip netns exec`` (it execs the program).
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def netns_available() -> str | None:
