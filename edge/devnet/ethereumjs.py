@@ -28,8 +28,10 @@ Clique blocks at the configured period; its block builder drops every transactio
 RPC has no ``eth_subscribe`` (an agent must poll), no ``trace_block`` and no
 ``debug_traceBlockByNumber``.
 
-Multi-sealer networks (investigated for issue 12; :attr:`EthereumJSNet.peering`):
-see :data:`CONVERGENCE_NOTES`.
+Multi-sealer networks (investigated for issue 12): two sealers converge when the one in
+turn for block 1 starts first and the other joins with that block preloaded (what
+``join_at_block`` does); three or more do not. What was tried, and why, is in
+:data:`CONVERGENCE_NOTES`.
 """
 
 from __future__ import annotations
