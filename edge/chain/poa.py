@@ -26,6 +26,10 @@ when present, by ``baseFeePerGas`` (EIP-1559), ``withdrawalsRoot`` (EIP-4895),
 ``requestsHash`` (EIP-7685). Integers are RLP-encoded as minimal big-endian bytes
 (Ethereum Yellow Paper, appendix B).
 
+The genesis block (number 0) is never sealed: :meth:`SealChecker.check` reports it with
+signer None instead of failing on its zero seal (a Clique genesis lists the initial
+signers in extraData; :mod:`edge.chain.clique` tracks the set from there).
+
 On a dev chain (anvil) blocks carry no seal: :class:`SealChecker` then reports engine
 ``"none"`` and logs once (logger ``edge.poa``) that the check is off. A malformed seal
 raises :class:`edge.errors.SealError` naming the block number and what was wrong.
@@ -486,7 +490,10 @@ class SealChecker:
 
         Returns:
             a :class:`SealResult`; engine ``"none"`` (and one log line per checker,
-            logger ``edge.poa``) for an unsealed block on a dev chain.
+            logger ``edge.poa``) for an unsealed block on a dev chain. Block 0 (the
+            genesis, never sealed) gives signer None: a Clique genesis is reported as
+            engine ``"clique"`` (its extraData lists the initial signers), an AuRa one
+            as ``"aura"`` when configured, else ``"none"`` without logging.
 
         Raises:
             SealError: malformed header or seal (short extraData, bad signature, missing
@@ -499,6 +506,8 @@ class SealChecker:
         engine: Engine
         if self._engine == "none":
             return self._off(number, "engine set to none")
+        if number == 0:
+            return self._genesis(header)
         if self._engine == "auto":
             engine = detect_engine(header)
             if engine == "none":
@@ -521,6 +530,26 @@ class SealChecker:
         if engine == "clique":
             return self._check_clique(header, number)
         return self._check_aura(header, number)
+
+    def _genesis(self, header: Mapping[str, Any]) -> SealResult:
+        """Block 0 carries no seal on any engine: it is the genesis that defines the set.
+
+        A Clique genesis states the initial signers in extraData (EIP-225: vanity(32) ‖
+        signers ‖ 65 zero bytes); :mod:`edge.chain.clique` takes them from there. Forcing
+        Clique on a genesis without that layout is still an error (not a Clique chain).
+        """
+        extra = _bytes_field(header, "extraData")
+        body = len(extra) - _CLIQUE_MIN_EXTRA
+        clique_layout = body > 0 and body % 20 == 0 and extra[-_SIG_LEN:] == bytes(_SIG_LEN)
+        if clique_layout and self._engine in ("auto", "clique"):
+            return SealResult("clique", None, None, None,
+                              f"genesis block: no seal; its extraData names {body // 20} signer(s)", 0)
+        if self._engine == "aura":
+            return SealResult("aura", None, None, None, "genesis block: no seal", 0)
+        if self._engine == "auto":
+            return SealResult("none", None, None, None, "seal check off: the genesis block carries no seal", 0)
+        _clique_parts(header)  # forced Clique on a genesis that is not one: say why
+        return SealResult("clique", None, None, None, "genesis block: no seal", 0)
 
     def _check_clique(self, header: Mapping[str, Any], number: int) -> SealResult:
         signer = clique_signer(header)
