@@ -12,7 +12,6 @@ import pytest
 
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChain
-from edge.errors import ConfigError
 from edge.agent import Agent
 from edge.store.db import Outbox
 from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config, mine_all
@@ -217,11 +216,20 @@ async def test_full_outbox_pauses_ingest_and_loses_nothing(chain_factory, tmp_pa
     assert dump_outbox(db) == dump_outbox(fresh)
 
 
-async def test_wrong_chain_id_is_a_config_error(chain_factory, tmp_path: Path) -> None:
+async def test_wrong_chain_id_is_an_alarm_and_a_wait_naming_the_key(chain_factory, tmp_path: Path) -> None:
+    """A node reporting another chain id may be a sick node's transient answer: the agent
+    says which key to check and keeps waiting; it stores nothing and never exits."""
     chain = await chain_factory()
-    cfg = make_config(chain, tmp_path / "edge.sqlite", node={"chain_id": 1})
-    with pytest.raises(ConfigError, match="node.chain_id"):
-        await ingest_to(cfg, 0)
+    cfg = make_config(chain, tmp_path / "edge.sqlite", node={"chain_id": 1, "reconnect_max_s": 0.2})
+    async with Agent(cfg, score=False) as agent:
+        task = asyncio.create_task(agent.run())
+        await asyncio.wait_for(agent.ingester.wait_until(lambda s: s.reconnects >= 3), 60)
+        assert not task.done()
+        assert "reports chain id 7201, but node.chain_id is 1" in agent.stats.last_error
+        assert agent.stats.cursor == -1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def test_logs_filtered_by_watch_list(chain_factory, tmp_path: Path) -> None:
