@@ -88,6 +88,7 @@ FLAG_NAMES: Final[tuple[str, ...]] = (
     "is_proxy",
     "selfdestruct",
     "external_call",
+    "owner_can_withdraw",
 )
 """Every flag this analyzer can raise (GoPlus token-security field names)."""
 
@@ -356,6 +357,24 @@ def _mapping_key(key: Term) -> Term:
     return UNK
 
 
+def _role_base(key: Term) -> int | None:
+    """Base slot of a role / list lookup on the caller: ``m[msg.sender]`` (m at a constant
+    slot) or ``roles[ROLE][msg.sender]`` (ROLE a constant, OpenZeppelin AccessControl
+    style); None otherwise (``approvals[owner][msg.sender]`` is an approval, not a role)."""
+    if type(key) is not int and key[0] == "+" and type(key[3]) is int:
+        key = key[2]
+    if type(key) is int or key[0] != "H" or key[2] != CALLER:
+        return None
+    inner = key[3]
+    if type(inner) is int:
+        return inner
+    if inner[0] == "+" and type(inner[3]) is int:
+        inner = inner[2]
+    if inner[0] == "H" and type(inner[2]) is int and type(inner[3]) is int:
+        return inner[3]
+    return None
+
+
 def _is_caller_keyed(key: Term, depth: int = 0) -> bool:
     """True for a mapping entry keyed by CALLER at any nesting level (m[msg.sender],
     m[x][msg.sender])."""
@@ -482,7 +501,7 @@ class _Store:
     key: Term
     value: Term
     gates: frozenset[tuple[Any, ...]]
-    allowance_read: bool
+    allowance_read: bool  # an allowance was read or the caller compared on the path
 
 
 @dataclass(slots=True)
@@ -497,7 +516,8 @@ class _Func:
     blocks: set[int] = field(default_factory=set)
     stores: list[_Store] = field(default_factory=list)
     loads: set[Any] = field(default_factory=set)
-    calls: list[tuple[Term, frozenset[tuple[Any, ...]]]] = field(default_factory=list)
+    calls: list[tuple[Term, Term, frozenset[tuple[Any, ...]]]] = field(default_factory=list)
+    conds: set[Any] = field(default_factory=set)
     delegatecalls: list[Term] = field(default_factory=list)
     selfdestructs: list[frozenset[tuple[Any, ...]]] = field(default_factory=list)
     guards: list[_Guard] = field(default_factory=list)
@@ -534,6 +554,8 @@ def _implied(cond: Term, pol: bool, out: set[tuple[Any, ...]], depth: int = 0) -
             _implied(a, not pol, out, depth + 1)
         elif a == 0:
             _implied(b, not pol, out, depth + 1)
+        elif a == 1 or b == 1:
+            _implied(b if a == 1 else a, pol, out, depth + 1)
         elif pol:
             for x, y in ((a, b), (b, a)):
                 if x == CALLER or x == ORIGIN:
@@ -544,14 +566,14 @@ def _implied(cond: Term, pol: bool, out: set[tuple[Any, ...]], depth: int = 0) -
                         s = _storage_slot_of(y)
                         if s is not None:
                             out.add(("owner", s))
-                        elif y[0] == "S" and _mapping_base(y[2]) is not None:
-                            out.add(("role", _mapping_base(y[2])))
+                        elif y[0] == "S" and _role_base(y[2]) is not None:
+                            out.add(("role", _role_base(y[2])))
     elif t == "V":
         if not pol:
             out.add(_NV)
     elif t == "S":
-        if pol and _is_caller_keyed(cond[2]):
-            base = _mapping_base(cond[2])
+        if pol:
+            base = _role_base(cond[2])
             if base is not None:
                 out.add(("role", base))
     elif t == ">>":
@@ -701,7 +723,7 @@ class _Analyzer:
                 args = [st.pop() for _ in range(npop)]
                 if func is not None:
                     if op == 0xF1 or op == 0xF2:
-                        func.calls.append((args[1], frozenset()))
+                        func.calls.append((args[1], args[2], frozenset()))
                     elif op == 0xF4:
                         func.delegatecalls.append(args[1])
                 st.append(("R", 1))
@@ -858,7 +880,7 @@ class _Analyzer:
                 for s in owner.stores[n_stores:]:
                     s.gates = gates
             if len(owner.calls) > n_calls:
-                owner.calls[n_calls:] = [(t, gates) for t, _ in owner.calls[n_calls:]]
+                owner.calls[n_calls:] = [(t, v, gates) for t, v, _ in owner.calls[n_calls:]]
             if kind == "end":
                 if data == 0xFF:
                     owner.selfdestructs.append(gates)
@@ -899,6 +921,10 @@ class _Analyzer:
                         else:
                             work.append((nxt, st, mem, gates, reads))
                         continue
+                if len(owner.conds) < 512:
+                    owner.conds.add(cond)
+                if not reads and _contains(cond, _is_caller_eq):
+                    reads = True  # the caller is checked against something: authorised
                 g_t: set[tuple[Any, ...]] = set(gates)
                 g_f: set[tuple[Any, ...]] = set(gates)
                 _implied(cond, True, g_t)
@@ -996,6 +1022,20 @@ class _Analyzer:
                 break
         self.probe_cache[key] = result
         return result
+
+
+def _is_caller_eq(x: Term) -> bool:
+    return x[0] == "=" and (x[2] == CALLER or x[3] == CALLER)
+
+
+def _checked_sub(f: _Func, value: Term) -> bool:
+    """True if some branch of ``f`` compares the old value of a ``x - y`` store (the
+    SafeMath / solc 0.8 underflow check, or an explicit ``require(x >= y)``)."""
+    if type(value) is int or value[0] != "-":
+        return True
+    old = value[2]
+    return any(_contains(c, lambda x: x[0] == "<" and (x[2] == old or x[3] == old))
+               for c in f.conds)
 
 
 def _fold(op: int, a: int, b: int) -> int:
@@ -1102,6 +1142,8 @@ def _classify(
             _classify(a, not pol, out, depth + 1)
         elif a == 0:
             _classify(b, not pol, out, depth + 1)
+        elif a == 1 or b == 1:  # flag == true (0.4-era code)
+            _classify(b if a == 1 else a, pol, out, depth + 1)
         else:
             for x in (a, b):
                 s = _storage_slot_of(x)
@@ -1195,6 +1237,14 @@ class _Rules:
                 base = _mapping_base(k)
                 if base is not None and _is_calldata(_mapping_key(k)):
                     self.balance_slots.add(base)
+        if not self.balance_slots:
+            # No usable balanceOf: a mapping some function moves like a token balance
+            # (m[msg.sender] -= x; m[k] += x) is taken as the balances mapping.
+            for f in funcs.values():
+                subs = {_mapping_base(s.key) for s in f.stores
+                        if _top(s.value) == "-" and _mapping_key(s.key) == CALLER}
+                adds = {_mapping_base(s.key) for s in f.stores if _top(s.value) == "+"}
+                self.balance_slots |= {b for b in subs & adds if b is not None}
         ts = funcs.get(_SEL_TOTAL_SUPPLY)
         self.supply_slots = {k for k in ts.loads if type(k) is int} if ts else set()
         self.owner_slots: set[int] = set()
@@ -1229,6 +1279,7 @@ class _Rules:
         self._proxy()
         self._selfdestruct()
         self._external_call()
+        self._withdraw()
         return self.flags
 
     def _supply_and_balances(self) -> None:
@@ -1239,6 +1290,15 @@ class _Rules:
             bal_sub = [s for s in f.stores if self._is_balance(s.key) and _top(s.value) == "-"]
             sup_add = [s for s in f.stores
                        if type(s.key) is int and s.key in self.supply_slots and _top(s.value) == "+"]
+            unchecked = [s for s in bal_sub if _privileged(s.gates)
+                         and not _is_calldata(_mapping_key(s.key))
+                         and not _checked_sub(f, s.value)]
+            if unchecked and any(_is_calldata(_mapping_key(s.key)) for s in bal_add):
+                st = unchecked[0]
+                self.add("is_mintable", 0.7, [f.selector],
+                         [_slot_text(s.key) or "" for s in unchecked], ["SUB", "SSTORE"],
+                         f"{_who(st.gates)} {_fn_text(f.selector)} credits any address and debits "
+                         f"a balance without checking it first (the debit can wrap: a mint)")
             if (bal_add and not bal_sub) or sup_add:
                 st = (sup_add or bal_add)[0]
                 who = _who(st.gates)
@@ -1248,7 +1308,9 @@ class _Rules:
                          f"{who} {_fn_text(f.selector)} increases the balances mapping"
                          f" {'and the total supply ' if sup_add else ''}(mint)")
             moved = [s for s in f.stores if self._is_balance(s.key)
-                     and _is_calldata(_mapping_key(s.key)) and _top(s.value) != "+"]
+                     and _is_calldata(_mapping_key(s.key)) and (
+                         _top(s.value) == "-" or (_top(s.value) != "+" and (
+                             type(s.value) is int or _is_calldata(s.value))))]
             for s in moved:
                 if _privileged(s.gates):
                     self.add("owner_change_balance", 0.9, [f.selector], [_slot_text(s.key) or ""],
@@ -1258,6 +1320,21 @@ class _Rules:
                     self.add("owner_change_balance", 0.7, [f.selector], [_slot_text(s.key) or ""],
                              ["SSTORE"], f"{_fn_text(f.selector)} moves tokens out of an address "
                              f"given in the call data without checking an allowance")
+
+    def _withdraw(self) -> None:
+        for f in self.funcs.values():
+            if f.selector in _TRANSFERS:
+                continue
+            for t, v, g in f.calls:
+                if not _privileged(g) or (type(t) is int and t <= 0xFFFF):
+                    continue
+                to_caller = t == CALLER or _storage_slot_of(t) in self.owner_slots
+                if v != 0 or _is_calldata(t) or to_caller:
+                    what = "sends the contract's ether" if v != 0 else "calls out"
+                    self.add("owner_can_withdraw", 0.8, [f.selector], [], ["CALL"],
+                             f"{_who(g)} {_fn_text(f.selector)} {what} to an address the "
+                             f"privileged caller chooses (funds or tokens held by the contract "
+                             f"can leave)")
 
     def _gated_writer(self, slot_txt: str, calldata_value: bool) -> list[tuple[_Func, _Store]]:
         out = []
@@ -1392,7 +1469,7 @@ class _Rules:
             f = self.funcs.get(sel)
             if f is None:
                 continue
-            for t, _g in f.calls:
+            for t, _v, _g in f.calls:
                 if type(t) is int and t <= 0xFFFF:
                     continue  # a precompile
                 self.add("external_call", 0.8, [sel], [], ["CALL"],
