@@ -965,7 +965,8 @@ class _Analyzer:
             func.guards.append(_Guard(cond, rf))  # go on by the taken branch if fall reverts
 
     def _reverts(self, pc: int, st: list[Term], mem: dict[int, Term], depth: int = 0) -> bool:
-        """True if every path from ``pc`` ends in REVERT/INVALID within the probe budget."""
+        """True if every path from ``pc`` ends in REVERT/INVALID, or in STOP/RETURN with no
+        SSTORE/LOG/CALL/CREATE on the way, within the probe budget (the operation is refused)."""
         key = (pc, self._skeleton(st), depth)
         hit = self.probe_cache.get(key)
         if hit is not None:
@@ -985,7 +986,9 @@ class _Analyzer:
                 break
             kind, data, _ = self._run_block(pc, stack, m, None, False)
             if kind == "end":
-                result = data == 0xFD
+                # REVERT / INVALID, or STOP / RETURN with nothing stored, logged or sent
+                # (the ``if (paused) return false;`` of early tokens): the transfer is refused.
+                result = data in (0xFD, 0x00, 0xF3)
                 break
             if kind == "bad":
                 result = True
@@ -1328,13 +1331,15 @@ class _Rules:
             for t, v, g in f.calls:
                 if not _privileged(g) or (type(t) is int and t <= 0xFFFF):
                     continue
-                to_caller = t == CALLER or _storage_slot_of(t) in self.owner_slots
-                if v != 0 or _is_calldata(t) or to_caller:
-                    what = "sends the contract's ether" if v != 0 else "calls out"
-                    self.add("owner_can_withdraw", 0.8, [f.selector], [], ["CALL"],
-                             f"{_who(g)} {_fn_text(f.selector)} {what} to an address the "
-                             f"privileged caller chooses (funds or tokens held by the contract "
-                             f"can leave)")
+                if v != 0:
+                    conf, what = 0.85, "sends the contract's ether out"
+                elif _is_calldata(t):
+                    conf, what = 0.8, "calls a contract named in the call data"
+                else:
+                    conf, what = 0.6, "calls another contract"
+                self.add("owner_can_withdraw", conf, [f.selector], [], ["CALL"],
+                         f"{_who(g)} {_fn_text(f.selector)} {what} (ether or tokens held by "
+                         f"this contract can be moved out by the privileged caller)")
 
     def _gated_writer(self, slot_txt: str, calldata_value: bool) -> list[tuple[_Func, _Store]]:
         out = []
