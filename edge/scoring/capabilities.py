@@ -718,6 +718,8 @@ class _Analyzer:
                 continue
             if op in _ENV_TERMS:
                 st.append(_ENV_TERMS[op])
+                if func is not None and op != 0x34:
+                    func.env_reads = True
                 continue
             if op in (0xF1, 0xF2, 0xF4, 0xFA):
                 args = [st.pop() for _ in range(npop)]
@@ -726,6 +728,8 @@ class _Analyzer:
                         func.calls.append((args[1], args[2], frozenset()))
                     elif op == 0xF4:
                         func.delegatecalls.append(args[1])
+                    else:
+                        func.env_reads = True  # STATICCALL reads state
                 st.append(("R", 1))
                 continue
             if 0xA0 <= op <= 0xA4 and func is not None:
@@ -845,7 +849,7 @@ class _Analyzer:
         func: _Func | None,
         starts: list[tuple[int, list[Term], dict[int, Term], frozenset[tuple[Any, ...]]]],
     ) -> None:
-        seen: set[tuple[Any, ...]] = set()
+        seen: dict[tuple[Any, ...], int] = {}  # merge key -> hash of the first stack, or -1
         visits: dict[int, int] = {}
         work: list[tuple[int, list[Term], dict[int, Term], frozenset[tuple[Any, ...]], bool]] = [
             (pc, list(st), dict(mem), g, False) for pc, st, mem, g in starts
@@ -855,9 +859,20 @@ class _Analyzer:
         while work:
             pc, st, mem, gates, reads = work.pop()
             key = (pc, self._skeleton(st), gates, reads)
-            if key in seen:
-                continue
-            seen.add(key)
+            h = hash(tuple(st))
+            first = seen.get(key)
+            if first is not None:
+                if first == -1 or first == h:
+                    continue
+                # Same context, other values (a loop counter, a second call of a helper):
+                # widen once, every constant that is no jump target becomes unknown, so the
+                # loop exit and the other outcomes are explored; then the key is closed.
+                seen[key] = -1
+                jd = self.c.jumpdests
+                st = [x if type(x) is not int or x in jd else UNK for x in st]
+                mem = {}
+            else:
+                seen[key] = h
             v = visits.get(pc, 0)
             if v >= _BLOCK_VISITS:
                 if func is not None:
@@ -1487,9 +1502,13 @@ class _Rules:
 
 
 def _mutability(f: _Func) -> str:
+    """ABI state mutability from what the code does (Solidity docs, "State Mutability"):
+    payable unless every successful end is behind a ``CALLVALUE == 0`` check; nonpayable
+    if it can SSTORE, CALL, CREATE, DELEGATECALL or SELFDESTRUCT; view if it reads
+    storage or the environment (SLOAD, CALLER, TIMESTAMP, STATICCALL, ...); else pure."""
     if f.ends_payable:
         return "payable"
-    if f.stores or f.calls or f.delegatecalls or f.selfdestructs or f.logs or f.creates:
+    if f.stores or f.calls or f.delegatecalls or f.selfdestructs or f.creates:
         return "nonpayable"
     if f.loads or f.env_reads:
         return "view"
