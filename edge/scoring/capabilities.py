@@ -855,6 +855,7 @@ class _Analyzer:
             (pc, list(st), dict(mem), g, False) for pc, st, mem, g in starts
         ]
         states = 0
+        self._check_time()
         fallback = self._fallback_func() if func is None else None
         while work:
             pc, st, mem, gates, reads = work.pop()
@@ -1263,6 +1264,15 @@ class _Rules:
                         if _top(s.value) == "-" and _mapping_key(s.key) == CALLER}
                 adds = {_mapping_base(s.key) for s in f.stores if _top(s.value) == "+"}
                 self.balance_slots |= {b for b in subs & adds if b is not None}
+        # Functions that move balances for anyone (transfer, transferFrom, and the sell /
+        # transferAndCall style ones that add and subtract balances with no privileged gate).
+        self.movers: set[int] = {s for s in _TRANSFERS if s in funcs}
+        for f in funcs.values():
+            bal = [s for s in f.stores if _mapping_base(s.key) in self.balance_slots]
+            if (f.selector >= 0 and any(_top(s.value) == "+" for s in bal)
+                    and any(_top(s.value) == "-" for s in bal)
+                    and not any(_privileged(s.gates) for s in bal)):
+                self.movers.add(f.selector)
         ts = funcs.get(_SEL_TOTAL_SUPPLY)
         self.supply_slots = {k for k in ts.loads if type(k) is int} if ts else set()
         self.owner_slots: set[int] = set()
@@ -1359,7 +1369,7 @@ class _Rules:
     def _gated_writer(self, slot_txt: str, calldata_value: bool) -> list[tuple[_Func, _Store]]:
         out = []
         for f, s in self.writers.get(slot_txt, []):
-            if f.selector in _TRANSFERS:
+            if f.selector in self.movers:
                 continue
             if calldata_value and not _is_calldata(s.value):
                 continue
@@ -1367,7 +1377,7 @@ class _Rules:
         return out
 
     def _transfer_guards(self) -> None:
-        for sel in sorted(_TRANSFERS):
+        for sel in sorted(self.movers):
             f = self.funcs.get(sel)
             if f is None:
                 continue

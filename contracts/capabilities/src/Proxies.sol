@@ -3,6 +3,7 @@
 // expect SlotProxy: is_proxy
 // expect KillableVault: selfdestruct
 // expect PlainVault: none
+// expect WithdrawVault: owner_can_withdraw
 pragma solidity >=0.4.24 <0.9.0;
 
 // EIP-1967: implementation address at keccak256("eip1967.proxy.implementation") - 1.
@@ -88,5 +89,23 @@ contract PlainVault {
 
     function deposit() public payable {
         deposits = deposits + msg.value;
+    }
+}
+
+contract WithdrawVault {
+    address public owner;
+    uint256 public deposits;
+
+    CONSTRUCTOR {
+        owner = msg.sender;
+    }
+
+    function deposit() public payable {
+        deposits = deposits + msg.value;
+    }
+
+    function withdraw(uint256 amount) public {
+        require(msg.sender == owner, "not owner");
+        PAYABLE_SENDER.transfer(amount);
     }
 }
