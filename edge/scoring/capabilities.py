@@ -598,7 +598,7 @@ class _Analyzer:
 
     def _skeleton(self, stack: list[Term]) -> tuple[int, ...]:
         jd = self.c.jumpdests
-        return tuple(x if type(x) is int and x in jd else -1 for x in stack)
+        return tuple([x if type(x) is int and x in jd else -1 for x in stack])
 
     # -- one block ----------------------------------------------------------------------
 
@@ -856,7 +856,7 @@ class _Analyzer:
         ]
         states = 0
         self._check_time()
-        fallback = self._fallback_func() if func is None else None
+        owner: _Func = func if func is not None else self._fallback_func()
         while work:
             pc, st, mem, gates, reads = work.pop()
             key = (pc, self._skeleton(st), gates, reads)
@@ -887,7 +887,6 @@ class _Analyzer:
                 break
             if states & 63 == 0:
                 self._check_time()
-            owner = func if func is not None else fallback
             owner.blocks.add(pc)
             n_stores = len(owner.stores)
             n_calls = len(owner.calls)
@@ -1044,7 +1043,7 @@ class _Analyzer:
 
 
 def _is_caller_eq(x: Term) -> bool:
-    return x[0] == "=" and (x[2] == CALLER or x[3] == CALLER)
+    return bool(x[0] == "=" and (x[2] == CALLER or x[3] == CALLER))
 
 
 def _checked_sub(f: _Func, value: Term) -> bool:
@@ -1259,34 +1258,34 @@ class _Rules:
         if not self.balance_slots:
             # No usable balanceOf: a mapping some function moves like a token balance
             # (m[msg.sender] -= x; m[k] += x) is taken as the balances mapping.
-            for f in funcs.values():
-                subs = {_mapping_base(s.key) for s in f.stores
-                        if _top(s.value) == "-" and _mapping_key(s.key) == CALLER}
-                adds = {_mapping_base(s.key) for s in f.stores if _top(s.value) == "+"}
+            for fn in funcs.values():
+                subs = {_mapping_base(w.key) for w in fn.stores
+                        if _top(w.value) == "-" and _mapping_key(w.key) == CALLER}
+                adds = {_mapping_base(w.key) for w in fn.stores if _top(w.value) == "+"}
                 self.balance_slots |= {b for b in subs & adds if b is not None}
         # Functions that move balances for anyone (transfer, transferFrom, and the sell /
         # transferAndCall style ones that add and subtract balances with no privileged gate).
         self.movers: set[int] = {s for s in _TRANSFERS if s in funcs}
-        for f in funcs.values():
-            bal = [s for s in f.stores if _mapping_base(s.key) in self.balance_slots]
-            if (f.selector >= 0 and any(_top(s.value) == "+" for s in bal)
-                    and any(_top(s.value) == "-" for s in bal)
-                    and not any(_privileged(s.gates) for s in bal)):
-                self.movers.add(f.selector)
+        for fn in funcs.values():
+            moved = [w for w in fn.stores if _mapping_base(w.key) in self.balance_slots]
+            if (fn.selector >= 0 and any(_top(w.value) == "+" for w in moved)
+                    and any(_top(w.value) == "-" for w in moved)
+                    and not any(_privileged(w.gates) for w in moved)):
+                self.movers.add(fn.selector)
         ts = funcs.get(_SEL_TOTAL_SUPPLY)
         self.supply_slots = {k for k in ts.loads if type(k) is int} if ts else set()
         self.owner_slots: set[int] = set()
-        for s in (_SEL_OWNER, _SEL_GET_OWNER):
-            f = funcs.get(s)
-            if f is not None:
-                self.owner_slots |= {k for k in f.loads if type(k) is int}
+        for sel in (_SEL_OWNER, _SEL_GET_OWNER):
+            getter = funcs.get(sel)
+            if getter is not None:
+                self.owner_slots |= {k for k in getter.loads if type(k) is int}
         # writers: slot text -> [(func, store)]
         self.writers: dict[str, list[tuple[_Func, _Store]]] = {}
-        for f in funcs.values():
-            for s in f.stores:
-                txt = _slot_text(s.key)
+        for fn in funcs.values():
+            for w in fn.stores:
+                txt = _slot_text(w.key)
                 if txt is not None:
-                    self.writers.setdefault(txt, []).append((f, s))
+                    self.writers.setdefault(txt, []).append((fn, w))
 
     def add(self, name: str, conf: float, sels: Iterable[int], slots: Iterable[str],
             ops: Iterable[str], reason: str) -> None:
@@ -1449,7 +1448,7 @@ class _Rules:
             owner_slots = {max(gate_counts, key=lambda k: (gate_counts[k], -k))}
         for f in self.funcs.values():
             for s in f.stores:
-                hard = [g for g in s.gates if g[0] == "hardcoded"]
+                hard = sorted(g for g in s.gates if g[0] == "hardcoded")
                 if hard:
                     self.add("hidden_owner", 0.8, [f.selector], [_slot_text(s.key) or ""],
                              ["CALLER", "EQ", "PUSH20"],
@@ -1457,7 +1456,7 @@ class _Rules:
                              f"0x{hard[0][1]:040x} and writes storage")
                 if type(s.key) is not int or s.key not in owner_slots:
                     continue
-                others = [g for g in s.gates if g[0] == "owner" and g[1] not in owner_slots]
+                others = sorted(g for g in s.gates if g[0] == "owner" and g[1] not in owner_slots)
                 if hard:
                     self.add("can_take_back_ownership", 0.8, [f.selector], [hex(s.key)],
                              ["SSTORE"], f"{_fn_text(f.selector)} lets a hard-coded address "
@@ -1475,8 +1474,8 @@ class _Rules:
 
     def _proxy(self) -> None:
         for f in self.funcs.values():
-            for k in f.loads:
-                if type(k) is int and k in _PROXY_SLOTS:
+            for k in sorted(k for k in f.loads if type(k) is int):
+                if k in _PROXY_SLOTS:
                     self.add("is_proxy", 0.95, [f.selector], [hex(k)], ["SLOAD"],
                              f"{_fn_text(f.selector)} reads the {_PROXY_SLOTS[k]}: "
                              f"the code can be upgraded")
