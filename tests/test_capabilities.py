@@ -248,3 +248,34 @@ def test_rugpull_annotations_recall_floor() -> None:
             hit[s] += bool(set(rep.flag_names) & _RUG_MATCH[s])
     for s, floor in _RUG_FLOOR.items():
         assert total[s] >= 50 and hit[s] / total[s] >= floor, (s, hit[s], total[s])
+
+
+_DIGEST = """
+import hashlib, json, sys
+from pathlib import Path
+from edge.scoring.capabilities import analyze
+art = json.loads(Path(sys.argv[1]).read_text())
+h = hashlib.sha256()
+for name, c in sorted(art["contracts"].items()):
+    js = analyze(bytes.fromhex(c["deployedBytecode"][2:]), budget_s=60).to_json(functions=True)
+    js.pop("elapsed_ms")
+    h.update(json.dumps([name, js], sort_keys=True).encode())
+print(h.hexdigest())
+"""
+
+
+def test_reports_do_not_depend_on_the_hash_seed() -> None:
+    """Same bytes, same report (string hashing is randomised per process; x86 == arm64
+    rests on the analysis being plain integer arithmetic and ordered iteration)."""
+    import os
+    import subprocess
+    import sys
+
+    art = SUITE / "artifacts" / "solc-0.8.37-opt.json"
+    digests = set()
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", _DIGEST, str(art)], env=env, cwd=REPO,
+                             capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1 and len(next(iter(digests))) == 64

@@ -702,7 +702,14 @@ class _Analyzer:
                 continue
             if op == 0x51:
                 off = st.pop()
-                st.append(mem.get(off, UNK) if type(off) is int else UNK)
+                if type(off) is not int:
+                    st.append(UNK)
+                elif off in mem:
+                    st.append(mem[off])
+                elif mem.get(off + 28) == ("A", 1, 0):
+                    st.append(SELECTOR)  # Vyper: calldata word stored at 28, word at 0 read
+                else:
+                    st.append(UNK)
                 continue
             if op == 0x20:
                 off = st.pop()
@@ -926,6 +933,13 @@ class _Analyzer:
                         self._entry(sel, tgt, st, mem, gates)
                     work.append((nxt, st, mem, gates, reads))
                     continue
+                if func is None and type(cond) is tuple and cond[0] == "Z":
+                    sel = _dispatch_selector(cond[2])  # Vyper: ISZERO(selector == c)
+                    if sel is not None:
+                        self._entry(sel, nxt, st, mem, gates)
+                        if type(tgt) is int and tgt in self.c.jumpdests:
+                            work.append((tgt, st, mem, gates, reads))
+                        continue
                 base, odd = _strip_not(cond)
                 if base[0] == "A":
                     if ("nz", base) in gates or ("z", base) in gates:
