@@ -45,7 +45,20 @@ each internal function is explored once per call site; a per-function state budg
 per-code time budget bound the work. A code that runs out of time gets
 ``status="timeout"`` and no flags; the timeout is itself the recorded result.
 
-Limits: Solidity-style dispatch and storage only (Vyper and hand-written code are
+Flags (GoPlus token-security field names, except ``owner_can_withdraw``, which GoPlus
+has no field for and which matches CRPWarner's "leaking token: withdraw" pattern): see
+:data:`FLAG_NAMES`; ``models/README.md`` has the per-flag precision / recall table.
+
+JSON form (:meth:`CapabilityReport.to_json`)::
+
+    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-1", "elapsed_ms": 12.3,
+     "capabilities": ["is_mintable"],
+     "evidence": [{"name": "is_mintable", "confidence": 0.9,
+                   "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"],
+                   "slots": ["0x2", "m:0x0"], "opcodes": ["SSTORE"],
+                   "reason": "owner-only function 0x40c10f19 mint(address,uint256) ..."}]}
+
+Limits: Solidity-style storage; Solidity and Vyper dispatchers (hand-written code is
 analysed as far as the same patterns reach); a proxy's implementation is not seen; flags
 say what the code *allows*, not that anyone did it.
 """
