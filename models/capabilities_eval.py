@@ -94,7 +94,10 @@ far as the same patterns go); a proxy's implementation is not seen; a flag says 
 mint, pause and fee switches too (see the category shares below), so no flag alerts by
 itself: the score alerts. The rug-pull annotations come from CRPWarner's hand-checked
 detections, whose "leaking token" includes owner withdrawals of the contract's own funds
-(hence `owner_can_withdraw`, our own flag, next to `owner_change_balance`); code without
+(hence `owner_can_withdraw`, our own flag, next to `owner_change_balance`; 10 of the 15
+`leaking_token` rows still missed are clones of the ethereum.org MyAdvancedToken tutorial
+(owner-only mintToken, freezeAccount, setPrices for buy/sell), which get `is_mintable` /
+`is_blacklisted` here but move no one's balance); code without
 a token interface (crowdsales, games) has no transfer to restrict, which caps the
 `limiting_sell` recall. The 0.90 recall target is not reached on these rows.
 """
