@@ -138,8 +138,8 @@ def suite_table() -> list[str]:
                 elif f in want:
                     fn[f] += 1
                     row[2] += 1
-    lines = [f"Suite: {n_codes} runtime codes ({len(expect)} contracts x "
-             f"{len(per_file)} compiler/optimizer settings).", ""]
+    lines = [f"Suite: {n_codes} runtime codes of {len(expect)} contracts over {len(per_file)} "
+             "compiler/optimizer settings (the OpenZeppelin ones with solc 0.8.37 only).", ""]
     lines += ["| flag | meaning | positives | precision | recall |", "|---|---|---|---|---|"]
     for f in FLAG_NAMES:
         p = tp[f] / (tp[f] + fp[f]) if tp[f] + fp[f] else float("nan")
