@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check bench bench-ingest train arm-check clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities train arm-check clean
 
 all: test
 
@@ -50,6 +50,16 @@ contracts: node_modules/.stamp-npm
 
 contracts-check: node_modules/.stamp-npm
 	node contracts/build.mjs --check
+
+# The capability ground-truth suite (several solc versions, optimizer off/on).
+capabilities: node_modules/.stamp-npm
+	node contracts/capabilities/build.mjs
+
+capabilities-check: node_modules/.stamp-npm
+	node contracts/capabilities/build.mjs --check
+
+bench-capabilities: setup
+	$(PY) benchmarks/capabilities_speed.py --corpus ../shared/data/contracts/unlabeled_train.jsonl.gz --rows 2000
 
 bench: setup
 	$(EDGE) bench --corpus ../shared/data/contracts/unlabeled_train.jsonl.gz --workers 1

@@ -73,6 +73,8 @@ EXCLUDED_SUBCATEGORIES = ("rugpull_event_no_malicious_function", "rugpull_event_
 MIN_PRECISION = 0.90
 _BENCH_BEGIN = "<!-- bench:begin -->"
 _BENCH_END = "<!-- bench:end -->"
+_CAPS_BEGIN = "<!-- capabilities:begin -->"  # written by models/capabilities_eval.py
+_CAPS_END = "<!-- capabilities:end -->"
 _EXTRA_GLOBS = (
     "@openzeppelin/contracts/build/contracts/*.json",
     "@uniswap/v2-core/build/*.json",
@@ -361,10 +363,13 @@ def _fmt(x: float) -> str:
 
 def _write_card(path: Path, info: dict[str, Any]) -> None:
     old_bench = ""
+    old_caps = f"{_CAPS_BEGIN}\n(not measured yet: run `python models/capabilities_eval.py --write models/README.md`)\n{_CAPS_END}"
     if path.exists():
         text = path.read_text()
         if _BENCH_BEGIN in text and _BENCH_END in text:
             old_bench = text[text.index(_BENCH_BEGIN) : text.index(_BENCH_END) + len(_BENCH_END)]
+        if _CAPS_BEGIN in text and _CAPS_END in text:
+            old_caps = text[text.index(_CAPS_BEGIN) : text.index(_CAPS_END) + len(_CAPS_END)]
     if not old_bench:
         old_bench = f"{_BENCH_BEGIN}\n(not measured yet: run `edge bench`)\n{_BENCH_END}"
     cv = info["cv"]
@@ -585,6 +590,10 @@ def _write_card(path: Path, info: dict[str, Any]) -> None:
         "## Throughput on the device path (`edge bench`)",
         "",
         old_bench,
+        "",
+        "## Capability report (`edge/scoring/capabilities.py`)",
+        "",
+        old_caps,
         "",
         "## Reproduce",
         "",

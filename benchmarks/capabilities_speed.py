@@ -1,0 +1,152 @@
+"""Capability analysis speed and the evmole oracle comparison on the shared corpus (not a test).
+
+Usage (repo root)::
+
+    python benchmarks/capabilities_speed.py [--corpus FILE] [--rows N] [--budget S]
+        [--evmole-rows M] [--json]
+
+Analyses the distinct runtime codes of the first N corpus rows (deduplicated by the
+bytes, as the agent analyses once per code hash) with :func:`edge.scoring.capabilities.analyze`
+in this one process and prints: distinct codes/s, p50 / p99 / max ms per code, timeouts
+at the budget, flag counts. On x86 with evmole 0.9.4 installed (test extra) it also runs
+evmole on the first M of those codes, as the peer in the same run: its time per code with
+and without storage analysis, and the agreement of selectors, state mutability and
+storage writes/reads per (selector, slot) pair between the two analyzers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from edge.scoring.capabilities import FLAG_NAMES, CapabilityReport, analyze
+from edge.scoring.corpus_reader import iter_codes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _slot_base(t: str) -> int | None:
+    if t.startswith("a:"):
+        return None
+    v = int(t[2:], 16) if t.startswith("m:") else int(t, 16)
+    return v if v < 1 << 64 else None
+
+
+def _oracle(codes: list[bytes], reports: list[CapabilityReport]) -> dict[str, Any]:
+    import evmole  # x86 only (test extra)
+
+    t = time.perf_counter()
+    for c in codes:
+        evmole.contract_info(c, selectors=True)
+    sel_s = (time.perf_counter() - t) / len(codes)
+    t = time.perf_counter()
+    infos = [
+        evmole.contract_info(c, selectors=True, state_mutability=True, storage=True)
+        for c in codes
+    ]
+    full_s = (time.perf_counter() - t) / len(codes)
+    sel_eq = 0
+    mut: Counter[str] = Counter()
+    acc = {"w": [0, 0, 0], "r": [0, 0, 0]}  # both, evmole only, ours only
+    for info, rep in zip(infos, reports, strict=True):
+        theirs = {int(f.selector, 16) for f in info.functions}
+        sel_eq += theirs == set(rep.selectors)
+        em = {int(f.selector, 16): f.state_mutability for f in info.functions}
+        for fi in rep.functions:
+            if fi.selector in em:
+                mut["agree" if em[fi.selector] == fi.state_mutability else
+                    f"evmole {em[fi.selector]} / ours {fi.state_mutability}"] += 1
+        for kind in ("w", "r"):
+            e = {
+                (int(s, 16), int(rec.slot, 16))
+                for rec in info.storage
+                for s in (rec.writes if kind == "w" else rec.reads)
+                if int(rec.slot, 16) < 1 << 64
+            }
+            o = {
+                (f.selector, b)
+                for f in rep.functions
+                for t in (f.writes if kind == "w" else f.reads)
+                if (b := _slot_base(t)) is not None
+            }
+            acc[kind][0] += len(e & o)
+            acc[kind][1] += len(e - o)
+            acc[kind][2] += len(o - e)
+    n_fn = sum(mut.values())
+    return {
+        "codes": len(codes),
+        "evmole_selectors_ms": round(sel_s * 1e3, 3),
+        "evmole_full_ms": round(full_s * 1e3, 3),
+        "selector_sets_equal": sel_eq,
+        "mutability_agreement": round(mut["agree"] / n_fn, 4) if n_fn else None,
+        "mutability_disagreements": dict(mut.most_common(6)[1:] if mut["agree"] else mut),
+        "storage_writes": dict(zip(("both", "evmole_only", "ours_only"), acc["w"], strict=True)),
+        "storage_reads": dict(zip(("both", "evmole_only", "ours_only"), acc["r"], strict=True)),
+    }
+
+
+def main() -> None:
+    """Run the measurement and print it (text, or one JSON object with --json)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path,
+                    default=REPO.parent / "shared/data/contracts/unlabeled_train.jsonl.gz")
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--budget", type=float, default=2.0, help="seconds per code")
+    ap.add_argument("--evmole-rows", type=int, default=300)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    seen: set[bytes] = set()
+    codes: list[bytes] = []
+    for r in iter_codes(args.corpus, limit=args.rows):
+        if r.code is not None and r.code not in seen:
+            seen.add(r.code)
+            codes.append(r.code)
+    times: list[float] = []
+    reports: list[CapabilityReport] = []
+    t0 = time.perf_counter()
+    for c in codes:
+        t = time.perf_counter()
+        reports.append(analyze(c, budget_s=args.budget))
+        times.append(time.perf_counter() - t)
+    wall = time.perf_counter() - t0
+    flags = Counter(f for rep in reports for f in rep.flag_names)
+    out: dict[str, Any] = {
+        "machine": platform.machine(),
+        "corpus": args.corpus.name,
+        "distinct_codes": len(codes),
+        "codes_per_s": round(len(codes) / wall, 1),
+        "ms_p50": round(_pct(times, 0.50) * 1e3, 2),
+        "ms_p99": round(_pct(times, 0.99) * 1e3, 2),
+        "ms_max": round(max(times) * 1e3, 2),
+        "budget_s": args.budget,
+        "timeouts": sum(rep.status == "timeout" for rep in reports),
+        "flag_share": {f: round(flags[f] / len(codes), 4) for f in FLAG_NAMES},
+    }
+    try:
+        m = min(args.evmole_rows, len(codes))
+        out["evmole"] = _oracle(codes[:m], reports[:m]) if m else None
+        if m:
+            ours = sum(times[:m]) / m
+            out["evmole"]["ours_ms"] = round(ours * 1e3, 3)
+            out["evmole"]["ours_over_evmole_full"] = round(ours / (out["evmole"]["evmole_full_ms"] / 1e3), 2)
+    except ImportError:
+        out["evmole"] = "not installed (x86 test extra only)"
+    if args.json:
+        print(json.dumps(out))
+        return
+    for k, v in out.items():
+        print(f"{k}: {v}")
+
+
+if __name__ == "__main__":
+    main()

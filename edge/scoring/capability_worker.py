@@ -1,0 +1,158 @@
+"""Capability analysis off the event loop: one worker process, a bounded backlog, budgets.
+
+:func:`edge.scoring.capabilities.analyze` is pure Python and holds the GIL for tens of
+milliseconds (seconds for the largest codes), so it never runs on the event loop nor in
+a thread of the agent: :class:`CapabilityWorker` runs it in ONE child process (``spawn``
+start method: no copy of the agent's threads or sockets), one code at a time.
+
+Budgets, in two layers:
+
+* the analyzer's own cooperative budget (``budget_s``): past it the report comes back
+  with ``status="timeout"`` and no flags;
+* a hard limit (``budget_s * 3 + 5`` seconds by default) on the round trip: if the child
+  does not answer in time (stuck, or killed by the OOM killer) it is killed, a fresh one
+  is started for the next code, and the caller gets a ``timeout`` report for this one.
+
+The backlog is bounded (``max_pending``): :meth:`CapabilityWorker.analyze` raises
+:class:`CapabilityBacklogFull` instead of queueing without limit, so the caller (the
+scoring side) decides to retry later; nothing is lost and ingest never waits on it.
+
+Not wired into the agent here: see the integration notes in the branch report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+
+from edge.errors import EdgeError
+from edge.scoring.capabilities import CapabilityReport, analyze
+
+__all__ = ["CapabilityBacklogFull", "CapabilityWorker"]
+
+AnalyzeFn = Callable[..., CapabilityReport]
+
+
+class CapabilityBacklogFull(EdgeError):
+    """More codes are waiting for analysis than ``max_pending``; try again later."""
+
+
+class CapabilityWorker:
+    """Async context manager owning the analysis child process.
+
+    Args:
+        budget_s: analyzer budget per code, seconds (> 0).
+        max_pending: most codes submitted and not yet answered (>= 1).
+        hard_timeout_s: round-trip limit per code before the child is killed, seconds;
+            default ``3 * budget_s + 5``.
+        analyze_fn: the analysis function run in the child (a module-level callable with
+            the signature of :func:`edge.scoring.capabilities.analyze`; for tests).
+
+    Raises:
+        EdgeError: a bad argument (on construction).
+    """
+
+    def __init__(
+        self,
+        *,
+        budget_s: float = 2.0,
+        max_pending: int = 64,
+        hard_timeout_s: float | None = None,
+        analyze_fn: AnalyzeFn = analyze,
+    ) -> None:
+        if not budget_s > 0:
+            raise EdgeError(f"capabilities: budget_s must be > 0, got {budget_s!r}")
+        if max_pending < 1:
+            raise EdgeError(f"capabilities: max_pending must be >= 1, got {max_pending!r}")
+        self.budget_s = budget_s
+        self.max_pending = max_pending
+        self.hard_timeout_s = hard_timeout_s if hard_timeout_s else 3 * budget_s + 5
+        self._fn = analyze_fn
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending = 0
+        self._lock = asyncio.Lock()
+        self.restarts = 0
+        """How many times the child was killed and replaced."""
+
+    async def __aenter__(self) -> CapabilityWorker:
+        self._pool = self._new_pool()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _kill(pool)
+
+    @property
+    def pending(self) -> int:
+        """Codes submitted and not yet answered."""
+        return self._pending
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    async def analyze(self, code: bytes, code_hash: str) -> CapabilityReport:
+        """The capability report of one code, computed in the child process.
+
+        Args:
+            code: raw runtime bytecode. code_hash: its ``0x`` keccak-256 hex (recorded).
+
+        Returns:
+            The report; ``status="timeout"`` when either budget ran out.
+
+        Raises:
+            CapabilityBacklogFull: ``max_pending`` codes are already waiting.
+            EdgeError: the worker is not entered.
+        """
+        if self._pool is None:
+            raise EdgeError("capabilities: the worker is not running (use `async with`)")
+        if self._pending >= self.max_pending:
+            raise CapabilityBacklogFull(
+                f"capabilities: {self._pending} codes already waiting (max_pending)"
+            )
+        self._pending += 1
+        try:
+            async with self._lock:  # one code at a time: the hard limit is per code
+                return await self._run(code, code_hash)
+        finally:
+            self._pending -= 1
+
+    async def _run(self, code: bytes, code_hash: str) -> CapabilityReport:
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        fut = loop.run_in_executor(
+            self._pool, _call, self._fn, bytes(code), code_hash, self.budget_s
+        )
+        try:
+            return await asyncio.wait_for(fut, self.hard_timeout_s)
+        except (TimeoutError, BrokenProcessPool):
+            _kill(self._pool)
+            self._pool = self._new_pool()
+            self.restarts += 1
+            return CapabilityReport(code_hash, "timeout", (), (), time.perf_counter() - t0)
+
+
+def _call(fn: AnalyzeFn, code: bytes, code_hash: str, budget_s: float) -> CapabilityReport:
+    return fn(code, code_hash=code_hash, budget_s=budget_s)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool now: kill its child (no orphan), do not wait for running work."""
+    procs = list(getattr(pool, "_processes", {}).values())  # no public kill in the stdlib
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
