@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from edge.chain.activity import Activity
-from edge.chain.devchain import DevChain
+from edge.chain.devchain import DevChain, rpc_call
 from tests.conftest import corpus_codes
 
 # anvil's well-known dev keys (mnemonic "test test ... junk"), accounts 1 and 3
@@ -51,7 +51,8 @@ async def _typed_txs(chain: DevChain, act: Activity) -> None:
     await chain.rpc("eth_sendRawTransaction", "0x" + tx4.raw_transaction.hex())
     tx3 = acct.sign_transaction({**fees, "type": 3, "nonce": n1 + 1, "to": crud, "gas": 100_000,
                                  "maxFeePerBlobGas": 10**10}, blobs=[b"\x00" * 131072])
-    await chain.rpc("eth_sendRawTransaction", "0x" + tx3.raw_transaction.hex())
+    # anvil checks the blob's KZG cell proofs: slow on a loaded machine, hence the timeout
+    await rpc_call(chain.http_url, "eth_sendRawTransaction", ["0x" + tx3.raw_transaction.hex()], timeout=120.0)
 
 
 async def build_chain() -> list[BlockData]:

@@ -259,3 +259,41 @@ def test_malformed_fields_are_protocol_errors(blocks: list[BlockData]) -> None:
     h["transactions"][0]["type"] = "0x9"
     with pytest.raises(RpcProtocolError, match="unknown transaction type 9"):
         V.verify_transactions(h)
+
+
+def test_lean_trie_builder_equals_the_trie_package(blocks: list[BlockData]) -> None:
+    import os
+    import random
+
+    rnd = random.Random(7)
+    for n in [*range(0, 34), 127, 128, 129, 300]:
+        values = [os.urandom(rnd.choice([1, 20, 31, 32, 33, 120, 700])) for _ in range(n)]
+        assert V._trie_root(values) == V.reference_trie_root(values), n
+    b = max(blocks, key=lambda x: len(x.receipts))
+    envs = [V.encode_receipt(r) for r in b.receipts]
+    assert V._trie_root(envs) == V.reference_trie_root(envs) == bytes.fromhex(b.header["receiptsRoot"][2:])
+
+
+def test_lean_rlp_equals_the_rlp_package(blocks: list[BlockData]) -> None:
+    import os
+    import random
+
+    import rlp
+
+    rnd = random.Random(3)
+
+    def item(depth: int) -> object:
+        k = rnd.random()
+        if depth > 3 or k < 0.4:
+            return os.urandom(rnd.choice([0, 1, 1, 2, 55, 56, 57, 300, 70_000]))
+        if k < 0.6:
+            return rnd.choice([0, 1, 127, 128, 255, 256, 2**64, 2**255])
+        return [item(depth + 1) for _ in range(rnd.choice([0, 1, 3, 20]))]
+
+    for _ in range(300):
+        x = item(0)
+        assert V._rlp(x) == rlp.encode(x)
+    for b in blocks:
+        for t in b.header["transactions"]:
+            typ, fields, sig = V._tx_fields(t, "m", "p")
+            assert V._rlp(fields + sig) == rlp.encode(fields + sig)

@@ -1,0 +1,206 @@
+"""Cost of verified ingest (edge.chain.verify) against plain ingest, from a real anvil.
+
+Prepares a chain (``--no-mining``, 300M gas blocks) holding N real contract deployments
+(half top-level, half created by a contract) and M CRUD writes (one log each), then, in
+the same run and on the same chain:
+
+* ``agent``: a fresh agent ingests block 0..head into a new outbox (today's ingest,
+  verification off: the reference the slowdown is stated against);
+* ``plain``: the fetch + parse loop of the ingest stage alone (per batch of B blocks:
+  ``eth_getBlockByNumber(n, false)``, ``eth_getBlockReceipts``, ``trace_block``; then
+  ``eth_getCode`` at the block hash for every new contract);
+* ``verified``: the same loop as ingest would run it with ``ingest.verify = "strict"``:
+  ``eth_getBlockByNumber(n, true)`` (full transactions), and ``eth_getProof`` next to each
+  ``eth_getCode``; every header, transaction, receipt, log and code checked.
+
+The verification overhead is ``verified - plain`` seconds; the slowdown of ingest is that
+overhead over the agent's time. CPU time spent inside the verifier is given per block and
+per contract.
+
+Usage::
+
+    .venv/bin/python benchmarks/verify_cost.py [--contracts 1000] [--writes 2000]
+        [--batch-blocks 32] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge.chain import codec  # noqa: E402
+from edge.chain import verify as V  # noqa: E402
+from edge.chain.activity import Activity  # noqa: E402
+from edge.chain.devchain import DevChain  # noqa: E402
+from edge.chain.extract import creations_from_parity_traces, parse_block, parse_receipts  # noqa: E402
+from edge.chain.rpc import RpcClient  # noqa: E402
+from edge.config import parse_config  # noqa: E402
+from edge.corpus import hex_to_code, iter_corpus  # noqa: E402
+from edge.pipeline import Agent  # noqa: E402
+
+
+async def _mine_all(chain: DevChain) -> int:
+    while True:
+        st = await chain.rpc("txpool_status")
+        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
+            return int(await chain.rpc("eth_blockNumber"), 16)
+        await chain.rpc("evm_mine")
+
+
+async def _loop(url: str, head: int, batch: int, verify: bool) -> dict[str, float]:
+    """Fetch + parse (+ verify) blocks 0..head; returns seconds and counters."""
+    vsec = 0.0
+    blocks = contracts = 0
+    parent: bytes | None = None
+    t0 = time.perf_counter()
+    async with RpcClient(url, timeout=60.0) as rpc:
+        for lo in range(0, head + 1, batch):
+            hi = min(head, lo + batch - 1)
+            calls: list[tuple[str, list[Any]]] = []
+            for n in range(lo, hi + 1):
+                calls += [("eth_getBlockByNumber", [hex(n), verify]), ("eth_getBlockReceipts", [hex(n)]),
+                          ("trace_block", [hex(n)])]
+            res = await rpc.batch(calls)
+            todo: list[tuple[Any, Any, bytes]] = []
+            for i in range(hi - lo + 1):
+                raw_block, raw_receipts, raw_traces = res[3 * i:3 * i + 3]
+                block, raw = parse_block(raw_block)
+                tx_hashes = [t["hash"] if isinstance(t, dict) else t for t in raw["transactions"]]
+                tx_bytes = [codec.hash32(t, "x", "t") for t in tx_hashes]
+                parse_receipts(raw_receipts, block)
+                creations = creations_from_parity_traces(raw_traces, block, tx_bytes)
+                if verify:
+                    v0 = time.perf_counter()
+                    (parent,) = V.verify_links([raw_block], parent)
+                    txs = V.verify_transactions(raw_block)
+                    V.verify_receipts(raw_block, raw_receipts, txs)
+                    vsec += time.perf_counter() - v0
+                todo += [(raw_block, block, c.address) for c in creations]
+                blocks += 1
+            calls = []
+            for _, block, a in todo:
+                at = {"blockHash": "0x" + block.hash.hex()}
+                calls.append(("eth_getCode", ["0x" + a.hex(), at]))
+                if verify:
+                    calls.append(("eth_getProof", ["0x" + a.hex(), [], at]))
+            res = await rpc.batch(calls)
+            step = 2 if verify else 1
+            for k, (raw_block, _, a) in enumerate(todo):
+                code = codec.data(res[step * k], "eth_getCode", "result")
+                if verify:
+                    v0 = time.perf_counter()
+                    V.verify_code(raw_block, a, res[step * k + 1], code)
+                    vsec += time.perf_counter() - v0
+                contracts += 1
+    return {"seconds": time.perf_counter() - t0, "verify_cpu_s": vsec, "blocks": blocks, "contracts": contracts}
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    codes = []
+    for row in iter_corpus(args.corpus):
+        c = hex_to_code(row.bytecode, "corpus")
+        if 0 < len(c) <= 24_576 and c[0] != 0xEF:
+            codes.append(c)
+        if len(codes) == args.contracts:
+            break
+    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
+        act = Activity(chain)
+        await act.setup(mine=True)
+        step = 50
+        writes_per = max(1, args.writes * step // max(1, len(codes)))
+        for i in range(0, len(codes), step):
+            await act.deploy(codes[i:i + step][: step // 2])
+            await act.spawn(codes[i:i + step][step // 2:])
+            await act.crud_writes(writes_per)
+            await _mine_all(chain)
+            await act.settle()
+        head = await _mine_all(chain)
+        runs: dict[str, list[float]] = {"agent": [], "plain": [], "verified": []}
+        last: dict[str, dict[str, float]] = {}
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = parse_config({
+                    "node": {"ws_url": chain.ws_url, "chain_id": chain.chain_id},
+                    "ingest": {"batch_blocks": args.batch_blocks},
+                    "outbox": {"path": str(Path(tmp) / "edge.sqlite")},
+                }, base_dir=Path(tmp))
+                async with Agent(cfg, score=False) as agent:
+                    t0 = time.perf_counter()
+                    await agent.run(stop_at=head)
+                    runs["agent"].append(time.perf_counter() - t0)
+            for name, verify in (("plain", False), ("verified", True)):
+                r = await _loop(chain.ws_url, head, args.batch_blocks, verify)
+                runs[name].append(r["seconds"])
+                last[name] = r
+    best = {k: min(v) for k, v in runs.items()}
+    v = last["verified"]
+    overhead = best["verified"] - best["plain"]
+    return {
+        "blocks": int(v["blocks"]),
+        "contracts": int(v["contracts"]),
+        "logs": act.logs,
+        "agent_s": round(best["agent"], 3),
+        "plain_fetch_s": round(best["plain"], 3),
+        "verified_fetch_s": round(best["verified"], 3),
+        "verify_overhead_s": round(overhead, 3),
+        "ingest_slowdown_pct": round(100 * overhead / best["agent"], 1),
+        "verify_cpu_s": round(v["verify_cpu_s"], 3),
+        "verify_cpu_ms_per_block": round(1000 * v["verify_cpu_s"] / max(1, v["blocks"]), 3),
+        "batch_blocks": args.batch_blocks,
+        "repeat": args.repeat,
+    }
+
+
+async def micro(args: argparse.Namespace) -> dict[str, object]:
+    """CPU cost of each check on real answers (one busy block, one contract)."""
+    from tests.chaindata import build_chain
+
+    blocks = await build_chain()
+    b = max(blocks, key=lambda x: len(x.receipts))
+    c = next(x for x in blocks if x.codes)
+    a, (proof, code, _) = next(iter(c.codes.items()))
+    code_b, addr = bytes.fromhex(code[2:]), bytes.fromhex(a[2:])
+    txs = V.verify_transactions(b.header)
+
+    def per(fn: Any, k: int = 200) -> float:
+        t0 = time.perf_counter()
+        for _ in range(k):
+            fn()
+        return 1e6 * (time.perf_counter() - t0) / k
+
+    return {
+        "txs_in_block": len(b.receipts),
+        "header_us": round(per(lambda: V.verify_header(b.header)), 1),
+        "transactions_us": round(per(lambda: V.verify_transactions(b.header)), 1),
+        "transactions_no_recover_us": round(per(lambda: V.verify_transactions(b.header, recover=False)), 1),
+        "receipts_us": round(per(lambda: V.verify_receipts(b.header, b.receipts, txs)), 1),
+        "code_proof_us": round(per(lambda: V.verify_code(c.header, addr, proof, code_b)), 1),
+        "proof_nodes": len(proof["accountProof"]),
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--contracts", type=int, default=1000)
+    ap.add_argument("--writes", type=int, default=2000)
+    ap.add_argument("--corpus", default=str(REPO.parent / "shared/data/contracts/unlabeled_train.jsonl.gz"))
+    ap.add_argument("--batch-blocks", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--micro", action="store_true", help="per-check CPU cost on a small real chain")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    res = asyncio.run(micro(a) if a.micro else main(a))
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, val in res.items():
+            print(f"{k:>24}: {val}")
