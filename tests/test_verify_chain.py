@@ -41,7 +41,7 @@ def test_every_real_block_verifies(blocks: list[BlockData]) -> None:
     for b in blocks:
         (bh,) = V.verify_links([b.header], parent)
         parent = bh
-        txs = V.verify_transactions(b.header)
+        txs = V.verify_transactions(b.header, recover="all")
         V.verify_receipts(b.header, b.receipts, txs)
         types.update(t["type"] for t in b.header["transactions"])
         n_logs += sum(len(r["logs"]) for r in b.receipts)
@@ -103,7 +103,13 @@ def test_changed_transaction_is_detected(blocks: list[BlockData]) -> None:
     h = copy.deepcopy(b.header)
     h["transactions"][0]["from"] = "0x" + "11" * 20
     with pytest.raises(V.TransactionMismatch, match="signer vs stated from"):
-        V.verify_transactions(h)
+        V.verify_transactions(h, recover="all")
+    creation = next(b for b in blocks for t in b.header["transactions"] if t["to"] is None)
+    h = copy.deepcopy(creation.header)
+    k = next(i for i, t in enumerate(h["transactions"]) if t["to"] is None)
+    h["transactions"][k]["from"] = "0x" + "11" * 20
+    with pytest.raises(V.TransactionMismatch, match=f"tx {k}: signer vs stated from"):
+        V.verify_transactions(h)  # a creation's sender is its creator: always recovered
     h = copy.deepcopy(b.header)
     h["transactions"].pop()  # a transaction withheld: the hashes still match, the root does not
     with pytest.raises(V.TransactionsRootMismatch, match="transactionsRoot"):

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import rlp
 from coincurve import PublicKey
@@ -478,16 +478,20 @@ def _sender(t: int, fields: list[Any], sig: list[Any], m: str, n: int, i: int) -
     return bytes(keccak(pub.format(compressed=False)[1:]))[-20:]
 
 
-def verify_transactions(header: Mapping[str, Any], *, recover: bool = True) -> list[VerifiedTx]:
+def verify_transactions(header: Mapping[str, Any], *, recover: Literal["all", "creations", "none"] = "creations"
+                        ) -> list[VerifiedTx]:
     """Verify the full transaction objects of ``eth_getBlockByNumber(n, true)``.
 
     Each stated ``hash`` must be keccak256 of the envelope, the trie of envelopes must
-    have the header's ``transactionsRoot``, and (``recover``) the stated ``from`` must be
-    the signature's signer. Call :func:`verify_header` on the same header first.
+    have the header's ``transactionsRoot``, and the stated ``from`` must be the
+    signature's signer: for every transaction (``recover="all"``), for contract
+    creations only (``"creations"``, the default: the agent stores the sender only as a
+    deployment's creator, and recovery is the costliest step), or never (``"none"``).
+    Call :func:`verify_header` on the same header first.
 
     Returns:
         one :class:`VerifiedTx` per transaction, in block order (``sender`` is the
-        stated ``from`` when ``recover`` is False).
+        stated ``from`` where it was not recovered).
 
     Raises:
         TransactionMismatch: a hash or sender does not match, or the list holds hashes
@@ -516,11 +520,11 @@ def verify_transactions(header: Mapping[str, Any], *, recover: bool = True) -> l
         if h != stated:
             raise TransactionMismatch(m, n, f"tx {i}", h, stated, "keccak256(envelope) vs stated hash")
         frm = codec.address(codec.field(raw, "from", m, p), m, f"{p}.from")
-        if recover:
+        to = fields[{0: 3, 1: 4}.get(t, 5)]
+        if recover == "all" or (recover == "creations" and not to):
             signer = _sender(t, fields, sig, m, n, i)
             if signer != frm:
                 raise TransactionMismatch(m, n, f"tx {i}", signer, frm, "signer vs stated from")
-        to = fields[{0: 3, 1: 4}.get(t, 5)]
         out.append(VerifiedTx(h, frm, fields[0] if t == 0 else fields[1], to or None))
         envelopes.append(env)
         if t == 3:
