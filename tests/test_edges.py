@@ -267,3 +267,12 @@ def test_keys_new_generate_writes_a_private_passphrase_file(tmp_path: Path, caps
     assert load_key(ks, read_passphrase(f"file:{pw}")).address == address
     assert main(["keys", "new", "--keystore", str(tmp_path / "b.json"), "--passphrase", f"file:{pw}",
                  "--generate"]) == 2, "an existing passphrase file is never overwritten"
+
+
+async def test_a_new_outbox_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    db = tmp_path / "edge.sqlite"
+    side = tmp_path / ".edge.sqlite.creating"
+    side.write_bytes(b"")  # what a kill -9 during the creation of a new outbox leaves
+    async with Outbox(db) as ob:
+        assert await ob.fetchone("PRAGMA application_id") == (0x45444745,)
+    assert not side.exists() and db.stat().st_size > 0

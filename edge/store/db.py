@@ -115,7 +115,6 @@ class Outbox:
         self.init = init
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._created = False
 
     async def __aenter__(self) -> Outbox:
         self._prepare_file()
@@ -157,15 +156,8 @@ class Outbox:
                 folder.mkdir(mode=0o700, parents=True)
             except OSError as e:
                 raise OutboxError(f"cannot create the outbox folder {folder}: {e.strerror or e}") from e
-        try:
-            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise OutboxError(f"cannot create outbox {p}: {e.strerror or e}") from e
-        else:
-            os.close(fd)
-            self._created = True
+        if not p.exists():
+            self._create(p)
             return
         if not self.init and p.stat().st_size == 0:
             raise OutboxError(
@@ -183,6 +175,35 @@ class Outbox:
                 pass
             except OSError as e:
                 raise OutboxError(f"outbox {f}: cannot make it private: {e.strerror or e}") from e
+
+    @staticmethod
+    def _create(p: Path) -> None:
+        """A new outbox appears whole or not at all: a SQLite file with the outbox's
+        application_id is made 0600 under a side name, fsynced, then linked into place
+        (a kill in between leaves no 0-byte outbox behind, which a restart would refuse)."""
+        side = p.with_name(f".{p.name}.creating")
+        try:
+            fd = os.open(side, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            os.fchmod(fd, 0o600)
+            os.close(fd)
+            con = sqlite3.connect(side)
+            try:
+                con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                con.commit()
+            finally:
+                con.close()
+            fd = os.open(side, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(side, p)
+            except FileExistsError:
+                pass  # made meanwhile by someone else: it is checked as an existing file
+            os.unlink(side)
+        except (OSError, sqlite3.Error) as e:
+            raise OutboxError(f"cannot create outbox {p}: {getattr(e, 'strerror', None) or e}") from e
 
     async def _pragma(self, name: str) -> int:
         async with self.conn.execute(f"PRAGMA {name}") as cur:
