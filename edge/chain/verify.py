@@ -35,6 +35,20 @@ the ``rlp`` package's. Each mismatch raises a :class:`VerificationError` (an
 method, the block, the record and what was expected against what was got. A malformed
 field raises the plain :class:`~edge.errors.RpcProtocolError` of :mod:`edge.chain.codec`.
 
+How the ingest stage calls it (per step over blocks ``lo..hi``; modes as in
+``benchmarks/verify_cost.py``)::
+
+    batch 1, per block n:  eth_getBlockByNumber(n, full)   full = True in "strict"
+                           eth_getBlockReceipts(n)
+                           trace_block(n)                  (as today)
+    per block, in order:   verify_header(h)                a mismatch is a node fault;
+                           the parentHash link to the cursor stays the stage's reorg test
+                           txs = verify_transactions(h)    "strict" only
+                           verify_receipts(h, receipts, txs or None)
+    batch 2, per new contract at block n (EIP-1898 {"blockHash": h.hash}):
+                           eth_getCode(a, at), eth_getProof(a, [], at)
+                           verify_code(h, a, proof, code)
+
 What this cannot prove: a ``trace_block`` answer (internal creations) is bound by no
 root; :func:`verify_code` still proves that the account holds that code at that block,
 and :func:`verify_absent` at the parent block proves it was created in that block.
