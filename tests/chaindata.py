@@ -17,6 +17,7 @@ from tests.conftest import corpus_codes
 # anvil's well-known dev keys (mnemonic "test test ... junk"), accounts 1 and 3
 KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 KEY3 = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+KEY4 = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 CHAIN_ID = 7201
 
 
@@ -31,7 +32,7 @@ class BlockData:
 
 
 async def _typed_txs(chain: DevChain, act: Activity) -> None:
-    """Send one transaction of each type 0..4 (mined by the caller)."""
+    """Send one transaction of each type 0..4, and an unprotected legacy one (mined by the caller)."""
     a2 = (await chain.rpc("eth_accounts"))[2]
     crud = to_checksum_address(act.crud)
     n2 = int(await chain.rpc("eth_getTransactionCount", a2, "pending"), 16)
@@ -51,6 +52,10 @@ async def _typed_txs(chain: DevChain, act: Activity) -> None:
     await chain.rpc("eth_sendRawTransaction", "0x" + tx4.raw_transaction.hex())
     tx3 = acct.sign_transaction({**fees, "type": 3, "nonce": n1 + 1, "to": crud, "gas": 100_000,
                                  "maxFeePerBlobGas": 10**10}, blobs=[b"\x00" * 131072])
+    k4 = Account.from_key(KEY4)  # a pre-EIP-155 legacy transaction (v = 27/28, no chain id)
+    n4 = int(await chain.rpc("eth_getTransactionCount", k4.address, "pending"), 16)
+    tx0 = k4.sign_transaction({"nonce": n4, "gasPrice": 10**10, "gas": 50_000, "to": crud, "value": 0, "data": b""})
+    await chain.rpc("eth_sendRawTransaction", "0x" + tx0.raw_transaction.hex())
     # anvil checks the blob's KZG cell proofs: slow on a loaded machine, hence the timeout
     await rpc_call(chain.http_url, "eth_sendRawTransaction", ["0x" + tx3.raw_transaction.hex()], timeout=120.0)
 

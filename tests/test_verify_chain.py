@@ -52,6 +52,8 @@ def test_every_real_block_verifies(blocks: list[BlockData]) -> None:
             assert not V.verify_absent(parent_header, _addr(a), before).exists
             n_codes += 1
     assert types >= {"0x0", "0x1", "0x2", "0x3", "0x4"}, types
+    vs = {int(t["v"], 16) for b in blocks for t in b.header["transactions"] if t["type"] == "0x0"}
+    assert vs & {27, 28} and any(v >= 35 for v in vs), vs  # unprotected and EIP-155 legacy
     assert n_codes >= 12 and n_logs >= 12
     assert V.verify_links([b.header for b in blocks])[-1] == parent
     assert blocks[0].header["requestsHash"] and blocks[0].header["parentBeaconBlockRoot"]
