@@ -121,6 +121,8 @@ def _check_alive(procs: list[asyncio.subprocess.Process], workdir: Path) -> None
 
 
 def _states(db: Path) -> dict[str, int]:
+    if not db.exists():  # connecting would create a 0-byte file, which the agent refuses
+        return {}
     try:
         con = sqlite3.connect(db, timeout=2)
         try:
