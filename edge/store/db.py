@@ -159,6 +159,9 @@ class Outbox:
         if not p.exists():
             self._create(p)
             return
+        side = p.with_name(f".{p.name}.creating")
+        if side.exists():  # left by a kill between link and unlink: the outbox is whole
+            side.unlink(missing_ok=True)
         if not self.init and p.stat().st_size == 0:
             raise OutboxError(
                 f"outbox {p} is an empty file (0 bytes): a truncated outbox? Refusing to start "
