@@ -204,6 +204,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
 async def micro(args: argparse.Namespace) -> dict[str, object]:
     """CPU cost of each check on real answers (one busy block, one contract)."""
+    import rlp
+
     from tests.chaindata import build_chain
 
     blocks = await build_chain()
@@ -212,6 +214,8 @@ async def micro(args: argparse.Namespace) -> dict[str, object]:
     a, (proof, code, _) = next(iter(c.codes.items()))
     code_b, addr = bytes.fromhex(code[2:]), bytes.fromhex(a[2:])
     txs = V.verify_transactions(b.header)
+    envs = [V.encode_transaction(t) for t in b.header["transactions"]]
+    bodies = [f + sig for _, f, sig in (V._tx_fields(t, "m", "p") for t in b.header["transactions"])]
 
     def per(fn: Any, k: int = 200) -> float:
         t0 = time.perf_counter()
@@ -227,6 +231,10 @@ async def micro(args: argparse.Namespace) -> dict[str, object]:
         "transactions_no_recover_us": round(per(lambda: V.verify_transactions(b.header, recover="none")), 1),
         "receipts_us": round(per(lambda: V.verify_receipts(b.header, b.receipts, txs)), 1),
         "code_proof_us": round(per(lambda: V.verify_code(c.header, addr, proof, code_b)), 1),
+        "tx_trie_lean_us": round(per(lambda: V._trie_root(envs)), 1),
+        "tx_trie_package_us": round(per(lambda: V.reference_trie_root(envs)), 1),
+        "rlp_lean_us": round(per(lambda: [V._rlp(x) for x in bodies]), 1),
+        "rlp_package_us": round(per(lambda: [rlp.encode(x) for x in bodies]), 1),
         "proof_nodes": len(proof["accountProof"]),
     }
 
