@@ -29,8 +29,10 @@ says:
   value ``rlp([nonce, balance, storageRoot, codeHash])``) and the runtime code read with
   ``eth_getCode`` must hash to that ``codeHash``.
 
-The Merkle-Patricia trie and its proofs are the ``trie`` package's (``HexaryTrie``), RLP
-the ``rlp`` package's. Each mismatch raises a :class:`VerificationError` (an
+Account proofs are checked with the ``trie`` package (``HexaryTrie.get_from_proof``).
+The transactions and receipts roots are built by a lean ordered-trie builder and RLP
+encoder (each node encoded once), tested equal to ``HexaryTrie`` and ``rlp.encode`` and
+about 10x / 4x faster (``benchmarks/verify_cost.py --micro``). Each mismatch raises a :class:`VerificationError` (an
 :class:`edge.errors.RpcProtocolError`: a node fault, never the operator's) that names the
 method, the block, the record and what was expected against what was got. A malformed
 field raises the plain :class:`~edge.errors.RpcProtocolError` of :mod:`edge.chain.codec`.
