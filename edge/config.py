@@ -87,11 +87,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from edge.errors import ConfigError
 
@@ -114,9 +116,16 @@ __all__ = [
     "load_config",
     "parse_config",
     "dump_toml",
+    "MAX_BLOCK_NUMBER",
+    "MAX_CONFIRMATIONS",
 ]
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+MAX_BLOCK_NUMBER = 2**63 - 1
+"""Largest block number the outbox can hold (SQLite INTEGER is a signed 64-bit int)."""
+MAX_CONFIRMATIONS = 1_000_000
+"""Largest ``ingest.confirmations``: beyond it nothing would ever become final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +140,10 @@ class NodeConfig:
     def _check(self) -> None:
         if not self.ws_url.startswith(("ws://", "wss://")):
             raise ConfigError("node.ws_url", f"must be a ws:// or wss:// URL, got {self.ws_url!r}")
+        _url("node.ws_url", self.ws_url)
         _min("node.chain_id", self.chain_id, 0)
-        _min("node.request_timeout_s", self.request_timeout_s, 0.1)
-        _min("node.reconnect_max_s", self.reconnect_max_s, 0.1)
+        _range("node.request_timeout_s", self.request_timeout_s, 0.1, 3600.0)
+        _range("node.reconnect_max_s", self.reconnect_max_s, 0.1, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +157,8 @@ class IngestConfig:
     traces: str = "auto"
 
     def _check(self) -> None:
-        _min("ingest.start_block", self.start_block, 0)
-        _min("ingest.confirmations", self.confirmations, 0)
+        _range("ingest.start_block", self.start_block, 0, MAX_BLOCK_NUMBER)
+        _range("ingest.confirmations", self.confirmations, 0, MAX_CONFIRMATIONS)
         _min("ingest.batch_blocks", self.batch_blocks, 1)
         if self.batch_blocks > 1000:
             raise ConfigError("ingest.batch_blocks", f"must be <= 1000, got {self.batch_blocks}")
@@ -182,7 +192,7 @@ class OutboxConfig:
     def _check(self) -> None:
         if not self.path:
             raise ConfigError("outbox.path", "must not be empty")
-        _min("outbox.max_mb", self.max_mb, 0.01)
+        _range("outbox.max_mb", self.max_mb, 0.01, 2.0**23)  # 8 TiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +206,7 @@ class ScoringConfig:
 
     def _check(self) -> None:
         _min("scoring.batch_size", self.batch_size, 1)
-        _min("scoring.batch_seconds", self.batch_seconds, 0.0)
+        _range("scoring.batch_seconds", self.batch_seconds, 0.0, 3600.0)
         if self.threshold > 1.0:
             raise ConfigError("scoring.threshold", f"must be <= 1 (or < 0 for the model's), got {self.threshold}")
 
@@ -210,7 +220,7 @@ class LogConfig:
 
     def _check(self) -> None:
         _one_of("log.level", self.level, ("debug", "info", "warning", "error"))
-        _min("log.stats_interval_s", self.stats_interval_s, 1.0)
+        _range("log.stats_interval_s", self.stats_interval_s, 1.0, 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +304,7 @@ class ForwardConfig:
         if self.chunk_bytes > 8192:
             raise ConfigError("forward.chunk_bytes", f"must be <= 8192 (one chunk must fit in a transaction), "
                                                      f"got {self.chunk_bytes}")
-        _min("forward.max_fee_gwei", self.max_fee_gwei, 0.000001)
+        _range("forward.max_fee_gwei", self.max_fee_gwei, 0.000001, 1e9)
         _min("forward.confirmations", self.confirmations, 0)
         if not self.testnets:
             raise ConfigError("forward.testnets", "at least one [[forward.testnets]] entry is needed")
@@ -325,7 +335,7 @@ class GpioConfig:
             if pin != -1 and pin in pins:
                 raise ConfigError(f"gpio.{name}", f"pin {pin} is already used by gpio.{pins[pin]}")
             pins[pin] = name
-        _min("gpio.hold_seconds", self.hold_seconds, 0.5)
+        _range("gpio.hold_seconds", self.hold_seconds, 0.5, 60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +366,7 @@ class FleetConfig:
         _address("fleet.attestations", self.attestations)
         if self.rpc_url:
             _url("fleet.rpc_url", self.rpc_url)
-        _min("fleet.takeover_s", self.takeover_s, 1.0)
+        _range("fleet.takeover_s", self.takeover_s, 1.0, 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,11 +462,19 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(key, f"must be an integer, got {value!r}")
+        if not -(2**63) <= value < 2**63:
+            raise ConfigError(key, f"must be <= {2**63 - 1} (a 64-bit integer), got {value}")
         return value
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
-        return float(value)
+        try:
+            f = float(value)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f):
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
+        return f
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"must be a string, got {value!r}")
@@ -482,9 +500,31 @@ def _min(key: str, value: float, lo: float) -> None:
         raise ConfigError(key, f"must be >= {lo:g}, got {value}")
 
 
+def _range(key: str, value: float, lo: float, hi: float) -> None:
+    _min(key, value, lo)
+    if value > hi:
+        raise ConfigError(key, f"must be <= {hi:g}, got {value}")
+
+
 def _url(key: str, value: str) -> None:
+    """A URL checked as far as can be without connecting (RFC 3986 via urllib.parse):
+    scheme http(s)/ws(s), no control characters or spaces, a host, a port 1..65535."""
     if not value.startswith(("http://", "https://", "ws://", "wss://")):
         raise ConfigError(key, f"must be an http(s):// or ws(s):// URL, got {value!r}")
+    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(key, f"contains a control character (code {ord(bad)}): {value!r}")
+    if any(c.isspace() for c in value):
+        raise ConfigError(key, f"contains a space: {value!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(key, f"not a valid URL ({e}) (port must be 1..65535): {value!r}") from None
+    if not parts.hostname:
+        raise ConfigError(key, f"has no host: {value!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(key, f"port must be 1..65535, got {port}: {value!r}")
 
 
 def _address(key: str, value: str) -> None:

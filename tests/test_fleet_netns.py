@@ -64,6 +64,8 @@ def netns() -> Iterator[list[str]]:
 
 
 def _states(db: Path) -> dict[str, int]:
+    if not db.exists():  # connecting would create a 0-byte file, which the agent refuses
+        return {}
     try:
         con = sqlite3.connect(db, timeout=5)
         try:

@@ -21,6 +21,8 @@ KILLS = 20
 
 
 def _states(db: Path) -> dict[str, int]:
+    if not db.exists():  # connecting would create a 0-byte file, which the agent refuses
+        return {}
     con = sqlite3.connect(db, timeout=5)
     try:
         return dict(con.execute("SELECT state, count(*) FROM checkpoints GROUP BY state").fetchall())

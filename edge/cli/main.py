@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -71,6 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config_or_fault(args.config)
     setup_logging(cfg.log.level)
+    if args.init:
+        _init_outbox(cfg.resolve(cfg.outbox.path))
     log.info("edge %s starting: node %s, outbox %s", __version__, cfg.node.ws_url, cfg.resolve(cfg.outbox.path))
 
     async def go() -> None:
@@ -236,10 +239,55 @@ def _cmd_sync_now(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_new(args: argparse.Namespace) -> int:
-    from edge.crypto.keys import create_keystore, read_passphrase
+    from edge.errors import CryptoError
+    from edge.crypto.keys import (
+        DEFAULT_SCRYPT_N,
+        check_passphrase_strength,
+        create_keystore,
+        generate_passphrase,
+        read_passphrase,
+        write_passphrase_file,
+    )
 
-    address = create_keystore(args.keystore, read_passphrase(args.passphrase))
+    if Path(args.keystore).exists():
+        raise CryptoError(f"keystore {args.keystore}: already exists, refusing to overwrite")
+    if args.generate:
+        kind, _, where = args.passphrase.partition(":")
+        if kind != "file" or not where:
+            raise UsageError("--passphrase", "with --generate it must be file:PATH (where the new passphrase goes)")
+        write_passphrase_file(where, generate_passphrase())
+    passphrase = read_passphrase(args.passphrase)
+    try:
+        check_passphrase_strength(passphrase)
+    except CryptoError as e:
+        raise CryptoError(f"{e}; choose a longer, less guessable one, or let `edge keys new --generate "
+                          "--passphrase file:PATH` write a random one") from None
+    address = create_keystore(args.keystore, passphrase, work_factor=args.work_factor or DEFAULT_SCRYPT_N)
     print(address)
+    return 0
+
+
+# -- init -----------------------------------------------------------------------------
+
+
+def _init_outbox(path: Path) -> None:
+    """Make ``path`` an outbox even if it is a 0-byte file or holds foreign tables."""
+    from edge.store.db import Outbox
+
+    async def go() -> None:
+        async with Outbox(path, init=True):
+            pass
+
+    run_async(go)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+
+    cfg = load_config(args.config)
+    path = cfg.resolve(cfg.outbox.path)
+    _init_outbox(path)
+    print(f"outbox {path} ready")
     return 0
 
 
@@ -257,7 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-at", type=int, default=None, metavar="BLOCK",
                    help="exit once every block up to BLOCK is in the outbox (backfill jobs, tests)")
     r.add_argument("--no-score", action="store_true", help="do not run the scoring stage")
+    r.add_argument("--init", action="store_true",
+                   help="accept an empty (0-byte) or foreign outbox file and make it an outbox")
     r.set_defaults(func=_cmd_run)
+
+    i = sub.add_parser("init", help="create the outbox (also over an empty or foreign file) and exit")
+    i.add_argument("--config", required=True, help="TOML config file")
+    i.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("status", help="show head, cursor, lag and record counts from the outbox")
     s.add_argument("--config", required=True, help="TOML config file")
@@ -301,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     kn = ksub.add_parser("new", help="create an encrypted keystore (eth-account v3) and print its address")
     kn.add_argument("--keystore", required=True, help="keystore file to create (never overwritten)")
     kn.add_argument("--passphrase", required=True, metavar="SPEC", help="file:PATH, env:NAME or credential:NAME")
+    kn.add_argument("--generate", action="store_true",
+                    help="write a random passphrase to the (new) file:PATH first, and use it")
+    kn.add_argument("--work-factor", type=int, default=None, metavar="N",
+                    help="scrypt cost n (a power of two; default 2**18, 256 MiB)")
     kn.set_defaults(func=_cmd_keys_new)
 
     score_cmd.register(sub)

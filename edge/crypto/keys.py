@@ -12,6 +12,13 @@ memory and about 0.5 s on an x86 core, a few seconds on a Raspberry Pi 4, paid o
 start. Tests pass ``work_factor=2**12``. A keystore demanding more than 1 GiB of scrypt
 memory is refused when loaded (a tampered file must not exhaust the device).
 
+A new keystore's passphrase must be strong (:func:`check_passphrase_strength`): at
+least :data:`MIN_PASSPHRASE_LENGTH` characters and a zxcvbn score of at least
+:data:`MIN_PASSPHRASE_SCORE` of 4 (zxcvbn, Wheeler 2016, USENIX Security: "zxcvbn:
+Low-Budget Password Strength Estimation"; the ``zxcvbn`` package). Binary secrets
+(not UTF-8, e.g. from a credential store) need 16 bytes. :func:`generate_passphrase`
+makes one (about 155 bits).
+
 The passphrase comes from one of (:func:`read_passphrase`)::
 
     file:PATH          the bytes of a file (one trailing newline stripped)
@@ -40,10 +47,22 @@ __all__ = [
     "DEFAULT_SCRYPT_N",
     "DeviceKey",
     "Kdf",
+    "MIN_PASSPHRASE_LENGTH",
+    "MIN_PASSPHRASE_SCORE",
+    "check_passphrase_strength",
     "create_keystore",
+    "generate_passphrase",
     "load_key",
     "read_passphrase",
+    "write_passphrase_file",
 ]
+
+MIN_PASSPHRASE_LENGTH = 12
+"""Fewest characters a new keystore passphrase may have."""
+MIN_PASSPHRASE_SCORE = 3
+"""Lowest zxcvbn score (0-4; 3: "safely unguessable", about 10^10 guesses) accepted."""
+_MIN_BINARY_LENGTH = 16
+_ZXCVBN_MAX_CHARS = 72  # zxcvbn's matching grows fast with length; the head decides
 
 DEFAULT_SCRYPT_N = 2**18
 """Production scrypt cost ``n`` (with ``r = 8, p = 1``): 256 MiB, ~0.5 s on x86."""
@@ -102,6 +121,63 @@ def _check_passphrase(passphrase: object) -> bytes:
     if not passphrase:
         raise CryptoError("keystore: passphrase is empty")
     return bytes(passphrase)
+
+
+def check_passphrase_strength(passphrase: bytes) -> None:
+    """Refuse a passphrase too weak to protect a device key (see the module doc).
+
+    Raises:
+        CryptoError: ``"passphrase too weak: ..."`` naming the rule that failed, with
+            zxcvbn's warning where it has one.
+    """
+    pw = _check_passphrase(passphrase)
+    try:
+        text = pw.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(pw) < _MIN_BINARY_LENGTH:
+            raise CryptoError(f"passphrase too weak: a binary passphrase needs at least {_MIN_BINARY_LENGTH} "
+                              f"bytes, got {len(pw)}") from None
+        return
+    if len(text) < MIN_PASSPHRASE_LENGTH:
+        raise CryptoError(f"passphrase too weak: {len(text)} characters, at least {MIN_PASSPHRASE_LENGTH} needed")
+    from zxcvbn import zxcvbn  # imported here: only `edge keys new` needs it
+
+    verdict = zxcvbn(text[:_ZXCVBN_MAX_CHARS])
+    score = int(verdict["score"])
+    if score < MIN_PASSPHRASE_SCORE:
+        warning = str(verdict.get("feedback", {}).get("warning") or "").rstrip(".")
+        raise CryptoError(
+            f"passphrase too weak: zxcvbn score {score} of 4, at least {MIN_PASSPHRASE_SCORE} needed"
+            + (f" ({warning})" if warning else "")
+        )
+
+
+def generate_passphrase() -> str:
+    """A random passphrase: 6 groups of 5 characters from ``a-z0-9`` (about 155 bits),
+    e.g. ``"k7q2m-x9d4a-..."``; from :mod:`secrets` (the OS CSPRNG)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(6))
+
+
+def write_passphrase_file(path: str | os.PathLike[str], passphrase: str) -> None:
+    """Write ``passphrase`` and a newline to a NEW file with mode 0600 (fsynced).
+
+    Raises: CryptoError: the file exists (never overwritten) or cannot be written.
+    """
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise CryptoError(f"passphrase file {target}: already exists, refusing to overwrite") from None
+    except OSError as exc:
+        raise CryptoError(f"passphrase file {target}: cannot create: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(passphrase.encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _as_password(passphrase: bytes) -> str:

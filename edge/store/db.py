@@ -10,6 +10,16 @@ loss would matter after a power cut (a signed transaction about to be broadcast)
 through :meth:`Outbox.transaction` with ``durable=True``, which commits with
 ``synchronous=FULL`` (an fsync of the WAL) before returning.
 
+Checked at start. The outbox is a private file: created 0600 (its WAL and shared-memory
+files inherit that mode) in a folder created 0700, and an existing one readable by
+others is made 0600. A file that is not an outbox is refused before anything is
+written to it: a directory, a 0-byte file (a truncated outbox must not silently become
+a new, empty one: checkpoint and transaction history would be gone), a SQLite database
+of another application (``PRAGMA application_id``) or holding foreign tables; the
+first two cases are accepted with ``init=True`` (``edge init`` / ``edge run --init``).
+Then ``PRAGMA quick_check`` must say ``ok``: a page of garbage is found at start, not
+weeks later.
+
 Size bound. ``max_bytes`` caps the database (main file + WAL). :meth:`Outbox.check_capacity`
 raises :class:`edge.errors.OutboxFull` at the cap, and so does a transaction that hits
 ``SQLITE_FULL`` (disk full): the transaction is rolled back whole, so the writer can
@@ -22,6 +32,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +44,10 @@ import aiosqlite
 from edge.errors import OutboxError, OutboxFull, SchemaError
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Outbox", "Tx"]
+__all__ = ["Outbox", "Tx", "APPLICATION_ID"]
+
+APPLICATION_ID = 0x45444745
+"""``PRAGMA application_id`` of an edge outbox (ASCII "EDGE"; SQLite file format §1.3)."""
 
 log = logging.getLogger("edge.outbox")
 
@@ -77,12 +91,16 @@ class Outbox:
     """The durable SQLite outbox (aiosqlite, WAL). An async context manager.
 
     Args:
-        path: database file; its folder is created if missing.
+        path: database file; its folder is created (0700) if missing.
         max_bytes: size cap of database + WAL in bytes (``None``: unbounded).
+        init: accept a 0-byte file or a SQLite database holding foreign tables and
+            make it an outbox (nothing in it is deleted).
 
     Raises (on enter):
         SchemaError: the file was written by a newer schema version.
-        OutboxError: the file cannot be opened or is not a SQLite database.
+        OutboxError: the path is a directory or its folder cannot be created; the file
+            is empty or foreign (without ``init``), not a SQLite database, or fails
+            ``PRAGMA quick_check``. The message names the file and the case.
 
     Usage::
 
@@ -91,25 +109,30 @@ class Outbox:
                 await tx.execute("INSERT ...", (...))
     """
 
-    def __init__(self, path: Path | str, *, max_bytes: int | None = None) -> None:
+    def __init__(self, path: Path | str, *, max_bytes: int | None = None, init: bool = False) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
+        self.init = init
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Outbox:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._prepare_file()
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as e:
             raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
         self._conn = conn
         try:
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await self._identify()
+            await self._quick_check()
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
             await self._migrate()
+            if await self._pragma("application_id") != APPLICATION_ID:
+                await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         except sqlite3.DatabaseError as e:
             await conn.close()
             self._conn = None
@@ -119,6 +142,113 @@ class Outbox:
             self._conn = None
             raise
         return self
+
+    def _prepare_file(self) -> None:
+        """Folder (0700 when made), directory/empty-file refusal, 0600 file mode."""
+        p = self.path
+        if p.is_dir():
+            raise OutboxError(f"outbox {p} is a directory, not a file (outbox.path must name a file)")
+        folder = p.parent
+        if not folder.is_dir():
+            if folder.exists() or folder.is_symlink():
+                raise OutboxError(f"cannot create the outbox folder {folder}: a file of that name is in the way")
+            try:
+                folder.mkdir(mode=0o700, parents=True)
+            except OSError as e:
+                raise OutboxError(f"cannot create the outbox folder {folder}: {e.strerror or e}") from e
+        if not p.exists():
+            self._create(p)
+            return
+        side = p.with_name(f".{p.name}.creating")
+        if side.exists():  # left by a kill between link and unlink: the outbox is whole
+            side.unlink(missing_ok=True)
+        if not self.init and p.stat().st_size == 0:
+            raise OutboxError(
+                f"outbox {p} is an empty file (0 bytes): a truncated outbox? Refusing to start "
+                "afresh over it (its history would be gone); restore it, or run with --init "
+                "if this device is new"
+            )
+        for suffix in ("", "-wal", "-shm"):
+            f = Path(f"{p}{suffix}")
+            try:
+                if stat.S_IMODE(f.stat().st_mode) & 0o077:
+                    os.chmod(f, 0o600)
+                    log.warning("outbox file %s was readable by others: made private (0600)", f)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise OutboxError(f"outbox {f}: cannot make it private: {e.strerror or e}") from e
+
+    @staticmethod
+    def _create(p: Path) -> None:
+        """A new outbox appears whole or not at all: a SQLite file with the outbox's
+        application_id is made 0600 under a side name, fsynced, then linked into place
+        (a kill in between leaves no 0-byte outbox behind, which a restart would refuse)."""
+        side = p.with_name(f".{p.name}.creating")
+        try:
+            fd = os.open(side, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            os.fchmod(fd, 0o600)
+            os.close(fd)
+            con = sqlite3.connect(side)
+            try:
+                con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                con.commit()
+            finally:
+                con.close()
+            fd = os.open(side, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(side, p)
+            except FileExistsError:
+                pass  # made meanwhile by someone else: it is checked as an existing file
+            os.unlink(side)
+        except (OSError, sqlite3.Error) as e:
+            raise OutboxError(f"cannot create outbox {p}: {getattr(e, 'strerror', None) or e}") from e
+
+    async def _pragma(self, name: str) -> int:
+        async with self.conn.execute(f"PRAGMA {name}") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _identify(self) -> None:
+        """Refuse a SQLite database that is not an outbox (see the module doc)."""
+        app = await self._pragma("application_id")
+        if app == APPLICATION_ID:
+            return
+        if app != 0:
+            raise OutboxError(
+                f"outbox {self.path} is a database of another application (application_id "
+                f"0x{app:08x}): refusing to touch it; point outbox.path elsewhere"
+            )
+        version = await self._pragma("user_version")
+        async with self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ) as cur:
+            tables = [str(r[0]) for r in await cur.fetchall()]
+        if not tables or (version >= 1 and "cursor" in tables):  # new, or made before application_id
+            return
+        if not self.init:
+            raise OutboxError(
+                f"outbox {self.path} is not an edge outbox (it holds tables {', '.join(tables[:5])}"
+                f"{' ...' if len(tables) > 5 else ''}): refusing to write into it; point outbox.path "
+                "elsewhere, or run with --init to add the outbox tables to it"
+            )
+
+    async def _quick_check(self) -> None:
+        """``PRAGMA quick_check``: page and b-tree structure (O(size), no index cross-check)."""
+        try:
+            async with self.conn.execute("PRAGMA quick_check(5)") as cur:
+                rows = [str(r[0]) for r in await cur.fetchall()]
+        except sqlite3.DatabaseError as e:
+            rows = [str(e)]
+        if rows != ["ok"]:
+            raise OutboxError(
+                f"outbox {self.path} fails PRAGMA quick_check (corrupt): {'; '.join(rows)[:300]}; "
+                "restore it from a backup or move it away (the agent re-reads the chain into a new one)"
+            )
 
     async def __aexit__(
         self,

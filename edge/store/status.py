@@ -23,6 +23,13 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
     """
     if not path.exists():
         raise OutboxError(f"no outbox at {path} (has `edge run` started with this config?)")
+    try:
+        return await _status_info(path, chain_id)
+    except sqlite3.DatabaseError as e:
+        raise OutboxError(f"outbox {path} cannot be read: {e} (corrupt? see PRAGMA quick_check)") from e
+
+
+async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
     async with Outbox(path) as ob:
         if chain_id is None:
             row = await ob.fetchone("SELECT chain_id FROM cursor ORDER BY updated_at DESC LIMIT 1")
