@@ -46,7 +46,7 @@ from edge.chain import verify as V  # noqa: E402
 from edge.devnet.activity import Activity  # noqa: E402
 from edge.devnet.anvil import DevChain  # noqa: E402
 from edge.chain.extract import creations_from_parity_traces, parse_block, parse_receipts  # noqa: E402
-from edge.rpc.ws import RpcClient  # noqa: E402
+from edge.rpc.ws import WsRpc  # noqa: E402
 from edge.config import parse_config  # noqa: E402
 from edge.devnet.corpus import hex_to_code, iter_corpus  # noqa: E402
 from edge.agent import Agent  # noqa: E402
@@ -86,7 +86,7 @@ async def _loop(url: str, head: int, batch: int, mode: str, node_pid: int = 0) -
     cpu0, node0 = time.process_time(), _cpu_of(node_pid) if node_pid else 0.0
     parent: bytes | None = None
     t0 = time.perf_counter()
-    async with RpcClient(url, timeout=60.0) as rpc:
+    async with WsRpc(url, timeout=60.0) as rpc:
         for lo in range(0, head + 1, batch):
             hi = min(head, lo + batch - 1)
             calls: list[tuple[str, list[Any]]] = []

@@ -19,6 +19,10 @@ Example (all keys optional except ``node.ws_url``)::
     batch_blocks = 32                # blocks fetched per JSON-RPC batch
     watch = []                       # log emitters to keep (addresses); [] = all
     traces = "auto"                  # auto | trace_block | debug_trace | off
+    verify = "strict"                # strict | receipts | headers | off: what is checked
+                                     # against the sealed header before it is stored
+    require_proofs = false           # strict on a node without eth_getProof: wait (true)
+                                     # or warn once and check receipts only (false)
 
     [poa]
     engine = "auto"                  # auto | clique | aura | none
@@ -155,6 +159,8 @@ class IngestConfig:
     batch_blocks: int = 32
     watch: tuple[str, ...] = ()
     traces: str = "auto"
+    verify: str = "strict"
+    require_proofs: bool = False
 
     def _check(self) -> None:
         _range("ingest.start_block", self.start_block, 0, MAX_BLOCK_NUMBER)
@@ -166,6 +172,7 @@ class IngestConfig:
             if not _ADDRESS.match(a):
                 raise ConfigError(f"ingest.watch[{i}]", f"not a 20-byte hex address: {a!r}")
         _one_of("ingest.traces", self.traces, ("auto", "trace_block", "debug_trace", "off"))
+        _one_of("ingest.verify", self.verify, ("strict", "receipts", "headers", "off"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,8 @@ def _run_steps(
         from edge.scoring import features
         from edge.scoring.corpus_reader import iter_codes
         from edge.scoring.model import RiskModel, default_model_path
-        from edge.seal import ecies, eip712, leaves, merkle
+        from edge.crypto import ecies
+        from edge.evidence import eip712, leaves, merkle
         from edge.crypto.keys import DeviceKey, create_keystore, load_key
         from edge.store.db import Outbox
         from edge.store.scores import ScoreRow, get_score, put_codes_and_scores

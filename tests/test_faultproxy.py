@@ -1,4 +1,4 @@
-"""The fault-injecting proxy on its own, between the project's RpcClient and a real anvil:
+"""The fault-injecting proxy on its own, between the project's WsRpc and a real anvil:
 pass-through is exact, and each fault does what it says (and only to its method)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChain
-from edge.rpc.ws import RpcClient
+from edge.rpc.ws import WsRpc
 from edge.errors import NodeUnavailable, RpcError, RpcProtocolError
 from tests.conftest import corpus_codes
 from tests.faultproxy import Fault, FaultProxy, get_path, set_path
@@ -38,7 +38,7 @@ async def test_pass_through_is_exact(node: tuple[DevChain, str]) -> None:
     chain, _ = node
     calls = [("eth_getBlockByNumber", ["0x2", True]), ("eth_getBlockReceipts", ["0x2"]), ("eth_chainId", [])]
     direct = await chain.batch(calls)
-    async with FaultProxy(chain.ws_url) as proxy, RpcClient(proxy.url, timeout=5.0) as rpc:
+    async with FaultProxy(chain.ws_url) as proxy, WsRpc(proxy.url, timeout=5.0) as rpc:
         assert await rpc.batch(calls) == direct
         assert await rpc.call("eth_blockNumber") == await chain.rpc("eth_blockNumber")
     assert not proxy.applied
@@ -49,7 +49,7 @@ async def test_cut_flip_swap_set_only_their_method(node: tuple[DevChain, str]) -
     code = await chain.rpc("eth_getCode", crud, "latest")
     block = await chain.rpc("eth_getBlockByNumber", "0x3", False)
     receipts = await chain.rpc("eth_getBlockReceipts", "0x3")
-    async with FaultProxy(chain.ws_url) as proxy, RpcClient(proxy.url, timeout=5.0) as rpc:
+    async with FaultProxy(chain.ws_url) as proxy, WsRpc(proxy.url, timeout=5.0) as rpc:
         proxy.add(Fault("eth_getCode", "cut", times=1))
         cut = await rpc.call("eth_getCode", [crud, "latest"])
         assert code.startswith(cut) and len(cut) % 2 == 0 and (len(cut) - 2) == (len(code) - 2) // 2 * 3 // 4 * 2
@@ -74,14 +74,14 @@ async def test_drop_delay_duplicate_error_garble_reorder(node: tuple[DevChain, s
     chain, _ = node
     cid = await chain.rpc("eth_chainId")
     async with FaultProxy(chain.ws_url) as proxy:
-        async with RpcClient(proxy.url, timeout=0.5) as rpc:
+        async with WsRpc(proxy.url, timeout=0.5) as rpc:
             proxy.add(Fault("eth_chainId", "drop", times=1))
             with pytest.raises(NodeUnavailable, match="eth_chainId: no answer"):
                 await rpc.call("eth_chainId")
             proxy.add(Fault("eth_chainId", "error", times=1))
             with pytest.raises(RpcError, match="injected"):
                 await rpc.call("eth_chainId")
-        async with RpcClient(proxy.url, timeout=5.0) as rpc:
+        async with WsRpc(proxy.url, timeout=5.0) as rpc:
             proxy.add(Fault("eth_chainId", "delay", delay_s=0.3, times=1))
             loop = asyncio.get_running_loop()
             t0 = loop.time()
@@ -95,7 +95,7 @@ async def test_drop_delay_duplicate_error_garble_reorder(node: tuple[DevChain, s
             assert await rpc.call("eth_chainId") == cid
             with pytest.raises(RpcProtocolError, match="answer to unknown id"):
                 await rpc.call("eth_chainId")  # the duplicate poisoned the connection
-        async with RpcClient(proxy.url, timeout=5.0) as rpc:
+        async with WsRpc(proxy.url, timeout=5.0) as rpc:
             proxy.add(Fault("eth_chainId", "garble", times=1))
             with pytest.raises(RpcProtocolError, match="frame is not JSON"):
                 await rpc.call("eth_chainId")
@@ -104,7 +104,7 @@ async def test_drop_delay_duplicate_error_garble_reorder(node: tuple[DevChain, s
 
 async def test_lag_window_withholds_head_blocks_and_new_heads(node: tuple[DevChain, str]) -> None:
     chain, _ = node
-    async with FaultProxy(chain.ws_url) as proxy, RpcClient(proxy.url, timeout=5.0) as rpc:
+    async with FaultProxy(chain.ws_url) as proxy, WsRpc(proxy.url, timeout=5.0) as rpc:
         await rpc.subscribe_heads()
         frozen = await proxy.lag(30.0)
         await chain.rpc("evm_mine")
@@ -128,7 +128,7 @@ async def test_lag_window_withholds_head_blocks_and_new_heads(node: tuple[DevCha
 
 async def test_drop_connections_is_seen_as_node_loss(node: tuple[DevChain, str]) -> None:
     chain, _ = node
-    async with FaultProxy(chain.ws_url) as proxy, RpcClient(proxy.url, timeout=5.0) as rpc:
+    async with FaultProxy(chain.ws_url) as proxy, WsRpc(proxy.url, timeout=5.0) as rpc:
         assert await rpc.call("eth_chainId")
         await proxy.drop_connections()
         with pytest.raises(NodeUnavailable):

@@ -4,7 +4,7 @@ the fault proxy (no eth_getProof; proofs that do not verify)."""
 from __future__ import annotations
 
 from edge.chain.proof_probe import probe_proofs
-from edge.rpc.ws import RpcClient
+from edge.rpc.ws import WsRpc
 from tests.faultproxy import Fault, FaultProxy
 
 
@@ -13,7 +13,7 @@ async def test_probe_verdicts(chain_factory) -> None:
     for _ in range(3):
         await chain.rpc("evm_mine")
     h1 = await chain.rpc("eth_getBlockByNumber", "0x1", False)
-    async with FaultProxy(chain.ws_url) as proxy, RpcClient(proxy.url, timeout=5.0) as rpc:
+    async with FaultProxy(chain.ws_url) as proxy, WsRpc(proxy.url, timeout=5.0) as rpc:
         v = await probe_proofs(rpc.call, h1)
         assert v.available and v.status == "ok" and v.block == 1
         proxy.add(Fault("eth_getProof", "error", error=(-32601, "the method eth_getProof does not exist"), times=1))
@@ -29,7 +29,7 @@ async def test_pruned_state_is_unavailable(chain_factory) -> None:
     for _ in range(5):
         await chain.rpc("evm_mine")
     old, new = (await chain.batch([("eth_getBlockByNumber", ["0x1", False]), ("eth_getBlockByNumber", ["0x5", False])]))
-    async with RpcClient(chain.ws_url, timeout=5.0) as rpc:
+    async with WsRpc(chain.ws_url, timeout=5.0) as rpc:
         v = await probe_proofs(rpc.call, old)
         assert v.status == "unavailable" and "pruned" in v.reason and "block 1" in v.reason
         assert (await probe_proofs(rpc.call, new)).available

@@ -9,13 +9,13 @@ from typing import Any
 
 from edge.chain import verify as V
 from edge.devnet.activity import Activity
-from edge.rpc.ws import RpcClient
+from edge.rpc.ws import WsRpc
 from edge.errors import RpcProtocolError
 from tests.conftest import corpus_codes
 from tests.faultproxy import Fault, FaultProxy
 
 
-async def _read_and_verify(rpc: RpcClient, n: int, parent: bytes) -> int:
+async def _read_and_verify(rpc: WsRpc, n: int, parent: bytes) -> int:
     """What verified ingest reads and checks for block ``n``; returns contracts proven."""
     h, rs = await rpc.batch([("eth_getBlockByNumber", [hex(n), True]), ("eth_getBlockReceipts", [hex(n)])])
     V.verify_links([h], parent)
@@ -83,14 +83,14 @@ async def _chain(chain_factory: Any) -> tuple[Any, int, bytes]:
 async def test_every_fault_of_every_read_is_detected_and_named(chain_factory) -> None:
     chain, n, parent = await _chain(chain_factory)
     async with FaultProxy(chain.ws_url) as proxy:
-        async with RpcClient(proxy.url, timeout=10.0) as rpc:
+        async with WsRpc(proxy.url, timeout=10.0) as rpc:
             assert await _read_and_verify(rpc, n, parent) == 2  # clean: everything verifies
         missed = []
         for method, action, path, other in FAULTS:
             p = path.replace("[-1]", "[2]") if method == "eth_getProof" else path
             proxy.clear()
             proxy.add(Fault(method, action, path=p, other=other))  # type: ignore[arg-type]
-            async with RpcClient(proxy.url, timeout=10.0) as rpc:
+            async with WsRpc(proxy.url, timeout=10.0) as rpc:
                 try:
                     await _read_and_verify(rpc, n, parent)
                 except V.VerificationError as e:
@@ -105,5 +105,5 @@ async def test_every_fault_of_every_read_is_detected_and_named(chain_factory) ->
         assert not missed, missed
         assert sum(proxy.applied.values()) >= len(FAULTS)
         proxy.clear()
-        async with RpcClient(proxy.url, timeout=10.0) as rpc:
+        async with WsRpc(proxy.url, timeout=10.0) as rpc:
             assert await _read_and_verify(rpc, n, parent) == 2  # faults gone: verifies again

@@ -8,7 +8,7 @@ that do not verify. :func:`probe_proofs` tells which, for the oldest block inges
 need, so the agent can say it once and act on ``ingest.verify`` (an error in "strict",
 a warning and header/receipt checks only otherwise).
 
-The I/O is injected (``call(method, params) -> result``, e.g. ``RpcClient.call``), so the
+The I/O is injected (``call(method, params) -> result``, e.g. ``WsRpc.call``), so the
 probe works over any transport.
 """
 

@@ -10,8 +10,18 @@ top-level deployments are then seen, said once). A second batch reads the runtim
 of the new contracts with ``eth_getCode`` at the block hash (EIP-1898). What the node
 offers is learnt from its first ``MethodNotSupported`` answer and kept for the session.
 
+Verify, do not trust (:mod:`edge.chain.verify`, mode ``ingest.verify``): every header's
+hash is recomputed from its fields (``headers``), the receipts are rebuilt into the
+receipts trie and compared with ``receiptsRoot`` with every stored field bound
+(``receipts``), and every runtime code is checked against the account's ``codeHash`` in an
+EIP-1186 ``eth_getProof`` proof verified against ``stateRoot`` (``strict``; one batch with
+the ``eth_getCode`` calls). A node that cannot serve proofs is found by
+:func:`edge.chain.proof_probe.probe_proofs` once per connection.
+
 Errors: ChainError subclasses only (the stage reconnects); :class:`~edge.errors.BlockChanged`
-when a reorg raced the read (the stage keeps the blocks before it).
+when a reorg raced the read (the stage keeps the blocks before it); a
+:class:`~edge.chain.verify.VerificationError` (an RpcProtocolError) when an answer does not
+match its sealed header, naming block, record, expected and got.
 """
 
 from __future__ import annotations
@@ -29,15 +39,17 @@ from edge.chain.extract import (
     parse_receipts,
 )
 from edge.chain.records import BlockRecord, LogRecord
+from edge.chain.verify import verify_code, verify_header, verify_receipts
 from edge.errors import BlockChanged, MethodNotSupported, RpcProtocolError
 from edge.rpc import codec
 from edge.rpc.base import Call, JsonRpc
 
-__all__ = ["FetchedBlock", "ChainReader", "TraceMode"]
+__all__ = ["FetchedBlock", "ChainReader", "TraceMode", "VerifyMode"]
 
 log = logging.getLogger("edge.ingest")
 
 TraceMode = Literal["auto", "trace_block", "debug_trace", "off"]
+VerifyMode = Literal["strict", "receipts", "headers", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +74,15 @@ class ChainReader:
         rpc: the open connection (owned by the caller).
         watch: 20-byte emitter addresses whose logs are kept (empty: all).
         traces: ``"auto"`` (detect), or a fixed :data:`TraceMode`.
+        verify: what is checked against each sealed header (:data:`VerifyMode`).
     """
 
-    def __init__(self, rpc: JsonRpc, watch: frozenset[bytes], traces: TraceMode = "auto") -> None:
+    def __init__(self, rpc: JsonRpc, watch: frozenset[bytes], traces: TraceMode = "auto",
+                 verify: VerifyMode = "strict") -> None:
         self.rpc = rpc
         self.watch = watch
         self.traces: TraceMode = traces
+        self.verify: VerifyMode = verify
         self.receipts_by_block = True
 
     async def chain_id(self) -> int:
@@ -130,10 +145,14 @@ class ChainReader:
             block, raw = parse_block(chunk[0])
             if block.number != lo + i:
                 raise RpcProtocolError("eth_getBlockByNumber", f"asked for {lo + i}, got {block.number}")
+            if self.verify != "off":
+                verify_header(raw)  # the hash we link and store is the one the sealer signed
             tx_hashes = [codec.hash32(t, "eth_getBlockByNumber", f"result.transactions[{k}]")
                          for k, t in enumerate(raw["transactions"])]
             receipts = chunk[1] if self.receipts_by_block else await self._receipts_per_tx(tx_hashes)
             try:
+                if self.verify in ("receipts", "strict"):
+                    verify_receipts(raw, receipts)
                 logs, creations = parse_receipts(receipts, block, self.watch)
                 if self.traces == "trace_block":
                     creations = creations_from_parity_traces(chunk[-1], block, tx_hashes)
@@ -148,18 +167,30 @@ class ChainReader:
     async def _receipts_per_tx(self, tx_hashes: Sequence[bytes]) -> list[Any]:
         return list(await self.rpc.batch([("eth_getTransactionReceipt", ["0x" + h.hex()]) for h in tx_hashes]))
 
-    async def codes(self, items: Sequence[tuple[BlockRecord, Creation]]) -> dict[tuple[int, bytes], bytes]:
+    async def codes(self, items: Sequence[tuple[FetchedBlock, Creation]]) -> dict[tuple[int, bytes], bytes]:
         """Runtime code of each ``(block, creation)`` at that block's hash (EIP-1898), keyed
-        by ``(block number, 20-byte address)``. Raises ChainError."""
+        by ``(block number, 20-byte address)``; in ``strict`` mode each is proven against
+        the block's ``stateRoot`` (EIP-1186 ``eth_getProof`` in the same batch).
+
+        Raises: ChainError; CodeHashMismatch / AccountProofInvalid (a node fault)."""
         if not items:
             return {}
-        res = await self.rpc.batch(
-            [("eth_getCode", ["0x" + c.address.hex(), {"blockHash": "0x" + b.hash.hex()}]) for b, c in items]
-        )
-        return {
-            (b.number, c.address): codec.data(r, "eth_getCode", f"0x{c.address.hex()}@{b.number}")
-            for (b, c), r in zip(items, res)
-        }
+        prove = self.verify == "strict"
+        calls: list[Call] = []
+        for f, c in items:
+            at = {"blockHash": "0x" + f.block.hash.hex()}
+            calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
+            if prove:
+                calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))
+        res = await self.rpc.batch(calls)
+        step = 2 if prove else 1
+        out: dict[tuple[int, bytes], bytes] = {}
+        for k, (f, c) in enumerate(items):
+            code = codec.data(res[k * step], "eth_getCode", f"0x{c.address.hex()}@{f.block.number}")
+            if prove:
+                verify_code(f.raw, c.address, res[k * step + 1], code)
+            out[(f.block.number, c.address)] = code
+        return out
 
     async def canonical_hashes(self, lo: int, hi: int) -> dict[int, bytes | None]:
         """The node's canonical hash of each block ``lo..hi``; None where the node has no

@@ -43,12 +43,15 @@ from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, C
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
 from edge.errors import ChainError, ChainIdMismatch, OutboxFull, SealError
+from edge.chain.extract import parse_block
+from edge.chain.proof_probe import probe_proofs
+from edge.chain.verify import VerificationError, verify_header
 from edge.ingest.adapter import ChainReader, FetchedBlock
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
 
-__all__ = ["Ingester", "IngestStats", "SealCheck"]
+__all__ = ["Ingester", "IngestStats", "SealCheck", "ProofsUnavailable"]
 
 log = logging.getLogger("edge.ingest")
 
@@ -57,6 +60,13 @@ SealCheck = Callable[[Mapping[str, Any]], tuple[bytes | None, bool | None]]
 May raise SealError for a malformed seal."""
 
 _BACKOFF_START_S = 0.5
+_MISMATCH_ALARM_AFTER = 3
+"""Tries (each on a fresh connection) on one block before a node mismatch is an alarm."""
+
+
+class ProofsUnavailable(ChainError):
+    """``ingest.require_proofs`` is set and the node cannot serve verifiable EIP-1186
+    proofs (no ``eth_getProof``, pruned state, or proofs that do not verify): ingest waits."""
 
 
 @dataclass
@@ -78,6 +88,7 @@ class IngestStats:
     foreign_sealers: int = 0
     reconnects: int = 0
     lagging: int = 0
+    mismatches: int = 0
     paused: bool = False
     connected: bool = False
     last_error: str = ""
@@ -129,6 +140,9 @@ class Ingester:
         """Set once the node's chain id is known (``stats.chain_id``)."""
         self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
+        self._verify = cfg.ingest.verify
+        self._proofs_said = ""
+        self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
 
     async def __aenter__(self) -> Ingester:
@@ -163,8 +177,9 @@ class Ingester:
                 async with self.rpc_factory(url, timeout=self.cfg.node.request_timeout_s) as rpc:
                     self.stats.connected = True
                     self._notify()
-                    if await self._session(ChainReader(rpc, self._watch, self.cfg.ingest.traces),  # type: ignore[arg-type] # str checked by config
-                                           rpc.heads, stop_at, progressed, rpc.subscribe_heads):
+                    reader = ChainReader(rpc, self._watch, self.cfg.ingest.traces,  # type: ignore[arg-type]
+                                         self._verify)  # type: ignore[arg-type] # checked by the config
+                    if await self._session(reader, rpc.heads, stop_at, progressed, rpc.subscribe_heads):
                         return
             except OutboxFull as e:  # raised outside a step (e.g. while rolling back)
                 self.stats.connected = False
@@ -175,9 +190,12 @@ class Ingester:
                 self.stats.connected = False
                 self.stats.reconnects += 1
                 self.stats.last_error = str(e)
+                if isinstance(e, VerificationError):
+                    await self._mismatch(e)
                 self._notify()
                 delay = min(backoff, self.cfg.node.reconnect_max_s) * (0.8 + 0.4 * random.random())
-                level = logging.ERROR if isinstance(e, ChainIdMismatch) else logging.WARNING
+                level = logging.ERROR if isinstance(e, (ChainIdMismatch, VerificationError, ProofsUnavailable)) \
+                    else logging.WARNING
                 log.log(level, "node %s: %s; reconnecting in %.1f s, resuming after block %d",
                         url, e, delay, self.stats.cursor)
                 await self.clock.sleep(delay)
@@ -191,6 +209,8 @@ class Ingester:
             raise ChainIdMismatch(self.cfg.node.ws_url, "node.chain_id", want, cid)
         self.stats.chain_id = cid
         self.chain_ready.set()
+        if reader.verify == "strict":
+            await self._probe_proofs(reader)
         try:
             await subscribe()
         except ChainError as e:
@@ -218,6 +238,44 @@ class Ingester:
                     pass
                 while not heads.empty():
                     heads.get_nowait()
+
+    async def _probe_proofs(self, reader: ChainReader) -> None:
+        """Can this node prove code (EIP-1186)? Asked once per connection at the block
+        ingest reads next; said once. Without proofs: wait (``ingest.require_proofs``) or
+        check headers and receipts only, with one warning."""
+        cur = await chain_data.get_cursor(self.outbox, self.stats.chain_id)
+        n = cur.block_number if cur else self.cfg.ingest.start_block
+        raw = await reader.rpc.call("eth_getBlockByNumber", [hex(n), False])
+        if raw is None:  # the node does not have that block yet: probe at its head
+            raw = await reader.rpc.call("eth_getBlockByNumber", ["latest", False])
+        _, header = parse_block(raw)
+        verify_header(header)
+        support = await probe_proofs(reader.rpc.call, header)
+        if support.status == "ok":
+            if self._proofs_said != "ok":
+                log.info("verified ingest: headers, receipts and code (EIP-1186 proofs) are checked; %s",
+                         support.reason)
+            self._proofs_said = "ok"
+            return
+        if self.cfg.ingest.require_proofs:
+            raise ProofsUnavailable(f"{support.reason}; ingest.require_proofs = true: waiting for a node that can")
+        if self._proofs_said != support.status:
+            log.warning("verified ingest: %s; runtime code is NOT proven against the state root, headers and "
+                        "receipts still are (set ingest.require_proofs = true to wait instead)", support.reason)
+        self._proofs_said = support.status
+        reader.verify = "receipts"
+
+    async def _mismatch(self, e: VerificationError) -> None:
+        """A node answer that does not match its sealed header: never stored; after
+        :data:`_MISMATCH_ALARM_AFTER` tries on the same block, one alarm row."""
+        self.stats.mismatches += 1
+        n = self._mismatches.get(e.block, 0) + 1
+        self._mismatches = {e.block: n}  # only the block ingest is stuck on is kept
+        if n == _MISMATCH_ALARM_AFTER:
+            msg = (f"node serves data that does not match block {e.block}'s header ({n} tries, fresh "
+                   f"connections): {e}; ingest waits on block {e.block}, nothing of it is stored")
+            log.error("%s", msg)
+            await chain_data.add_alarm(self.outbox, self.stats.chain_id, e.block, "node_mismatch", msg)
 
     def _pause(self, e: OutboxFull) -> None:
         if not self.stats.paused:
@@ -294,7 +352,7 @@ class Ingester:
 
     async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock]) -> list[BlockBundle]:
         sealed = [(await self._seal(f.block, f.raw), f) for f in fetched]
-        codes = await reader.codes([(b, c) for b, f in sealed for c in f.creations])
+        codes = await reader.codes([(f, c) for _, f in sealed for c in f.creations])
         out: list[BlockBundle] = []
         for block, f in sealed:
             contracts = tuple(
