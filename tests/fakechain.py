@@ -1,7 +1,8 @@
 """A tiny in-memory chain answered through :class:`edge.rpc.mock.MockNetwork`, for the
 ingest edge cases a real node cannot be made to produce on cue (a garbled chain id, a
 connection that drops at a chosen request). Blocks are empty; hashes are made up but
-consistent (each block names its parent's hash)."""
+consistent (each block names its parent's hash) but not real headers: tests using it set
+``ingest.verify = "off"`` (verified ingest is tested against anvil)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ each answer (also inside a batch) passes through the faults whose method matches
 ============  ==============================================================
 
 A fault applies ``times`` times (None: until removed), optionally only when ``when``
-accepts the request's params. :meth:`FaultProxy.lag` opens a window during which the
+accepts the request's params; a rewrite applies only to answers that have its field
+(a swap of two logs skips a block without two logs), and only those are counted. :meth:`FaultProxy.lag` opens a window during which the
 node seems to be behind: ``eth_blockNumber`` answers the head frozen at the start,
 blocks and receipts above it answer ``null``, and ``newHeads`` above it are withheld.
 :attr:`FaultProxy.applied` counts what was done, per ``(method, action)``.
@@ -88,6 +89,24 @@ def _flip(v: Any) -> Any:
         raise ValueError(f"flip needs a non-empty hex string, got {v!r:.40}")
     i = 2 + (len(v) - 2) // 2
     return v[:i] + ("1" if v[i] == "0" else "0") + v[i + 1:]
+
+
+_REWRITES = ("cut", "flip", "swap", "set")
+
+
+def _applies(f: "Fault", item: dict[str, Any]) -> bool:
+    """True when a rewrite fault finds its field(s) in this answer."""
+    result = item.get("result")
+    if result is None:
+        return False
+    try:
+        for path in (f.path, f.other) if f.action == "swap" else (f.path,):
+            v = get_path(result, path)
+            if f.action in ("cut", "flip") and not (isinstance(v, str) and len(v) > 3):
+                return False
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 @dataclass
@@ -230,6 +249,8 @@ class FaultProxy:
                 for f in self.faults:
                     if not f.matches(method, params):
                         continue
+                    if f.action in _REWRITES and not _applies(f, item):
+                        continue  # this answer has no such field (an empty block): not counted
                     if f.times is not None:
                         f.times -= 1
                     self.applied[(method, f.action)] += 1

@@ -30,7 +30,7 @@ class RecordingClock(MockClock):
 
 def _cfg(tmp_path: Path) -> Any:
     return parse_config({"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": 7201, "reconnect_max_s": 30.0},
-                         "ingest": {"confirmations": 0}, "poa": {"engine": "none"},
+                         "ingest": {"confirmations": 0, "verify": "off"}, "poa": {"engine": "none"},
                          "outbox": {"path": str(tmp_path / "edge.sqlite")}}, base_dir=tmp_path)
 
 

@@ -241,8 +241,10 @@ class Ingester:
 
     async def _probe_proofs(self, reader: ChainReader) -> None:
         """Can this node prove code (EIP-1186)? Asked once per connection at the block
-        ingest reads next; said once. Without proofs: wait (``ingest.require_proofs``) or
-        check headers and receipts only, with one warning."""
+        ingest reads next; said once. A node without proofs (none, or pruned state): wait
+        (``ingest.require_proofs``) or check headers and receipts only, with one warning.
+        A node whose proofs do not verify is lying: a VerificationError (reconnect, alarm),
+        never a reason to check less."""
         cur = await chain_data.get_cursor(self.outbox, self.stats.chain_id)
         n = cur.block_number if cur else self.cfg.ingest.start_block
         raw = await reader.rpc.call("eth_getBlockByNumber", [hex(n), False])
@@ -257,6 +259,9 @@ class Ingester:
                          support.reason)
             self._proofs_said = "ok"
             return
+        if support.status == "invalid":  # a node that lies about state is a fault, never a reason to check less
+            raise VerificationError("eth_getProof", support.block, "account proof (probe)",
+                                    "a proof that verifies against stateRoot", support.reason)
         if self.cfg.ingest.require_proofs:
             raise ProofsUnavailable(f"{support.reason}; ingest.require_proofs = true: waiting for a node that can")
         if self._proofs_said != support.status:
