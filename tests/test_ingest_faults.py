@@ -10,7 +10,7 @@ from typing import Any
 
 from edge.clock import MockClock
 from edge.config import parse_config
-from edge.errors import NodeUnavailable
+from edge.errors import NodeUnavailable, RpcTimeout
 from edge.ingest.stage import Ingester
 from edge.store.db import Outbox
 from tests.fakechain import FakeChain, FakeNetwork
@@ -36,15 +36,20 @@ def _cfg(tmp_path: Path) -> Any:
 
 async def _drive(clock: MockClock, task: asyncio.Task[None], until: Any) -> None:
     """Advance mock time to each next deadline until ``until()`` holds (bounded)."""
-    for _ in range(200):
+    for _ in range(400):
         if until():
             return
-        await clock.wait_sleepers(1)
+        sleeping = asyncio.ensure_future(clock.wait_sleepers(1))
+        await asyncio.wait({sleeping, task}, return_when=asyncio.FIRST_COMPLETED)
+        sleeping.cancel()
+        if task.done():
+            task.result()  # raises what the stage raised
+            if until():
+                return
+            raise AssertionError("the stage returned before the condition held")
         clock.advance_to_next()
         await asyncio.sleep(0)
-        if task.done():
-            task.result()
-    raise AssertionError("condition not reached in 200 clock steps")
+    raise AssertionError("condition not reached in 400 clock steps")
 
 
 async def test_a_garbled_chain_id_is_a_wait_not_an_exit_and_backoff_resets_after_a_healthy_connection(
@@ -91,3 +96,28 @@ async def test_a_node_whose_head_falls_behind_the_cursor_is_waited_for_not_rolle
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert ing.stats.reorgs == 0 and ing.stats.rolled_back == 0
+
+
+async def test_a_node_too_slow_for_big_batches_gets_smaller_ones_not_a_stall(tmp_path: Path) -> None:
+    """A node that times out on batches of more than 4 blocks: the agent halves its batch
+    on each timeout and ingests everything, instead of retrying the same batch forever."""
+    chain = FakeChain(head=40)
+    seen: dict[int, int] = {}  # connection -> block requests since its last eth_blockNumber
+
+    def fail(conn: int, method: str) -> BaseException | None:
+        if method == "eth_blockNumber":
+            seen[conn] = 0
+        elif method == "eth_getBlockByNumber":
+            seen[conn] = seen.get(conn, 0) + 1
+            if seen[conn] > 4:
+                return RpcTimeout(f"{method}: no answer within 10 s (injected)")
+        return None
+
+    chain.fail = fail
+    clock = MockClock()
+    async with Outbox(tmp_path / "edge.sqlite") as ob:
+        ing = Ingester(_cfg(tmp_path), ob, rpc_factory=FakeNetwork(chain), clock=clock, poll_s=1.0)
+        task = asyncio.create_task(ing.run(stop_at=40))
+        await _drive(clock, task, lambda: task.done())
+        task.result()
+    assert ing.stats.cursor == 40 and ing.stats.reconnects >= 1

@@ -51,6 +51,12 @@ log = logging.getLogger("edge.ingest")
 TraceMode = Literal["auto", "trace_block", "debug_trace", "off"]
 VerifyMode = Literal["strict", "receipts", "headers", "off"]
 
+_CODES_PER_BATCH = 256
+"""``eth_getCode`` requests per JSON-RPC batch (at most 256 x 24 KiB of code per answer)."""
+_PROOFS_PER_BATCH = 32
+"""Contracts per batch when each also needs an ``eth_getProof``: a node spends several ms of
+CPU per proof (anvil about 6 ms here), so a large batch would outlast the request timeout."""
+
 
 @dataclass(frozen=True, slots=True)
 class FetchedBlock:
@@ -173,23 +179,24 @@ class ChainReader:
         the block's ``stateRoot`` (EIP-1186 ``eth_getProof`` in the same batch).
 
         Raises: ChainError; CodeHashMismatch / AccountProofInvalid (a node fault)."""
-        if not items:
-            return {}
         prove = self.verify == "strict"
-        calls: list[Call] = []
-        for f, c in items:
-            at = {"blockHash": "0x" + f.block.hash.hex()}
-            calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
-            if prove:
-                calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))
-        res = await self.rpc.batch(calls)
-        step = 2 if prove else 1
+        per_batch = _PROOFS_PER_BATCH if prove else _CODES_PER_BATCH
         out: dict[tuple[int, bytes], bytes] = {}
-        for k, (f, c) in enumerate(items):
-            code = codec.data(res[k * step], "eth_getCode", f"0x{c.address.hex()}@{f.block.number}")
-            if prove:
-                verify_code(f.raw, c.address, res[k * step + 1], code)
-            out[(f.block.number, c.address)] = code
+        for lo in range(0, len(items), per_batch):  # bounded batches: each answers within the timeout
+            part = items[lo:lo + per_batch]
+            calls: list[Call] = []
+            for f, c in part:
+                at = {"blockHash": "0x" + f.block.hash.hex()}
+                calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
+                if prove:
+                    calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))
+            res = await self.rpc.batch(calls)
+            step = 2 if prove else 1
+            for k, (f, c) in enumerate(part):
+                code = codec.data(res[k * step], "eth_getCode", f"0x{c.address.hex()}@{f.block.number}")
+                if prove:
+                    verify_code(f.raw, c.address, res[k * step + 1], code)
+                out[(f.block.number, c.address)] = code
         return out
 
     async def canonical_hashes(self, lo: int, hi: int) -> dict[int, bytes | None]:

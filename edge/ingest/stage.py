@@ -42,7 +42,7 @@ from edge.aio import Changed
 from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, ContractRecord
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
-from edge.errors import ChainError, ChainIdMismatch, OutboxFull, SealError
+from edge.errors import ChainError, ChainIdMismatch, OutboxFull, RpcTimeout, SealError
 from edge.chain.extract import parse_block
 from edge.chain.proof_probe import probe_proofs
 from edge.chain.verify import VerificationError, verify_header
@@ -141,6 +141,7 @@ class Ingester:
         self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._verify = cfg.ingest.verify
+        self._batch = cfg.ingest.batch_blocks
         self._proofs_said = ""
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
@@ -192,6 +193,10 @@ class Ingester:
                 self.stats.last_error = str(e)
                 if isinstance(e, VerificationError):
                     await self._mismatch(e)
+                if isinstance(e, RpcTimeout) and self._batch > 1:
+                    self._batch = max(1, self._batch // 2)  # a slow node: smaller batches, not a stall
+                    log.info("node too slow for %d-block batches: %d-block batches until it keeps up",
+                             self._batch * 2, self._batch)
                 self._notify()
                 delay = min(backoff, self.cfg.node.reconnect_max_s) * (0.8 + 0.4 * random.random())
                 level = logging.ERROR if isinstance(e, (ChainIdMismatch, VerificationError, ProofsUnavailable)) \
@@ -328,7 +333,7 @@ class Ingester:
                 await chain_data.set_head(ob, chain_id, head, conf)
             return False
         ob.check_capacity()
-        end = min(head, nxt + self.cfg.ingest.batch_blocks - 1)
+        end = min(head, nxt + self._batch - 1)
         if stop_at is not None:
             end = max(nxt, min(end, stop_at))
         fetched = await reader.blocks(nxt, end)
@@ -348,6 +353,7 @@ class Ingester:
             return True
         bundles = await self._bundles(reader, linked)
         await chain_data.write_blocks(ob, chain_id, bundles, head, conf)
+        self._batch = min(self.cfg.ingest.batch_blocks, self._batch + 1)  # grows back while the node keeps up
         s = self.stats
         s.cursor = bundles[-1].block.number
         s.blocks += len(bundles)
