@@ -35,6 +35,7 @@ from eth_hash.auto import keccak
 
 from edge.aio import enter_all
 from edge.chain import anchor as anchor_abi
+from edge.chain.anchor_events import fetch_anchored
 from edge.chain.crud import decode_read, encode_read
 from edge.chain.http_rpc import HttpRpc
 from edge.errors import ChainError, CryptoError, EdgeError
@@ -74,6 +75,7 @@ class Verdict:
     signers: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     local_checked: bool = False
+    last_hash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -123,9 +125,9 @@ class Auditor:
         await self._stack.aclose()
 
     async def anchored(self) -> list[anchor_abi.AnchoredEvent]:
-        """Every ``Anchored`` event of the contract, oldest first."""
-        logs = await self.mainnet.get_logs(self.anchor, [anchor_abi.ANCHORED_TOPIC])
-        return [anchor_abi.decode_anchored(lg) for lg in logs]
+        """Every ``Anchored`` event of the contract, oldest first (root, signers and
+        submitter filled in: :func:`edge.chain.anchor_events.fetch_anchored`)."""
+        return await fetch_anchored(self.mainnet, self.anchor)
 
     async def verify_all(self) -> list[Verdict]:
         """A :class:`Verdict` per anchored checkpoint (a batch yields one per member)."""
@@ -165,26 +167,21 @@ class Auditor:
     async def verify_anchor(self, ev: anchor_abi.AnchoredEvent) -> list[Verdict]:
         """Verify one anchor (one checkpoint, or each member of a batch)."""
         signers = [str(s) for s in ev.signers]
+        root = ev.root or bytes(32)
         try:
             manifest = await self._manifest(ev.locator)
         except EdgeError as e:
-            return [Verdict("0x" + ev.id.hex(), ev.from_block, ev.to_block, "0x" + ev.root.hex(),
+            return [Verdict("0x" + ev.id.hex(), ev.from_block, ev.to_block, "0x" + root.hex(),
                             anchor_id="0x" + ev.id.hex(), signers=signers, reasons=[str(e)])]
-        if checkpoint_id(ev.chain_id, ev.from_block, ev.to_block, ev.last_block_hash, ev.root) != ev.id:
-            reason = "anchored id is not keccak256(chainId, range, lastBlockHash, root)"
-        else:
-            reason = ""
         if manifest.kind == "checkpoint":
-            v = await self._verify_checkpoint(manifest, ev.id, (ev.from_block, ev.to_block, ev.root), signers)
-            if reason:
-                v.reasons.insert(0, reason)
-            return [v]
+            # the id is checked against the metadata's chain, range, last hash and root
+            return [await self._verify_checkpoint(manifest, ev.id, (ev.from_block, ev.to_block, root), signers)]
         out = []
         ids = [i for i, _ in manifest.members]
-        batch_reasons = [reason] if reason else []
+        batch_reasons = []
         if manifest.id != ev.id:
             batch_reasons.append("batch manifest names another anchor id")
-        if MerkleTree(ids).root != ev.root:
+        if MerkleTree(ids).root != root:
             batch_reasons.append("member checkpoint ids do not hash to the anchored batch root")
         for mid, key in manifest.members:
             try:
@@ -193,8 +190,14 @@ class Auditor:
             except EdgeError as e:
                 v = Verdict("0x" + mid.hex(), -1, -1, "", reasons=[str(e)])
             v.kind, v.anchor_id = "batch-member", "0x" + ev.id.hex()
-            v.reasons[:0] = batch_reasons
             out.append(v)
+        last = out[-1].last_hash if out else ""
+        if not last or checkpoint_id(ev.chain_id, ev.from_block, ev.to_block, bytes.fromhex(last[2:]),
+                                     root) != ev.id:
+            batch_reasons.append("anchored batch id is not keccak256(chainId, range, last member's last block "
+                                 "hash, root)")
+        for v in out:
+            v.reasons[:0] = batch_reasons
         return out
 
     async def _verify_checkpoint(self, manifest: Manifest, cp_id: bytes, anchored: tuple[int, int, bytes] | None,
@@ -230,6 +233,7 @@ class Auditor:
             v.reasons.append(f"metadata does not decrypt: {e}")
             return v
         v.from_block, v.to_block, v.records, v.device = md.from_block, md.to_block, len(md.records), md.device
+        v.last_hash = "0x" + md.last_hash.hex()
         v.root = v.root or "0x" + md.root.hex()
         self._check_metadata(v, md, plain, manifest, cp_id, anchored)
         if await self._is_device(md.device) is False:

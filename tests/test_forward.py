@@ -206,14 +206,15 @@ async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(
     mainnet = net.chains["mainnet"]
     # a key that is not a registered device: the contract refuses it
     rogue = os.urandom(32)
-    data = anchor_abi.encode_anchor_call(forged, ev.locator, [sign_checkpoint(rogue, domain, forged)], domain=domain)
+    key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
+    data = anchor_abi.encode_anchor_raw(forged, ev.locator, anchor_abi.pack_auth(
+        [key.address], 1, [(0, sign_checkpoint(rogue, domain, forged))]))
     owner = (await mainnet.rpc("eth_accounts"))[0]
     with pytest.raises(Exception, match="revert"):
         await mainnet.rpc("eth_call", {"from": owner, "to": f.mainnet.anchor, "data": "0x" + data.hex()})
     # the (compromised) device itself anchors another root for the same range: named by the auditor
-    key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
     data = anchor_abi.encode_anchor_call(forged, ev.locator, [sign_checkpoint(key.private_key, domain, forged)],
-                                         domain=domain)
+                                         domain=domain, devices=[key.address], quorum=1)
     await net.as_device("mainnet", f.mainnet.anchor, data)
     v = (await net.verdicts())["0x" + forged.id.hex()]
     assert not v.ok

@@ -312,14 +312,17 @@ class ForwardStage:
         unit, locator = await self._unit(aid)
         src = self.signature_source
         if src is None:
+            devices = anchor_abi.decode_address_list(
+                await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.devices_call()))
+            quorum = anchor_abi.decode_uint(await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.quorum_call()))
             data = anchor_abi.encode_anchor_call(unit, locator, [sign_checkpoint(self.key.private_key, self.domain, unit)],
-                                                 domain=self.domain)
+                                                 domain=self.domain, devices=devices, quorum=quorum)
         else:
             sigs = await src.signatures(unit)
             if len(sigs) < src.quorum:
                 return  # wait for the quorum (the fleet stage reads attestations)
             data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=src.devices,
-                                                 limit=src.quorum)
+                                                 quorum=src.quorum, limit=src.quorum)
         async with self.outbox.transaction(durable=True) as tx:
             tx_id = await self.mainnet.enqueue(tx, to=self.anchor_addr, data=data, purpose="anchor", ref=aid)
             await tx.execute("UPDATE anchors SET state='sending', tx_id=? WHERE id=?", (tx_id, aid))
