@@ -41,6 +41,7 @@ from edge.chain.http_rpc import HttpRpc
 from edge.errors import ChainError, CryptoError, EdgeError
 from edge.seal.eip712 import checkpoint_id
 from edge.seal.leaves import Leaf, RecordKey
+from edge.seal.manifest_tree import expand_manifest
 from edge.seal.merkle import MerkleTree, verify_proof
 from edge.seal.metadata import Manifest, Metadata, open_manifest, open_metadata, recover_hash_signer
 
@@ -143,6 +144,33 @@ class Auditor:
         return decode_read(await rpc.eth_call(t.store, encode_read(key)))
 
     async def _manifest(self, key: bytes) -> Manifest:
+        """The manifest under ``key`` (any testnet), with a split one's parts followed
+        (:func:`edge.seal.manifest_tree.expand_manifest`)."""
+        m = await self._manifest_root(key)
+        try:
+            return await expand_manifest(m, self._replica, self.auditor_key)
+        except CryptoError as e:
+            raise EdgeError(f"manifest 0x{key.hex()[:16]}..: {e}") from e
+
+    async def _replica(self, key: bytes, want: bytes) -> bytes:
+        """The blob under ``key`` whose keccak256 is ``want`` (any testnet), else the first
+        replica found (the caller names the mismatch)."""
+        first: bytes | None = None
+        errors = []
+        for cid in self.testnets:
+            try:
+                blob = await self._read(cid, key)
+            except ChainError as e:
+                errors.append(f"testnet {cid}: {e}")
+                continue
+            if keccak(blob) == want:
+                return blob
+            first = blob if first is None else first
+        if first is None:
+            raise EdgeError(f"manifest part 0x{key.hex()[:16]}.. not readable: " + "; ".join(errors))
+        return first
+
+    async def _manifest_root(self, key: bytes) -> Manifest:
         errors = []
         for cid in self.testnets:
             try:

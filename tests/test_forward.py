@@ -227,10 +227,10 @@ def _chain_name(chain_id: int) -> str:
 
 
 async def test_upload_groups_fit_in_a_transaction() -> None:
-    from edge.stages.forward import UPLOAD_TX_BYTES, _groups
+    from edge.forward.uploads import UploadBudget, plan_transactions
 
-    rows = [(i, bytes(32), bytes(2048)) for i in range(20)] + [(-1, bytes(32), bytes(16_500))]
-    groups = _groups(rows, UPLOAD_TX_BYTES)
+    budget = UploadBudget.for_block(30_000_000)
+    rows = [(i, bytes(32), bytes(2048)) for i in range(20)] + [(-1, bytes(32), bytes(16_537))]
+    groups = plan_transactions(rows, budget)
     assert [r for g in groups for r in g] == rows  # nothing lost, order kept
-    assert all(sum(len(r[2]) for r in g) <= UPLOAD_TX_BYTES or len(g) == 1 for g in groups)
-    assert len(groups) == 5  # 6 + 6 + 6 + 2 chunks, then the large manifest alone
+    assert all(budget.fits([len(r[2]) for r in g]) for g in groups)

@@ -92,6 +92,7 @@ from edge.errors import (
     RpcProtocolError,
 )
 from edge.chain.http_rpc import HttpRpc
+from edge.forward.uploads import MAX_TX_CALLDATA, is_size_refusal
 from edge.seal.keys import DeviceKey
 from edge.store.db import Outbox, Tx
 
@@ -585,11 +586,13 @@ class TxSender:
             gas = row.gas if row.gas is not None else await self._estimate(row)
             if gas is None:
                 continue  # failed (revert): reported, next intent
-            if gas > block_gas:
+            if gas > block_gas or len(row.data) > MAX_TX_CALLDATA:
                 # never signed: a tx that no block can hold would hold its nonce, and every
                 # later tx behind it, forever
                 reason = (f"gas limit {gas} exceeds the block gas limit {block_gas} of chain "
-                          f"{self.chain_id}: the payload must be split")
+                          f"{self.chain_id}: the payload must be split" if gas > block_gas else
+                          f"oversized data: {len(row.data)} bytes of calldata, over {MAX_TX_CALLDATA}: "
+                          "the payload must be split")
                 await self._write("UPDATE txs SET state='failed', error=?, updated_at=? WHERE id=?"
                                   " AND state='queued'", (reason, time.time(), row.id))
                 log.error("chain %d: tx %d (%d bytes of calldata) refused before signing: %s",
@@ -724,6 +727,9 @@ class TxSender:
             low = msg.lower()
             kind = _classify(msg)
             if kind != "known":
+                if is_size_refusal(msg):
+                    await self._refused_for_size(row, att, msg)
+                    return
                 if kind == "nonce":
                     await self._nonce_too_low(row, att, head)
                     return
@@ -784,6 +790,26 @@ class TxSender:
         log.warning("chain %d: nonce %d of tx %d was used outside this sender (nonce too low, none "
                     "of its %d attempts mined): re-queued for a new nonce; counter reset to %d "
                     "(chain pending %d)", self.chain_id, att.nonce, row.id, len(atts), new, pending)
+
+    async def _refused_for_size(self, row: _Row, att: _Attempt, msg: str) -> None:
+        """A refusal no retry can cure (over the block gas limit, ``oversized data``, ...):
+        the tx fails (its owner re-plans the payload), its nonce is released, and our later
+        in-flight txs are re-queued for new nonces so that no gap wedges the sender (their
+        old attempts stay tracked: if one is mined anyway, it counts)."""
+        now = time.time()
+        pending = await self._pending_nonce()
+        async with self.outbox.transaction(durable=True) as tx:
+            await tx.execute(
+                "UPDATE txs SET state='failed', nonce=NULL, error=?, updated_at=? WHERE id=?"
+                " AND state IN ('signed', 'sent')", (f"refused for size: {msg[:400]}", now, row.id))
+            await tx.execute(
+                "UPDATE txs SET state='queued', nonce=NULL, error=?, updated_at=? WHERE chain_id=? AND"
+                " sender=? AND state IN ('signed', 'sent') AND nonce > ?",
+                (f"re-queued: nonce {att.nonce} was released", now, self.chain_id, self.sender, att.nonce))
+        new = await self._set_counter(pending, allow_lower=True)
+        self._bump_next.discard(row.id)
+        log.error("chain %d: tx %d (%d bytes of calldata) refused for size: %s; failed (to be re-planned), "
+                  "nonce %d released, counter reset to %d", self.chain_id, row.id, len(row.data), msg, att.nonce, new)
 
     # -------------------------------------------------------------------- helpers
 

@@ -31,14 +31,15 @@ from typing import Any, Protocol
 
 from edge.aio import enter_all
 from edge.chain import anchor as anchor_abi
-from edge.chain.crud import create_many_gas, encode_create_many
+from edge.chain.crud import encode_create_many
 from edge.chain.http_rpc import HttpRpc
 from edge.chain.txsender import TxSender
 from edge.config import Config
-from edge.errors import NodeUnavailable
+from edge.errors import NodeUnavailable, RpcProtocolError
+from edge.forward import uploads as plan
 from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.seal.keys import DeviceKey
-from edge.seal.metadata import Manifest, Metadata, seal_manifest, seal_metadata
+from edge.seal.metadata import Manifest, Metadata
 from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox, Tx
@@ -71,24 +72,6 @@ class SignatureSource(Protocol):
     async def signatures(self, unit: CheckpointMessage) -> list[bytes]:
         """65-byte EIP-712 signatures of ``unit`` by registered devices."""
         ...
-
-
-UPLOAD_TX_BYTES = 12 * 1024
-"""Most value bytes in one ``createMany`` (~9M gas on CrudStore: well under a 30M block)."""
-
-
-def _groups(rows: list[tuple[int, bytes, bytes]], limit: int) -> list[list[tuple[int, bytes, bytes]]]:
-    """Split upload rows into consecutive groups of at most ``limit`` value bytes (a row
-    larger than ``limit`` goes alone)."""
-    out: list[list[tuple[int, bytes, bytes]]] = []
-    size = 0
-    for row in rows:
-        if not out or size + len(row[2]) > limit:
-            out.append([])
-            size = 0
-        out[-1].append(row)
-        size += len(row[2])
-    return out
 
 
 def _hex20(a: str) -> bytes:
@@ -128,10 +111,26 @@ class ForwardStage:
         """Where anchor signatures come from in a fleet (None: this device signs alone)."""
         self._stack = AsyncExitStack()
         self.mainnet_rpc = HttpRpc(f.mainnet.url)
+        self.testnet_rpcs = {t.chain_id: HttpRpc(t.url) for t in f.testnets}
+        self.budgets: dict[int, plan.UploadBudget] = {}
+        """Per testnet: what one upload transaction may use (:mod:`edge.forward.uploads`),
+        from the chain's block gas limit, read before each planning."""
 
     async def __aenter__(self) -> ForwardStage:
-        await enter_all(self._stack, [*self.senders.values(), self.mainnet, self.mainnet_rpc])
+        await enter_all(self._stack, [*self.senders.values(), self.mainnet, self.mainnet_rpc,
+                                      *self.testnet_rpcs.values()])
         return self
+
+    async def _read_budgets(self) -> int:
+        """Read every testnet's block gas limit into :attr:`budgets`; returns the largest
+        blob every testnet can store in one transaction (bytes)."""
+        for cid, rpc in self.testnet_rpcs.items():
+            blk = await rpc.call("eth_getBlockByNumber", ["latest", False])
+            limit = blk.get("gasLimit") if isinstance(blk, dict) else None
+            if not isinstance(limit, str) or not limit.startswith("0x"):
+                raise RpcProtocolError("eth_getBlockByNumber", f"testnet {cid}: no gasLimit in the latest block")
+            self.budgets[cid] = plan.UploadBudget.for_block(int(limit, 16))
+        return min(b.max_value_bytes() for b in self.budgets.values())
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
@@ -175,32 +174,34 @@ class ForwardStage:
             findings = await cps.range_findings(self.outbox, self.chain_id, cp.from_block, cp.to_block)
             md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.id,
                           self.key.address, tuple(leaves), tuple(findings))
-            sm = seal_metadata(md, auditors=self.auditors, device_key=self.key.private_key,
-                               stores=self.stores, chunk_bytes=self.cfg.forward.chunk_bytes)
-            items: dict[int, list[tuple[int, bytes, bytes]]] = {cid: [] for cid, _ in self.stores}
-            for part, ch in enumerate(sm.chunks):
-                items[ch.chain_id].append((part, ch.key, ch.data))
-            for cid in items:
-                items[cid].append((-1, sm.manifest_key, sm.manifest))
+            max_blob = await self._read_budgets()
+            locator, items = plan.seal_checkpoint_upload(
+                md, auditors=self.auditors, device_key=self.key.private_key, stores=self.stores,
+                chunk_bytes=self.cfg.forward.chunk_bytes, max_blob=max_blob)
             async with self.outbox.transaction(durable=True) as tx:
                 await self._queue_uploads(tx, cp.id, items)
-                await cps.set_checkpoint_state(tx, cp.id, "uploading", locator=sm.manifest_key)
-            self.stats.chunks += len(sm.chunks)
-            self.stats.bytes_uploaded += sum(len(c.data) for c in sm.chunks) + len(sm.manifest) * len(self.stores)
-            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets",
-                     cp.id.hex()[:16], len(leaves), len(self.auditors), len(sm.chunks), len(self.stores))
+                await cps.set_checkpoint_state(tx, cp.id, "uploading", locator=locator)
+            n_chunks = sum(1 for rows in items.values() for p, _, _ in rows if p >= 0)
+            self.stats.chunks += n_chunks
+            self.stats.bytes_uploaded += sum(len(d) for rows in items.values() for _, _, d in rows)
+            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets "
+                     "(manifest in %d part(s))", cp.id.hex()[:16], len(leaves), len(self.auditors), n_chunks,
+                     len(self.stores), 1 + sum(1 for p, _, _ in next(iter(items.values())) if p < -1))
         return bool(sealed)
 
     async def _queue_uploads(self, tx: Tx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
-        """Queue ``createMany`` transactions of at most :data:`UPLOAD_TX_BYTES` of values
-        each (so every one fits in a block) and record every upload with its tx."""
+        """Queue ``createMany`` transactions planned from each testnet's gas budget
+        (:func:`edge.forward.uploads.plan_transactions`: every one fits a block) and record
+        every upload with its tx. Raises UploadTooLarge if a row fits no transaction."""
         stores = dict(self.stores)
         for cid, rows in items.items():
-            for group in _groups(rows, UPLOAD_TX_BYTES):
+            budget = self.budgets[cid]
+            for group in plan.plan_transactions(rows, budget):
                 values = [d for _, _, d in group]
+                gas = budget.gas_limit(plan.create_many_gas([len(v) for v in values]))
                 tx_id = await self.senders[cid].enqueue(
                     tx, to=stores[cid], data=encode_create_many([k for _, k, _ in group], values),
-                    purpose="upload", ref=ref, gas=create_many_gas(values))
+                    purpose="upload", ref=ref, gas=gas)
                 await tx.executemany(
                     "INSERT OR REPLACE INTO uploads (checkpoint_id, part, chain_id, store, key, data, tx_id)"
                     " VALUES (?,?,?,?,?,?,?)", [(ref, p, cid, stores[cid], k, d, tx_id) for p, k, d in group])
@@ -231,20 +232,64 @@ class ForwardStage:
         return moved
 
     async def _requeue_failed(self, ref: bytes) -> None:
-        """Re-queue the uploads of ``ref`` whose transaction failed (same keys and bytes)."""
+        """Re-queue the uploads of ``ref`` whose transaction failed. A refusal for size
+        (:func:`edge.forward.uploads.is_size_refusal`: it can never succeed as it is) is an
+        alarm and a re-plan from the chains' current gas budgets: the rows regrouped into
+        smaller transactions, or, if one row fits no transaction, the checkpoint re-sealed
+        into smaller pieces. Any other failure re-queues the same rows."""
         self.stats.failures += 1
         rows = await self.outbox.fetchall(
             "SELECT chain_id, tx_id, part, key, data FROM uploads WHERE checkpoint_id=? ORDER BY chain_id, part", (ref,))
         failed: dict[int, list[tuple[int, bytes, bytes]]] = {}
+        too_large = False
+        if not self.budgets:
+            await self._read_budgets()
         for cid, tx_id, part, key, data in rows:
-            if (await self.senders[int(cid)].get(int(tx_id))).state == "failed":
+            rec = await self.senders[int(cid)].get(int(tx_id))
+            if rec.state == "failed":
                 failed.setdefault(int(cid), []).append((int(part), bytes(key), bytes(data)))
-        log.error("upload of 0x%s failed on chain(s) %s: re-queued with the same bytes", ref.hex()[:16],
-                  ", ".join(map(str, failed)))
-        await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_failed",
-                                   f"upload of 0x{ref.hex()} failed on {sorted(failed)}; re-queued")
+                too_large |= plan.is_size_refusal(rec.error)
+        if too_large:
+            await self._read_budgets()  # the limit may have moved: plan from the current one
+            refit = all(self.budgets[cid].fits([len(d)]) for cid, rs in failed.items() for _, _, d in rs)
+            what = "re-planned into smaller transactions" if refit else "re-sealed into smaller pieces"
+            log.error("upload of 0x%s refused for size on chain(s) %s: %s", ref.hex()[:16],
+                      ", ".join(map(str, failed)), what)
+            await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_too_large",
+                                       f"upload of 0x{ref.hex()} refused for size on {sorted(failed)}; {what}")
+            if not refit:
+                await self._reseal(ref)
+                return
+        else:
+            log.error("upload of 0x%s failed on chain(s) %s: re-queued", ref.hex()[:16], ", ".join(map(str, failed)))
+            await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_failed",
+                                       f"upload of 0x{ref.hex()} failed on {sorted(failed)}; re-queued")
         async with self.outbox.transaction(durable=True) as tx:
             await self._queue_uploads(tx, ref, failed)
+
+    async def _reseal(self, ref: bytes) -> None:
+        """Start the upload of ``ref`` over: a checkpoint goes back to ``sealed`` (sealed
+        again on the next pass, with new keys and the current budgets); a batch manifest
+        is split again under its locator."""
+        anchor = await self.outbox.fetchone("SELECT members, locator FROM anchors WHERE id=?", (ref,))
+        async with self.outbox.transaction(durable=True) as tx:
+            await tx.execute("DELETE FROM uploads WHERE checkpoint_id=?", (ref,))
+            if anchor is None:
+                await cps.set_checkpoint_state(tx, ref, "sealed")
+            else:
+                await self._queue_batch_manifest(tx, ref, bytes(anchor[0]), bytes(anchor[1]))
+
+    async def _queue_batch_manifest(self, tx: Tx, aid: bytes, members: bytes, locator: bytes) -> None:
+        ids = [members[i:i + 32] for i in range(0, len(members), 32)]
+        pairs = []
+        for mid in ids:
+            row = await cps.get_checkpoint(tx, mid)
+            pairs.append((mid, (row.locator if row else None) or b""))
+        max_blob = min(b.max_value_bytes() for b in self.budgets.values())
+        items = plan.seal_batch_upload(Manifest("batch", aid, members=tuple(pairs)), locator,
+                                       auditors=self.auditors, chain_ids=[cid for cid, _ in self.stores],
+                                       max_blob=max_blob)
+        await self._queue_uploads(tx, aid, items)
 
     # -- 3. anchor --------------------------------------------------------------------
 
@@ -255,6 +300,8 @@ class ForwardStage:
         ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
         k = self.cfg.forward.batch
         moved = False
+        if k > 1 and len(ready) >= k:
+            await self._read_budgets()
         while len(ready) >= k:
             members, ready = ready[:k], ready[k:]
             msgs = [self._message(c) for c in members]
@@ -270,9 +317,7 @@ class ForwardStage:
                 for c in members:
                     await cps.set_checkpoint_state(tx, c.id, "anchoring", anchor_id=unit.id)
                 if k > 1:
-                    blob = seal_manifest(Manifest("batch", unit.id, members=tuple(
-                        (c.id, c.locator or b"") for c in members)), self.auditors)
-                    await self._queue_uploads(tx, unit.id, {cid: [(-1, locator, blob)] for cid, _ in self.stores})
+                    await self._queue_batch_manifest(tx, unit.id, b"".join(c.id for c in members), locator)
             moved = True
         return moved
 
