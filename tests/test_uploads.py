@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,77 +172,125 @@ def test_seal_checkpoint_upload_fits_the_budget_and_opens() -> None:
 
 N_RECORDS = 10_000
 CHAIN = 7201
+TIERS = (TierSpec("testnet-a", 7301, 0.5), TierSpec("testnet-b", 7302, 0.5), TierSpec("mainnet", 7401, 0.5))
 
 
-def _bundles() -> list[BlockBundle]:
-    """200 synthetic blocks of 50 logs each (10,000 log records + 200 block records)."""
+def _bundles(n_records: int, per_block: int = 50) -> list[BlockBundle]:
+    """Synthetic blocks of ``per_block`` logs each (``n_records`` log records in all)."""
     out = []
     parent = bytes(32)
-    for n in range(200):
+    for n in range(n_records // per_block):
         h = keccak(b"block" + n.to_bytes(4, "big"))
         logs = tuple(LogRecord(n, i // 5, i, keccak(b"tx" + n.to_bytes(4, "big") + (i // 5).to_bytes(2, "big")),
                                b"\x42" * 20, (keccak(b"Topic()"), i.to_bytes(32, "big")), os.urandom(64))
-                     for i in range(N_RECORDS // 200))
+                     for i in range(per_block))
         out.append(BlockBundle(BlockRecord(n, h, parent, 1_700_000_000 + n, b"\x01" * 20, 10), logs, ()))
         parent = h
     return out
 
 
+async def _forward_one(chains: DevChains, tmp_path: Path, n_records: int,
+                       before_run: Callable[[], Awaitable[None]] | None = None) -> tuple[Outbox, Any, str, Any]:
+    """Store ``n_records`` synthetic log records as one sealed checkpoint in a fresh outbox,
+    run the forward stage (``before_run`` after its first pass queued the uploads) until
+    the checkpoint is anchored; returns the closed outbox, the stage, the checkpoint id and
+    the public tiers."""
+    from edge.stages.forward import ForwardStage
+
+    pub = await deploy_public_tiers(chains, tmp_path)
+    raw: dict[str, Any] = {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": CHAIN},
+                           "outbox": {"path": "edge.sqlite"}, **pub.config_for(0)}
+    raw["forward"] = {**raw["forward"], "confirmations": 1}
+    cfg = parse_config(raw, base_dir=tmp_path)
+    key = load_key(cfg.resolve(cfg.device.keystore), read_passphrase(cfg.device.passphrase))
+    bundles = _bundles(n_records)
+    last_block = len(bundles) - 1
+    async with Outbox(cfg.resolve(cfg.outbox.path)) as ob:
+        await chain_data.write_blocks(ob, CHAIN, bundles, head=last_block + 100, confirmations=5)
+        leaves = await cps.range_leaves(ob, CHAIN, 0, last_block)
+        assert len(leaves) == n_records + len(bundles)
+        root = MerkleTree([lf.leaf for lf in leaves]).root
+        last = bundles[-1].block.hash
+        cid = checkpoint_id(CHAIN, 0, last_block, last, root)
+        async with ob.transaction() as tx:
+            await cps.insert_checkpoint(tx, cps.CheckpointRow(cid, CHAIN, 0, last_block, last, root, len(leaves),
+                                                              "sealed", None, None))
+        async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2) as fwd:
+            assert await fwd.step()  # sealed -> uploading: every upload queued, none sent yet
+            if before_run is not None:
+                await before_run()
+            task = asyncio.create_task(fwd.run())
+            try:
+                while fwd.stats.checkpoints_anchored < 1:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.2)  # polling the stage's own counter (no timing assumption)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        txs = await ob.fetchall("SELECT purpose, state, gas, error, chain_id, data FROM txs")
+        alarms = await ob.fetchall("SELECT kind, detail FROM alarms")
+    return ob, (fwd, txs, alarms), "0x" + cid.hex(), pub
+
+
+async def _verify(pub: Any) -> tuple[Any, Any]:
+    f = pub.sections["forward"]
+    auditor = Auditor(f["mainnet"]["url"], bytes.fromhex(f["mainnet"]["anchor"][2:]),
+                      [TestnetRef(t["url"], t["chain_id"], bytes.fromhex(t["store"][2:])) for t in f["testnets"]],
+                      pub.auditor_key)
+    async with auditor:
+        (ev,) = await auditor.anchored()
+        top = await auditor._manifest_root(ev.locator)
+        (v,) = await auditor.verify_all()
+    return top, v
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="function")
 async def test_checkpoint_of_10000_records_is_forwarded_and_verified(tmp_path: Path) -> None:
-    from edge.stages.forward import ForwardStage
-
-    tiers = (TierSpec("testnet-a", 7301, 0.5), TierSpec("testnet-b", 7302, 0.5), TierSpec("mainnet", 7401, 0.5))
-    async with DevChains(tiers) as chains:
+    async with DevChains(TIERS) as chains:
         for name in ("testnet-a", "testnet-b"):
             blk = await chains[name].rpc("eth_getBlockByNumber", "latest", False)
             assert int(blk["gasLimit"], 16) == 30_000_000
-        pub = await deploy_public_tiers(chains, tmp_path)
-        raw: dict[str, Any] = {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": CHAIN},
-                               "outbox": {"path": "edge.sqlite"}, **pub.config_for(0)}
-        raw["forward"] = {**raw["forward"], "confirmations": 1}
-        cfg = parse_config(raw, base_dir=tmp_path)
-        key = load_key(cfg.resolve(cfg.device.keystore), read_passphrase(cfg.device.passphrase))
-        async with Outbox(cfg.resolve(cfg.outbox.path)) as ob:
-            await chain_data.write_blocks(ob, CHAIN, _bundles(), head=300, confirmations=5)
-            leaves = await cps.range_leaves(ob, CHAIN, 0, 199)
-            assert len(leaves) == N_RECORDS + 200
-            root = MerkleTree([lf.leaf for lf in leaves]).root
-            last = keccak(b"block" + (199).to_bytes(4, "big"))
-            cid = checkpoint_id(CHAIN, 0, 199, last, root)
-            async with ob.transaction() as tx:
-                await cps.insert_checkpoint(tx, cps.CheckpointRow(cid, CHAIN, 0, 199, last, root, len(leaves),
-                                                                  "sealed", None, None))
-            async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2) as fwd:
-                task = asyncio.create_task(fwd.run())
-                try:
-                    while fwd.stats.checkpoints_anchored < 1:
-                        assert not task.done(), task.exception()
-                        await asyncio.sleep(0.2)  # polling the stage's own counters (no timing assumption)
-                finally:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-            assert fwd.stats.failures == 0
-            failed = await ob.fetchall("SELECT id, error FROM txs WHERE state != 'confirmed'")
-            assert failed == []
-            n_uploads = await ob.fetchone("SELECT count(*) FROM txs WHERE purpose='upload'")
-            assert n_uploads is not None and n_uploads[0] > 2  # cut into many transactions
-        # every upload transaction on chain fits the block (and the planned share of it)
+        _, (fwd, txs, alarms), cid, pub = await _forward_one(chains, tmp_path, N_RECORDS)
+        assert fwd.stats.failures == 0 and alarms == []
+        assert all(state == "confirmed" for _, state, *_ in txs), txs
+        uploads = [gas for purpose, _, gas, *_ in txs if purpose == "upload"]
+        assert len(uploads) > 2 and max(uploads) <= 15_000_000  # many transactions, each within its share
+        # every block on chain held what it was given (nothing over the limit was ever mined)
         for name in ("testnet-a", "testnet-b"):
             head = int(await chains[name].rpc("eth_blockNumber"), 16)
             for n in range(head + 1):
                 blk = await chains[name].rpc("eth_getBlockByNumber", hex(n), False)
                 assert int(blk["gasUsed"], 16) <= 30_000_000
-        f = pub.sections["forward"]
-        auditor = Auditor(f["mainnet"]["url"], bytes.fromhex(f["mainnet"]["anchor"][2:]),
-                          [TestnetRef(t["url"], t["chain_id"], bytes.fromhex(t["store"][2:])) for t in f["testnets"]],
-                          pub.auditor_key)
-        async with auditor:
-            (ev,) = await auditor.anchored()
-            top = await auditor._manifest_root(ev.locator)
-            verdicts = await auditor.verify_all()
-        assert top.parts, "a 10,000-record manifest is split into parts"
-        (v,) = verdicts
-        assert v.ok, v.reasons
-        assert v.records == N_RECORDS + 200 and v.id == "0x" + cid.hex()
+        top, v = await _verify(pub)
+    assert top.parts, "a 10,000-record manifest is split into parts"
+    assert v.ok, v.reasons
+    assert v.records == N_RECORDS + N_RECORDS // 50 and v.id == cid
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_block_gas_limit_that_shrinks_is_an_alarm_and_a_replan(tmp_path: Path) -> None:
+    """Uploads planned for 30M blocks; testnet-b's limit drops to 8M before they are sent:
+    the refusal is an alarm, the checkpoint is re-sealed into smaller pieces (never the same
+    bytes again) and then anchored and verified."""
+    async with DevChains(TIERS) as chains:
+        async def shrink() -> None:
+            await chains["testnet-b"].rpc("evm_setBlockGasLimit", hex(8_000_000))
+            await chains["testnet-b"].rpc("evm_mine")
+
+        _, (fwd, txs, alarms), cid, pub = await _forward_one(chains, tmp_path, 2_000, shrink)
+        blk = await chains["testnet-b"].rpc("eth_getBlockByNumber", "latest", False)
+        assert int(blk["gasLimit"], 16) == 8_000_000
+        top, v = await _verify(pub)
+    refused = [(cid_, bytes(data), err) for _, state, _, err, cid_, data in txs if state == "failed"]
+    assert refused and all(c == 7302 and is_size_refusal(err) for c, _, err in refused), refused
+    assert [k for k, _ in alarms] and all(k == "upload_too_large" for k, _ in alarms)
+    assert any("re-sealed" in d for _, d in alarms)
+    # the refused bytes are never sent again; what testnet-b confirmed fits its new limit
+    confirmed = [(gas, bytes(data)) for purpose, state, gas, _, c, data in txs
+                 if purpose == "upload" and state == "confirmed" and c == 7302]
+    assert confirmed and all(gas <= 8_000_000 for gas, _ in confirmed)
+    assert not {d for _, d, _ in refused} & {d for _, d in confirmed}
+    assert v.ok, v.reasons
+    assert v.id == cid and v.records == 2_000 + 40
