@@ -49,6 +49,7 @@ Example (all keys optional except ``node.ws_url``)::
     enabled = true
     auditors = ["0x02..."]           # auditors' secp256k1 public keys (hex)
     batch = 1                        # K checkpoints per mainnet anchor
+    batch_max_wait_s = 300.0         # ...or fewer, once the oldest waited this long
     chunk_bytes = 2048
     max_fee_gwei = 500.0             # EIP-1559 max fee cap
     confirmations = 2                # on the public chains
@@ -270,6 +271,7 @@ class ForwardConfig:
     enabled: bool = False
     auditors: tuple[str, ...] = ()
     batch: int = 1
+    batch_max_wait_s: float = 300.0
     chunk_bytes: int = 2048
     max_fee_gwei: float = 500.0
     confirmations: int = 2
@@ -290,6 +292,7 @@ class ForwardConfig:
                 raise ConfigError(f"forward.auditors[{i}]", "not a secp256k1 public key (33 or 65 bytes hex)")
         if not 1 <= self.batch <= 256:
             raise ConfigError("forward.batch", f"must be 1..256, got {self.batch}")
+        _min("forward.batch_max_wait_s", self.batch_max_wait_s, 0.0)
         _min("forward.chunk_bytes", self.chunk_bytes, 256)
         if self.chunk_bytes > 8192:
             raise ConfigError("forward.chunk_bytes", f"must be <= 8192 (one chunk must fit in a transaction), "

@@ -11,7 +11,9 @@ Per checkpoint, driven only by outbox state (so a kill at any instant resumes ex
 2. ``uploading`` -> ``uploaded`` when every upload transaction is confirmed.
 3. ``uploaded`` -> ``anchoring``: K checkpoints (``forward.batch``) form one anchor unit
    (K = 1: the checkpoint itself; K > 1: a batch whose root is the Merkle root over the
-   member ids, with a batch manifest uploaded first). The device signs the unit as
+   member ids, with a batch manifest uploaded first). A partial batch is cut once its
+   oldest member was cut ``forward.batch_max_wait_s`` ago (:func:`edge.forward.batching.cut_batches`),
+   so a quiet chain is anchored too. The device signs the unit as
    EIP-712 typed data for the mainnet Anchor; the ``anchor`` call is queued in the same
    transaction that records the unit.
 4. ``anchoring`` -> ``anchored`` when the anchor transaction is confirmed, or when the
@@ -27,6 +29,7 @@ import os
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge.aio import enter_all
@@ -37,6 +40,7 @@ from edge.chain.txsender import TxSender
 from edge.config import Config
 from edge.errors import NodeUnavailable, RpcProtocolError
 from edge.forward import uploads as plan
+from edge.forward.batching import cut_batches
 from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.seal.keys import DeviceKey
 from edge.seal.metadata import Manifest, Metadata
@@ -87,15 +91,19 @@ class ForwardStage:
         cfg: config (``forward`` section, enabled). outbox: the open outbox.
         key: this device's key. chain_id: the local chain's id.
         poll_s: seconds between passes.
+        clock: wall clock (seconds since the epoch, as ``created_at`` in the outbox), for
+            the batch wait; injected by tests.
     """
 
-    def __init__(self, cfg: Config, outbox: Outbox, key: DeviceKey, chain_id: int, *, poll_s: float = 0.5) -> None:
+    def __init__(self, cfg: Config, outbox: Outbox, key: DeviceKey, chain_id: int, *, poll_s: float = 0.5,
+                 clock: Callable[[], float] = time.time) -> None:
         f = cfg.forward
         self.cfg = cfg
         self.outbox = outbox
         self.key = key
         self.chain_id = chain_id
         self.poll_s = poll_s
+        self.clock = clock
         self.auditors = [bytes.fromhex(a[2:] if a.startswith("0x") else a) for a in f.auditors]
         self.stores = [(t.chain_id, _hex20(t.store)) for t in f.testnets]
         self.anchor_addr = _hex20(f.mainnet.anchor)
@@ -300,12 +308,18 @@ class ForwardStage:
         ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
         k = self.cfg.forward.batch
         moved = False
-        if k > 1 and len(ready) >= k:
+        born = {bytes(i): float(t) for i, t in await self.outbox.fetchall(
+            "SELECT id, created_at FROM checkpoints WHERE chain_id=? AND state='uploaded'", (self.chain_id,))}
+        batches = cut_batches(ready, [born.get(c.id, 0.0) for c in ready], k, self.cfg.forward.batch_max_wait_s,
+                              self.clock())
+        if k > 1 and batches:
             await self._read_budgets()
-        while len(ready) >= k:
-            members, ready = ready[:k], ready[k:]
+        for members in batches:
             msgs = [self._message(c) for c in members]
             unit = msgs[0] if k == 1 else anchor_abi.batch_checkpoint(msgs)
+            if len(members) < k:
+                log.info("batch of %d/%d checkpoint(s) cut: its oldest waited %.0f s (forward.batch_max_wait_s)",
+                         len(members), k, self.clock() - min(born.get(c.id, 0.0) for c in members))
             locator = members[0].locator if k == 1 else os.urandom(32)
             assert locator is not None
             async with self.outbox.transaction(durable=True) as tx:
