@@ -728,7 +728,7 @@ class TxSender:
             kind = _classify(msg)
             if kind != "known":
                 if is_size_refusal(msg):
-                    await self._refused_for_size(row, att, msg)
+                    await self._refused_for_size(row, att, msg, head)
                     return
                 if kind == "nonce":
                     await self._nonce_too_low(row, att, head)
@@ -791,25 +791,47 @@ class TxSender:
                     "of its %d attempts mined): re-queued for a new nonce; counter reset to %d "
                     "(chain pending %d)", self.chain_id, att.nonce, row.id, len(atts), new, pending)
 
-    async def _refused_for_size(self, row: _Row, att: _Attempt, msg: str) -> None:
+    async def _refused_for_size(self, row: _Row, att: _Attempt, msg: str, head: int) -> None:
         """A refusal no retry can cure (over the block gas limit, ``oversized data``, ...):
-        the tx fails (its owner re-plans the payload), its nonce is released, and our later
-        in-flight txs are re-queued for new nonces so that no gap wedges the sender (their
-        old attempts stay tracked: if one is mined anyway, it counts)."""
+        the tx fails (its owner re-plans the payload). Its nonce is released if no later tx
+        of ours holds a nonce; otherwise it is filled with a 0-value self-transfer (21,000
+        gas), so the later txs keep their signed bytes and no gap wedges the sender."""
         now = time.time()
-        pending = await self._pending_nonce()
+        later = await self.outbox.fetchone(
+            "SELECT count(*) FROM txs WHERE chain_id=? AND sender=? AND nonce > ?",
+            (self.chain_id, self.sender, att.nonce))
+        filler: _Attempt | None = None
         async with self.outbox.transaction(durable=True) as tx:
             await tx.execute(
                 "UPDATE txs SET state='failed', nonce=NULL, error=?, updated_at=? WHERE id=?"
                 " AND state IN ('signed', 'sent')", (f"refused for size: {msg[:400]}", now, row.id))
-            await tx.execute(
-                "UPDATE txs SET state='queued', nonce=NULL, error=?, updated_at=? WHERE chain_id=? AND"
-                " sender=? AND state IN ('signed', 'sent') AND nonce > ?",
-                (f"re-queued: nonce {att.nonce} was released", now, self.chain_id, self.sender, att.nonce))
-        new = await self._set_counter(pending, allow_lower=True)
+            if later and later[0]:
+                await tx.execute(
+                    "INSERT INTO txs (chain_id, sender, purpose, ref, to_addr, data, value, gas, nonce,"
+                    " state, created_at, updated_at) VALUES (?,?,'nonce-filler',?,?,x'',0,21000,?,'signed',?,?)",
+                    (self.chain_id, self.sender, row.id.to_bytes(8, "big"), self.sender, att.nonce, now, now))
+                rid = await tx.fetchone("SELECT last_insert_rowid()")
+                if rid is None:
+                    raise OutboxError("tx sender: no row id after insert")
+                frow = _Row(int(rid[0]), self.sender, b"", 0, 21_000, att.nonce, "signed", None, None)
+                raw, txhash = self._sign(frow, att.nonce, 21_000, att.max_fee, att.prio)
+                await tx.execute(
+                    "INSERT INTO tx_attempts (tx_id, attempt, nonce, hash, raw, max_fee,"
+                    " max_priority_fee, sent_block, created_at) VALUES (?,1,?,?,?,?,?,NULL,?)",
+                    (frow.id, att.nonce, txhash, raw, att.max_fee, att.prio, now))
+                filler = _Attempt(frow.id, 1, att.nonce, txhash, raw, att.max_fee, att.prio, None)
         self._bump_next.discard(row.id)
+        if filler is None:
+            new = await self._set_counter(await self._pending_nonce(), allow_lower=True)
+            log.error("chain %d: tx %d (%d bytes of calldata) refused for size: %s; failed (to be re-planned), "
+                      "nonce %d released, counter reset to %d", self.chain_id, row.id, len(row.data), msg,
+                      att.nonce, new)
+            return
         log.error("chain %d: tx %d (%d bytes of calldata) refused for size: %s; failed (to be re-planned), "
-                  "nonce %d released, counter reset to %d", self.chain_id, row.id, len(row.data), msg, att.nonce, new)
+                  "nonce %d filled by a 0-value self-transfer (tx %d)", self.chain_id, row.id, len(row.data), msg,
+                  att.nonce, filler.tx_id)
+        frow = _Row(filler.tx_id, self.sender, b"", 0, 21_000, att.nonce, "signed", None, None)
+        await self._broadcast(frow, filler, head)
 
     # -------------------------------------------------------------------- helpers
 
