@@ -429,8 +429,6 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path = Path(".")) -> Config:
     if cfg.fleet.enabled:
         if not cfg.forward.enabled:
             raise ConfigError("fleet.enabled", "needs [forward] enabled (the duty holder forwards)")
-        if cfg.forward.batch != 1:
-            raise ConfigError("forward.batch", "must be 1 when [fleet] is enabled (devices attest single checkpoints)")
     if (cfg.forward.enabled or cfg.fleet.enabled) and not cfg.device.keystore:
         raise ConfigError("device.keystore", "a device keystore is needed to sign checkpoints")
     return cfg

@@ -130,3 +130,20 @@ async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Pa
     assert [v.id for v in verdicts] == ["0x" + i.hex() for i in ids]
     assert all(v.ok and v.kind == "batch-member" for v in verdicts), [v.reasons for v in verdicts]
     assert on_chain == [True, True, True]  # Anchor.verifyMember of every member
+
+
+def test_fleet_batch_is_cut_from_chain_time_alone() -> None:
+    from edge.forward.batching import fleet_batch
+
+    # last-block timestamps of the next checkpoints (seconds, from the chain)
+    assert fleet_batch([100, 102, 104, 106], k=3, max_wait_s=60) == 3  # full
+    assert fleet_batch([100, 102], k=3, max_wait_s=60) is None  # not closed: may still grow
+    assert fleet_batch([100, 130, 161], k=3, max_wait_s=60) == 2  # 161 is past the deadline
+    assert fleet_batch([100, 160], k=8, max_wait_s=60) == 1  # a batch of one
+    assert fleet_batch([100], k=1, max_wait_s=0) == 1
+    assert fleet_batch([], k=4, max_wait_s=60) is None
+    # every device computes the same cut from the same chain, whatever its own clock
+    same = [fleet_batch([5, 9, 70, 71], k=4, max_wait_s=60) for _ in range(3)]
+    assert same == [2, 2, 2]
+    with pytest.raises(EdgeError):
+        fleet_batch([1], k=0, max_wait_s=1)

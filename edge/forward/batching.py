@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from edge.errors import EdgeError
 
-__all__ = ["cut_batches"]
+__all__ = ["cut_batches", "fleet_batch"]
 
 _T = TypeVar("_T")
 
@@ -43,3 +43,27 @@ def cut_batches(ready: Sequence[_T], born: Sequence[float], k: int, max_wait_s: 
     if rest and now - min(born[full:]) >= max_wait_s:
         out.append(rest)
     return out
+
+
+def fleet_batch(last_ts: Sequence[int], k: int, max_wait_s: float) -> int | None:
+    """How many of the next checkpoints form the next FLEET batch, or None (not closed yet).
+
+    Every device must cut the same batches, so the rule reads chain data only: the block
+    timestamps of the checkpoints' last blocks (``last_ts``, the checkpoints after the
+    previous batch, in order, aligned ranges). The batch takes checkpoints while fewer than
+    ``k`` and while a checkpoint's last block is less than ``max_wait_s`` after the first
+    one's; it is closed at ``k`` members or by the first checkpoint past that deadline
+    (which then starts the next batch). So a partial batch closes once the chain has moved
+    ``max_wait_s`` on plus one checkpoint range.
+
+    Raises:
+        EdgeError: ``k < 1`` or ``max_wait_s < 0``.
+    """
+    if k < 1 or max_wait_s < 0:
+        raise EdgeError(f"fleet_batch: k = {k} must be >= 1 and max_wait_s = {max_wait_s} >= 0")
+    if not last_ts:
+        return None
+    for i, ts in enumerate(last_ts[:k]):
+        if i and ts - last_ts[0] >= max_wait_s:
+            return i
+    return k if len(last_ts) >= k else None

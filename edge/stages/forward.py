@@ -117,6 +117,8 @@ class ForwardStage:
         self.stats = ForwardStats()
         self.signature_source: SignatureSource | None = None
         """Where anchor signatures come from in a fleet (None: this device signs alone)."""
+        self.forms_batches = True
+        """False when the fleet cuts the anchor units itself (fleet batching)."""
         self._stack = AsyncExitStack()
         self.mainnet_rpc = HttpRpc(f.mainnet.url)
         self.testnet_rpcs = {t.chain_id: HttpRpc(t.url) for t in f.testnets}
@@ -305,6 +307,8 @@ class ForwardStage:
         return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
 
     async def _form_anchors(self) -> bool:
+        if not self.forms_batches:
+            return False
         ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
         k = self.cfg.forward.batch
         moved = False
