@@ -38,7 +38,7 @@ from edge.chain.crud import encode_create_many
 from edge.chain.http_rpc import HttpRpc
 from edge.chain.txsender import TxSender
 from edge.config import Config
-from edge.errors import NodeUnavailable, RpcProtocolError
+from edge.errors import CryptoError, NodeUnavailable, RpcProtocolError
 from edge.forward import uploads as plan
 from edge.forward.batching import cut_batches
 from edge.seal.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
@@ -375,17 +375,27 @@ class ForwardStage:
         unit, locator = await self._unit(aid)
         src = self.signature_source
         if src is None:
-            devices = anchor_abi.decode_address_list(
-                await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.devices_call()))
-            quorum = anchor_abi.decode_uint(await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.quorum_call()))
-            data = anchor_abi.encode_anchor_call(unit, locator, [sign_checkpoint(self.key.private_key, self.domain, unit)],
-                                                 domain=self.domain, devices=devices, quorum=quorum)
+            sigs = [sign_checkpoint(self.key.private_key, self.domain, unit)]
         else:
             sigs = await src.signatures(unit)
             if len(sigs) < src.quorum:
                 return  # wait for the quorum (the fleet stage reads attestations)
-            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=src.devices,
-                                                 quorum=src.quorum, limit=src.quorum)
+        # the roster as the Anchor holds it: its order and quorum are checked against rosterHash
+        devices = anchor_abi.decode_address_list(
+            await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.devices_call()))
+        quorum = anchor_abi.decode_uint(await self.mainnet_rpc.eth_call(self.anchor_addr, anchor_abi.quorum_call()))
+        try:
+            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=devices,
+                                                 quorum=quorum, limit=quorum)
+        except CryptoError as e:
+            msg = (f"anchor 0x{aid.hex()} cannot be built: {e} (the Anchor holds {len(devices)} devices, "
+                   f"quorum {quorum})")
+            log.error("%s", msg)
+            self.stats.failures += 1
+            await chain_data.add_alarm(self.outbox, self.chain_id, unit.to_block, "anchor_failed", msg)
+            async with self.outbox.transaction() as tx:
+                await tx.execute("UPDATE anchors SET state='failed' WHERE id=?", (aid,))
+            return
         async with self.outbox.transaction(durable=True) as tx:
             tx_id = await self.mainnet.enqueue(tx, to=self.anchor_addr, data=data, purpose="anchor", ref=aid)
             await tx.execute("UPDATE anchors SET state='sending', tx_id=? WHERE id=?", (tx_id, aid))
