@@ -122,6 +122,7 @@ class ForwardStage:
         self._stack = AsyncExitStack()
         self.mainnet_rpc = HttpRpc(f.mainnet.url)
         self.testnet_rpcs = {t.chain_id: HttpRpc(t.url) for t in f.testnets}
+        self._sizing_blocked = False
         self.budgets: dict[int, plan.UploadBudget] = {}
         """Per testnet: what one upload transaction may use (:mod:`edge.forward.uploads`),
         from the chain's block gas limit, read before each planning."""
@@ -132,10 +133,16 @@ class ForwardStage:
         return self
 
     async def _read_budgets(self) -> int:
-        """Read every testnet's block gas limit into :attr:`budgets`; returns the largest
-        blob every testnet can store in one transaction (bytes)."""
+        """Read every testnet's block gas limit into :attr:`budgets` (an unreachable testnet
+        keeps its last known one); returns the largest blob every testnet can store in one
+        transaction (bytes). Raises NodeUnavailable for a testnet never read yet."""
         for cid, rpc in self.testnet_rpcs.items():
-            blk = await rpc.call("eth_getBlockByNumber", ["latest", False])
+            try:
+                blk = await rpc.call("eth_getBlockByNumber", ["latest", False])
+            except NodeUnavailable:
+                if cid in self.budgets:
+                    continue
+                raise
             limit = blk.get("gasLimit") if isinstance(blk, dict) else None
             if not isinstance(limit, str) or not limit.startswith("0x"):
                 raise RpcProtocolError("eth_getBlockByNumber", f"testnet {cid}: no gasLimit in the latest block")
@@ -184,7 +191,14 @@ class ForwardStage:
             findings = await cps.range_findings(self.outbox, self.chain_id, cp.from_block, cp.to_block)
             md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.id,
                           self.key.address, tuple(leaves), tuple(findings))
-            max_blob = await self._read_budgets()
+            try:
+                max_blob = await self._read_budgets()
+            except NodeUnavailable as e:  # sealing waits; the other phases go on
+                if not self._sizing_blocked:
+                    log.warning("forward: cannot size uploads yet (%s); sealing waits", e)
+                self._sizing_blocked = True
+                return False
+            self._sizing_blocked = False
             locator, items = plan.seal_checkpoint_upload(
                 md, auditors=self.auditors, device_key=self.key.private_key, stores=self.stores,
                 chunk_bytes=self.cfg.forward.chunk_bytes, max_blob=max_blob)
