@@ -103,9 +103,10 @@ async def run_until_anchored(cfg: Config, act: Activity, n: int, timeout: float 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
-    n, act = await start_net(tmp_path_factory.mktemp("three-tiers"))
+    # small chunks: deflated metadata is small, and the tampering tests need >= 2 chunks
+    n, act = await start_net(tmp_path_factory.mktemp("three-tiers"), {"forward": {"chunk_bytes": 512}})
     try:
-        await run_until_anchored(n.cfg, act, 6)
+        await run_until_anchored(n.cfg, act, 8)
         yield n
     finally:
         await n.chains.__aexit__(None, None, None)
