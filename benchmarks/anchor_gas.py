@@ -73,6 +73,7 @@ class _Bench:
         self.sender = ""
         self.anchor = ""
         self.domain: Eip712Domain | None = None
+        self.devices: list[str] = []
 
     async def send(self, data: bytes, to: str | None, gas: int | None = None) -> dict[str, Any]:
         tx: dict[str, Any] = {"from": self.sender, "data": _hex(data)}
@@ -98,7 +99,8 @@ class _Bench:
             raise SystemExit("Anchor deployment failed")
         self.anchor = rc["contractAddress"]
         self.domain = Eip712Domain(self.chain.chain_id, self.anchor)
-        devices = [Account.from_key(k).address for k in self.keys]
+        devices = [str(Account.from_key(k).address) for k in self.keys]
+        self.devices = devices
         rc = await self.send(encode_set_devices(devices, self.quorum), self.anchor)
         if rc["status"] != "0x1":
             raise SystemExit("setDevices failed")
@@ -117,7 +119,8 @@ class _Bench:
     def calldata(self, cp: CheckpointMessage, signers: list[bytes], locator: bytes) -> bytes:
         assert self.domain is not None
         sigs = [sign_checkpoint(key, self.domain, cp) for key in signers]
-        return encode_anchor_call(cp, locator, sigs, domain=self.domain)
+        return encode_anchor_call(cp, locator, sigs, domain=self.domain, devices=self.devices,
+                                  quorum=self.quorum)
 
     async def measure(self, data: bytes, gas: int | None = None) -> dict[str, Any]:
         rc = await self.send(data, self.anchor, gas)

@@ -17,6 +17,12 @@ abstract contract DeviceSet is Ownable {
     /// @notice Whether `account` is a registered device.
     mapping(address account => bool) public isDevice;
 
+    /// @notice keccak256 of the roster `uint8 n || uint8 quorum || n x address` (the
+    ///         devices in `devices()` order, 20 bytes each); zero while no set is registered.
+    /// @dev One slot that commits to the whole set: a signature check reads it once
+    ///      (the caller passes the roster) instead of one `isDevice` slot per signer.
+    bytes32 public rosterHash;
+
     /// @notice The device set or quorum changed.
     event DevicesChanged(address[] devices, uint8 quorum);
 
@@ -49,6 +55,17 @@ abstract contract DeviceSet is Ownable {
             old.push(d);
         }
         _quorum = newQuorum;
+        bytes32 h;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore8(p, n)
+            mstore8(add(p, 1), newQuorum)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                mstore(add(add(p, 2), mul(i, 20)), shl(96, calldataload(add(newDevices.offset, mul(i, 0x20)))))
+            }
+            h := keccak256(p, add(2, mul(n, 20)))
+        }
+        rosterHash = h;
         emit DevicesChanged(newDevices, newQuorum);
     }
 

@@ -53,6 +53,7 @@ Example (all keys optional except ``node.ws_url``)::
     enabled = true
     auditors = ["0x02..."]           # auditors' secp256k1 public keys (hex)
     batch = 1                        # K checkpoints per mainnet anchor
+    batch_max_wait_s = 300.0         # ...or fewer, once the oldest waited this long
     chunk_bytes = 2048
     max_fee_gwei = 500.0             # EIP-1559 max fee cap
     confirmations = 2                # on the public chains
@@ -287,6 +288,7 @@ class ForwardConfig:
     enabled: bool = False
     auditors: tuple[str, ...] = ()
     batch: int = 1
+    batch_max_wait_s: float = 300.0
     chunk_bytes: int = 2048
     max_fee_gwei: float = 500.0
     confirmations: int = 2
@@ -307,6 +309,7 @@ class ForwardConfig:
                 raise ConfigError(f"forward.auditors[{i}]", "not a secp256k1 public key (33 or 65 bytes hex)")
         if not 1 <= self.batch <= 256:
             raise ConfigError("forward.batch", f"must be 1..256, got {self.batch}")
+        _min("forward.batch_max_wait_s", self.batch_max_wait_s, 0.0)
         _min("forward.chunk_bytes", self.chunk_bytes, 256)
         if self.chunk_bytes > 8192:
             raise ConfigError("forward.chunk_bytes", f"must be <= 8192 (one chunk must fit in a transaction), "
@@ -443,8 +446,6 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path = Path(".")) -> Config:
     if cfg.fleet.enabled:
         if not cfg.forward.enabled:
             raise ConfigError("fleet.enabled", "needs [forward] enabled (the duty holder forwards)")
-        if cfg.forward.batch != 1:
-            raise ConfigError("forward.batch", "must be 1 when [fleet] is enabled (devices attest single checkpoints)")
     if (cfg.forward.enabled or cfg.fleet.enabled) and not cfg.device.keystore:
         raise ConfigError("device.keystore", "a device keystore is needed to sign checkpoints")
     return cfg

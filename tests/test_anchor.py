@@ -18,6 +18,7 @@ from edge.contracts.anchor import (
     ANCHORED_TOPIC,
     DEVICES_CHANGED_TOPIC,
     AnchorRevert,
+    DevicesChangedEvent,
     anchor_init_code,
     anchored_root_call,
     batch_checkpoint,
@@ -27,13 +28,19 @@ from edge.contracts.anchor import (
     decode_anchored,
     decode_bool,
     decode_bytes32,
+    decode_devices_changed,
     decode_uint,
     devices_call,
     encode_anchor_call,
+    encode_anchor_raw,
     encode_set_devices,
     is_device_call,
-    order_signatures,
+    pack_auth,
     quorum_call,
+    roster_at,
+    roster_hash,
+    roster_hash_call,
+    roster_signatures,
     verify_member_call,
     verify_record_call,
 )
@@ -55,7 +62,6 @@ PRIVATE_CHAIN = 7201
 DEVICE_KEYS = [keccak(f"anchor test device {i}".encode()) for i in range(5)]
 STRANGER_KEYS = [keccak(f"anchor test stranger {i}".encode()) for i in range(3)]
 QUORUM = 3
-CP_TUPLE = "(bytes32,uint64,uint64,uint64,bytes32,bytes32)"
 
 
 def _addr(key: bytes) -> str:
@@ -142,13 +148,15 @@ def _sigs(domain: Eip712Domain, cp: CheckpointMessage, keys: Sequence[bytes]) ->
     return [sign_checkpoint(k, domain, cp) for k in keys]
 
 
-def _raw_anchor(cp: CheckpointMessage | tuple[Any, ...], locator: bytes,
-                sigs: Sequence[bytes]) -> bytes:
-    """anchor() calldata exactly as given: no sorting, no checks (to reach the contract)."""
-    fields = cp if isinstance(cp, tuple) else (
-        cp.id, cp.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
-    return keccak(f"anchor({CP_TUPLE},bytes32,bytes[])".encode())[:4] + abi_encode(
-        [CP_TUPLE, "bytes32", "bytes[]"], [fields, locator, list(sigs)])
+def _raw_anchor(cp: CheckpointMessage, locator: bytes, pairs: Sequence[tuple[int, bytes]],
+                devices: Sequence[str] = DEVICES, quorum: int = QUORUM) -> bytes:
+    """anchor() calldata with (device index, signature) pairs exactly as given."""
+    return encode_anchor_raw(cp, locator, pack_auth(devices, quorum, pairs))
+
+
+def _encode(domain: Eip712Domain, cp: CheckpointMessage, sigs: Sequence[bytes], **kw: Any) -> bytes:
+    return encode_anchor_call(cp, LOCATOR, sigs, domain=domain, devices=kw.pop("devices", DEVICES),
+                              quorum=kw.pop("quorum", QUORUM), **kw)
 
 
 def _anchored_root(w3: Web3, anchor: str, cid: bytes) -> bytes:
@@ -186,13 +194,13 @@ def test_binding_selectors_and_topics_match_the_artifact_abi() -> None:
     fn = by_name["anchor"]
     cp = _cp(1)
     domain = Eip712Domain(1, "0x" + "11" * 20)
-    data = encode_anchor_call(cp, LOCATOR, _sigs(domain, cp, DEVICE_KEYS[:1]), domain=domain)
-    assert data[:4] == keccak(_abi_signature(fn).encode())[:4]
+    data = _encode(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:1]))
+    assert data[:4] == keccak(_abi_signature(fn).encode())[:4] and fn["inputs"] == []
     assert encode_set_devices(DEVICES, 2)[:4] == keccak(
         _abi_signature(by_name["setDevices"]).encode())[:4]
     ev = by_name["Anchored"]
     assert ANCHORED_TOPIC == keccak(_abi_signature(ev).encode())
-    assert [i["name"] for i in ev["inputs"] if i["indexed"]] == ["id", "chainId"]
+    assert [i["name"] for i in ev["inputs"] if i["indexed"]] == ["id"]
     assert DEVICES_CHANGED_TOPIC == keccak(_abi_signature(by_name["DevicesChanged"]).encode())
     errors = {keccak(_abi_signature(e).encode())[:4]: e["name"] for e in abi
               if e["type"] == "error"}
@@ -210,7 +218,8 @@ def test_device_set_views_events_and_owner_rules(w3: Web3) -> None:
     assert decode_address_list(_call(w3, anchor, devices_call())) == ()
     cp = _cp(1)
     sigs = _sigs(_domain(w3, anchor), cp, DEVICE_KEYS[:3])
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, sigs)).name == "NoDevices"
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, list(enumerate(sigs)))).name == "NoDevices"
+    assert decode_bytes32(_call(w3, anchor, roster_hash_call())) == bytes(32)
 
     rc = _send(w3, anchor, encode_set_devices(DEVICES[:4], 2))
     (log,) = rc["logs"]
@@ -219,6 +228,9 @@ def test_device_set_views_events_and_owner_rules(w3: Web3) -> None:
     assert decode_address_list(_call(w3, anchor, devices_call())) == tuple(DEVICES[:4])
     assert decode_bool(_call(w3, anchor, is_device_call(DEVICES[3]))) is True
     assert decode_bool(_call(w3, anchor, is_device_call(DEVICES[4]))) is False
+    assert decode_bytes32(_call(w3, anchor, roster_hash_call())) == roster_hash(DEVICES[:4], 2)
+    assert decode_devices_changed(log) == DevicesChangedEvent(
+        tuple(DEVICES[:4]), 2, rc["blockNumber"], log["logIndex"])
 
     # a replacement drops the old members
     _send(w3, anchor, encode_set_devices([DEVICES[4], DEVICES[0]], 1))
@@ -282,28 +294,28 @@ def test_anchor_with_quorum_emits_event_that_decodes(w3: Web3, anchor: str) -> N
     cp = _cp(7)
     sigs = _sigs(domain, cp, [DEVICE_KEYS[4], DEVICE_KEYS[0], DEVICE_KEYS[2]])
     assert _anchored_root(w3, anchor, cp.id) == bytes(32)
-    rc = _send(w3, anchor, encode_anchor_call(cp, LOCATOR, sigs, domain=domain),
-               sender=submitter)
+    rc = _send(w3, anchor, _encode(domain, cp, sigs), sender=submitter)
     assert rc["status"] == 1
     assert _anchored_root(w3, anchor, cp.id) == cp.root
 
     (log,) = rc["logs"]
-    ev = decode_anchored(log)
-    expected_signers = tuple(sorted([DEVICES[4], DEVICES[0], DEVICES[2]], key=lambda a: int(a, 16)))
-    assert (ev.id, ev.chain_id, ev.from_block, ev.to_block, ev.last_block_hash, ev.root) == (
-        cp.id, cp.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
-    assert ev.locator == LOCATOR and ev.submitter == submitter
-    assert ev.signers == expected_signers
+    ev = decode_anchored(log, DEVICES)
+    assert (ev.id, ev.chain_id, ev.from_block, ev.to_block) == (cp.id, cp.chain_id, cp.from_block, cp.to_block)
+    assert ev.locator == LOCATOR and ev.signer_bits == 0b10101
+    assert ev.signers == (DEVICES[0], DEVICES[2], DEVICES[4])  # by roster index
+    assert ev.root is None and ev.submitter is None  # not in the log: storage, transaction
     assert ev.address == anchor and ev.block_number == rc["blockNumber"]
     assert ev.transaction_hash == bytes(rc["transactionHash"]) and not ev.removed
-    assert ev.checkpoint() == cp and ev.checkpoint().id_matches()
+    with pytest.raises(CryptoError, match="not known"):
+        ev.checkpoint()
 
     # web3's own ABI decoding of the same log agrees (independent decoder)
     contract = w3.eth.contract(address=cast(ChecksumAddress, anchor),
                                abi=load_artifact("Anchor").abi)
     (w3ev,) = contract.events.Anchored().process_receipt(rc)
-    assert w3ev.args.id == ev.id and w3ev.args.root == ev.root
-    assert tuple(w3ev.args.signers) == ev.signers and w3ev.args.submitter == ev.submitter
+    assert w3ev.args.id == ev.id and w3ev.args.locator == ev.locator
+    assert w3ev.args.span == cp.chain_id << 128 | cp.from_block << 64 | cp.to_block
+    assert w3ev.args.signers == ev.signer_bits
 
     # the raw JSON-RPC form (hex strings) from eth_getLogs decodes the same
     answer = w3.provider.make_request(cast(Any, "eth_getLogs"), [{
@@ -311,39 +323,56 @@ def test_anchor_with_quorum_emits_event_that_decodes(w3: Web3, anchor: str) -> N
         "topics": ["0x" + ANCHORED_TOPIC.hex(), "0x" + cp.id.hex()]}])
     (raw_log,) = answer["result"]
     assert isinstance(raw_log["data"], str)
-    assert decode_anchored(raw_log) == ev
+    assert decode_anchored(raw_log, DEVICES) == ev
+    # the roster in force comes from the DevicesChanged logs
+    changes = [decode_devices_changed(lg) for lg in w3.provider.make_request(cast(Any, "eth_getLogs"), [{
+        "address": anchor, "fromBlock": "0x0", "toBlock": "latest",
+        "topics": ["0x" + DEVICES_CHANGED_TOPIC.hex()]}])["result"]]
+    assert roster_at(changes, ev.block_number or 0, ev.log_index or 0) == tuple(DEVICES)
 
 
-def test_limit_sends_exactly_quorum_signatures_of_the_lowest_signers(
+async def test_fetch_anchored_fills_root_signers_and_submitter(w3: Web3, anchor: str, chain: DevChain) -> None:
+    from edge.contracts.anchor_events import fetch_anchored
+    from edge.rpc.http import HttpRpc
+
+    domain = _domain(w3, anchor)
+    cp = _cp(17)
+    submitter = _account(w3, 4)
+    assert _send(w3, anchor, _encode(domain, cp, _sigs(domain, cp, DEVICE_KEYS[1:4])), sender=submitter)["status"] == 1
+    # the device set changes afterwards: the old anchor keeps the roster of its time
+    assert _send(w3, anchor, encode_set_devices([DEVICES[4], DEVICES[3]], 1))["status"] == 1
+    async with HttpRpc(chain.http_url) as rpc:
+        (ev,) = await fetch_anchored(rpc, bytes.fromhex(anchor[2:]))
+    assert ev.root == cp.root and ev.submitter == submitter
+    assert ev.signers == tuple(DEVICES[1:4])
+
+
+def test_limit_sends_exactly_quorum_signatures_of_the_first_devices(
     w3: Web3, anchor: str
 ) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(13)
     all_five = _sigs(domain, cp, DEVICE_KEYS)
-    data = encode_anchor_call(cp, LOCATOR, all_five, domain=domain, limit=QUORUM)
-    rc = _send(w3, anchor, data)
+    rc = _send(w3, anchor, _encode(domain, cp, all_five[::-1], limit=QUORUM))
     assert rc["status"] == 1
-    lowest = tuple(sorted(DEVICES, key=lambda a: int(a, 16))[:QUORUM])
-    assert decode_anchored(rc["logs"][0]).signers == lowest
+    assert decode_anchored(rc["logs"][0], DEVICES).signers == tuple(DEVICES[:QUORUM])
     # more than the quorum is accepted too (every one is checked)
     cp2 = _cp(14)
-    rc = _send(w3, anchor, encode_anchor_call(cp2, LOCATOR, _sigs(domain, cp2, DEVICE_KEYS),
-                                              domain=domain))
-    assert rc["status"] == 1 and len(decode_anchored(rc["logs"][0]).signers) == 5
+    rc = _send(w3, anchor, _encode(domain, cp2, _sigs(domain, cp2, DEVICE_KEYS)))
+    assert rc["status"] == 1 and len(decode_anchored(rc["logs"][0], DEVICES).signers) == 5
     with pytest.raises(CryptoError, match="limit"):
-        encode_anchor_call(cp, LOCATOR, all_five, domain=domain, limit=0)
+        _encode(domain, cp, all_five, limit=0)
 
 
 def test_duplicate_anchor_reverts_cheaply(w3: Web3, anchor: str) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(3)
-    first = _send(w3, anchor, encode_anchor_call(
-        cp, LOCATOR, _sigs(domain, cp, DEVICE_KEYS[:3]), domain=domain))
+    first = _send(w3, anchor, _encode(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:3])))
     assert first["status"] == 1
 
     # another quorum, another locator, another submitter: still the same id -> rejected
     dup = encode_anchor_call(cp, keccak(b"other locator"), _sigs(domain, cp, DEVICE_KEYS[2:]),
-                             domain=domain)
+                             domain=domain, devices=DEVICES, quorum=QUORUM)
     assert _revert(w3, anchor, dup) == AnchorRevert("AlreadyAnchored", (cp.id,))
     rc = _send(w3, anchor, dup, sender=_account(w3, 3), gas=300_000)
     assert rc["status"] == 0
@@ -365,48 +394,55 @@ def test_duplicate_anchor_reverts_cheaply(w3: Web3, anchor: str) -> None:
     assert steps and steps[-1]["op"] == "REVERT"
     assert [s["op"] for s in steps].count("SLOAD") == 1
     assert not any(s["op"] == "STATICCALL" for s in steps)  # no ecrecover precompile call
-    assert rc["gasUsed"] < first["gasUsed"] // 2, (rc["gasUsed"], first["gasUsed"])
+    assert rc["gasUsed"] < first["gasUsed"] * 3 // 5, (rc["gasUsed"], first["gasUsed"])
 
 
 def test_fewer_than_quorum_signatures_revert(w3: Web3, anchor: str) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(4)
-    two = encode_anchor_call(cp, LOCATOR, _sigs(domain, cp, DEVICE_KEYS[:2]), domain=domain)
-    assert _revert(w3, anchor, two) == AnchorRevert("QuorumNotMet", (2, 3))
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [])) == AnchorRevert(
-        "QuorumNotMet", (0, 3))
-    # duplicates of one device do not count twice: the binding keeps one per signer
+    assert _revert(w3, anchor, _encode(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:2]))) == AnchorRevert(
+        "QuorumNotMet", (2, 3))
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [])) == AnchorRevert("QuorumNotMet", (0, 3))
+    # duplicates of one device do not count twice: the binding keeps one per signer,
+    # and a bitmap cannot name a device twice
     doubled = _sigs(domain, cp, [DEVICE_KEYS[0], DEVICE_KEYS[1], DEVICE_KEYS[0]])
-    assert _revert(w3, anchor, encode_anchor_call(cp, LOCATOR, doubled, domain=domain)) == (
-        AnchorRevert("QuorumNotMet", (2, 3)))
+    assert _revert(w3, anchor, _encode(domain, cp, doubled)) == AnchorRevert("QuorumNotMet", (2, 3))
+    with pytest.raises(CryptoError, match="repeated"):
+        pack_auth(DEVICES, QUORUM, [(0, doubled[0]), (0, doubled[0])])
     assert _anchored_root(w3, anchor, cp.id) == bytes(32)
 
 
-def test_non_device_signer_reverts(w3: Web3, anchor: str) -> None:
+def test_non_device_or_misplaced_signer_reverts_roster_mismatch(w3: Web3, anchor: str) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(5)
-    sigs = _sigs(domain, cp, [DEVICE_KEYS[0], DEVICE_KEYS[1], STRANGER_KEYS[0]])
-    assert _revert(w3, anchor, encode_anchor_call(cp, LOCATOR, sigs, domain=domain)) == (
-        AnchorRevert("NotADevice", (STRANGERS[0],)))
-    # the binding can drop it when told the device set, and then the quorum is short
-    with_devices = encode_anchor_call(cp, LOCATOR, sigs, domain=domain, devices=DEVICES)
-    assert _revert(w3, anchor, with_devices) == AnchorRevert("QuorumNotMet", (2, 3))
-
-
-def test_duplicate_or_unsorted_signers_revert(w3: Web3, anchor: str) -> None:
-    domain = _domain(w3, anchor)
-    cp = _cp(6)
-    ordered = [s for _, s in order_signatures(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:3]))]
-    signers = [recover_checkpoint_signer(domain, cp, s) for s in ordered]
-    assert [int(a, 16) for a in signers] == sorted(int(a, 16) for a in signers)
-    dup = [ordered[0], ordered[0], ordered[1]]
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, dup)) == AnchorRevert(
-        "SignersNotAscending", (1, signers[0]))
-    unsorted = [ordered[1], ordered[0], ordered[2]]
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, unsorted)) == AnchorRevert(
-        "SignersNotAscending", (1, signers[0]))
-    # the same three in order pass
-    assert _send(w3, anchor, _raw_anchor(cp, LOCATOR, ordered))["status"] == 1
+    good = _sigs(domain, cp, DEVICE_KEYS[:3])
+    stranger = _sigs(domain, cp, STRANGER_KEYS[:1])[0]
+    registered = roster_hash(DEVICES, QUORUM)
+    # a stranger's signature in device 2's place: the rebuilt roster is not the registered one
+    err = _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [(0, good[0]), (1, good[1]), (2, stranger)]))
+    assert err.name == "RosterMismatch" and err.args[1] == registered
+    rebuilt = DEVICES[:2] + [STRANGERS[0]] + DEVICES[3:]
+    assert err.args[0] == roster_hash(rebuilt, QUORUM)
+    # a device's signature in another device's place
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [(0, good[1]), (1, good[0]), (2, good[2])])).name == (
+        "RosterMismatch")
+    # a roster other than the registered one (another order, another quorum)
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [(0, good[1]), (1, good[0]), (2, good[2])],
+                                           devices=[DEVICES[1], DEVICES[0], *DEVICES[2:]])).name == "RosterMismatch"
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, list(enumerate(good)), quorum=2)).name == "RosterMismatch"
+    # the binding drops strangers (then the quorum is short) and sorts by roster index
+    mixed = [good[2], stranger, good[0]]
+    assert _revert(w3, anchor, _encode(domain, cp, mixed)) == AnchorRevert("QuorumNotMet", (2, 3))
+    assert [i for i, _ in roster_signatures(domain, cp, mixed, DEVICES)] == [0, 2]
+    # bad shapes: a signer bit beyond the roster, a length that does not match the bitmap
+    ok = _raw_anchor(cp, LOCATOR, list(enumerate(good)))
+    assert _revert(w3, anchor, ok[:-1]) == AnchorRevert("BadAuth", (len(ok) - 1,))
+    assert _revert(w3, anchor, ok + b"\0") == AnchorRevert("BadAuth", (len(ok) + 1,))
+    assert _revert(w3, anchor, ok[:100]) == AnchorRevert("BadAuth", (100,))
+    beyond = bytearray(ok)
+    beyond[126] |= 0x80  # bit 7 of a 5-device roster
+    assert _revert(w3, anchor, bytes(beyond)).name == "BadAuth"
+    assert _send(w3, anchor, ok)["status"] == 1
 
 
 def test_malleable_and_malformed_signatures_revert_as_openzeppelin(
@@ -414,54 +450,50 @@ def test_malleable_and_malformed_signatures_revert_as_openzeppelin(
 ) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(8)
-    ordered = [s for _, s in order_signatures(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:3]))]
-    good = ordered[0]
+    sigs = _sigs(domain, cp, DEVICE_KEYS[:3])
+    good = sigs[0]
     r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
     # the other valid ECDSA signature of the same signer: (r, n - s, v ^ 1), high s
     high_s = (SECP256K1_N - s).to_bytes(32, "big")
     malleable = r + high_s + bytes([55 - v])
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [malleable, *ordered[1:]])) == (
+    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [(0, malleable), (1, sigs[1]), (2, sigs[2])])) == (
         AnchorRevert("ECDSAInvalidSignatureS", (high_s,)))
     for bad_v in (0, 1, 29):
         bad = good[:64] + bytes([bad_v])
-        assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [bad, *ordered[1:]])) == (
+        assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [(0, bad), (1, sigs[1]), (2, sigs[2])])) == (
             AnchorRevert("ECDSAInvalidSignature", ()))
-    assert _revert(w3, anchor, _raw_anchor(cp, LOCATOR, [good[:64], *ordered[1:]])) == (
-        AnchorRevert("ECDSAInvalidSignatureLength", (64,)))
     # the binding refuses them before any gas is spent, naming the signature
     with pytest.raises(CryptoError, match="signature 1: .*InvalidSignatureS"):
-        encode_anchor_call(cp, LOCATOR, [ordered[1], malleable], domain=domain)
+        _encode(domain, cp, [sigs[1], malleable])
     with pytest.raises(CryptoError, match="signature 0: .*v = 1"):
-        encode_anchor_call(cp, LOCATOR, [good[:64] + b"\x01"], domain=domain)
+        _encode(domain, cp, [good[:64] + b"\x01"])
+    with pytest.raises(CryptoError, match="65 bytes"):
+        pack_auth(DEVICES, QUORUM, [(0, good[:64])])
     assert _anchored_root(w3, anchor, cp.id) == bytes(32)
 
 
-def test_wrong_id_bad_range_and_zero_root_revert(w3: Web3, anchor: str) -> None:
+def test_bad_range_and_zero_root_revert(w3: Web3, anchor: str) -> None:
     domain = _domain(w3, anchor)
     cp = _cp(9)
+    sigs = list(enumerate(_sigs(domain, cp, DEVICE_KEYS[:3])))
     forged = CheckpointMessage(keccak(b"not the id"), cp.chain_id, cp.from_block, cp.to_block,
                                cp.last_block_hash, cp.root)
-    sigs = [s for _, s in order_signatures(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:3]))]
-    assert _revert(w3, anchor, _raw_anchor(forged, LOCATOR, sigs)) == AnchorRevert(
-        "BadCheckpointId", (forged.id, cp.id))
     with pytest.raises(CryptoError, match="does not match"):
-        encode_anchor_call(forged, LOCATOR, sigs, domain=domain)
+        _encode(domain, forged, [s for _, s in sigs])
 
-    def consistent(frm: int, to: int, root: bytes) -> tuple[Any, ...]:
-        cid = keccak(abi_encode(["uint256", "uint64", "uint64", "bytes32", "bytes32"],
-                                [PRIVATE_CHAIN, frm, to, cp.last_block_hash, root]))
-        return (cid, PRIVATE_CHAIN, frm, to, cp.last_block_hash, root)
+    def fields(frm: int, to: int, root: bytes) -> CheckpointMessage:
+        return CheckpointMessage(keccak(abi_encode(["uint256", "uint64", "uint64", "bytes32", "bytes32"],
+                                                   [PRIVATE_CHAIN, frm, to, cp.last_block_hash, root])),
+                                 PRIVATE_CHAIN, frm, frm, cp.last_block_hash, root)
 
-    backwards = consistent(500, 400, cp.root)
-    assert _revert(w3, anchor, _raw_anchor(backwards, LOCATOR, sigs)) == AnchorRevert(
-        "BadRange", (500, 400))
-    empty = consistent(100, 199, bytes(32))
-    assert _revert(w3, anchor, _raw_anchor(empty, LOCATOR, sigs)) == AnchorRevert(
-        "EmptyRoot", (empty[0],))
-    empty_cp = CheckpointMessage.create(PRIVATE_CHAIN, 100, 199, cp.last_block_hash, bytes(32))
+    backwards = fields(500, 400, cp.root)
+    backwards_call = bytearray(_raw_anchor(backwards, LOCATOR, sigs))
+    backwards_call[20:28] = (400).to_bytes(8, "big")  # toBlock below fromBlock
+    assert _revert(w3, anchor, bytes(backwards_call)) == AnchorRevert("BadRange", (500, 400))
+    empty = CheckpointMessage.create(PRIVATE_CHAIN, 100, 199, cp.last_block_hash, bytes(32))
+    assert _revert(w3, anchor, _raw_anchor(empty, LOCATOR, sigs)) == AnchorRevert("EmptyRoot", (empty.id,))
     with pytest.raises(CryptoError, match="EmptyRoot"):
-        encode_anchor_call(empty_cp, LOCATOR, _sigs(domain, empty_cp, DEVICE_KEYS[:3]),
-                           domain=domain)
+        _encode(domain, empty, _sigs(domain, empty, DEVICE_KEYS[:3]))
 
 
 def test_other_root_by_strangers_or_minority_is_never_anchored(w3: Web3, anchor: str) -> None:
@@ -469,16 +501,14 @@ def test_other_root_by_strangers_or_minority_is_never_anchored(w3: Web3, anchor:
     honest = _cp(10)
     forged = _cp(10, root=keccak(b"a root the devices never computed"))
     assert forged.id != honest.id
-    strangers = encode_anchor_call(forged, LOCATOR, _sigs(domain, forged, STRANGER_KEYS),
-                                   domain=domain)
-    assert _revert(w3, anchor, strangers).name == "NotADevice"
+    strangers = _raw_anchor(forged, LOCATOR, list(enumerate(_sigs(domain, forged, STRANGER_KEYS))))
+    assert _revert(w3, anchor, strangers).name == "RosterMismatch"
+    with pytest.raises(CryptoError, match="no usable signature"):
+        _encode(domain, forged, _sigs(domain, forged, STRANGER_KEYS))
     # one byzantine device plus strangers: filtered to devices, below quorum
     mixed = _sigs(domain, forged, [DEVICE_KEYS[1], *STRANGER_KEYS])
-    assert _revert(w3, anchor, encode_anchor_call(
-        forged, LOCATOR, mixed, domain=domain, devices=DEVICES)) == AnchorRevert(
-        "QuorumNotMet", (1, 3))
-    rc = _send(w3, anchor, encode_anchor_call(
-        honest, LOCATOR, _sigs(domain, honest, DEVICE_KEYS[2:]), domain=domain))
+    assert _revert(w3, anchor, _encode(domain, forged, mixed)) == AnchorRevert("QuorumNotMet", (1, 3))
+    rc = _send(w3, anchor, _encode(domain, honest, _sigs(domain, honest, DEVICE_KEYS[2:])))
     assert rc["status"] == 1
     assert _anchored_root(w3, anchor, honest.id) == honest.root
     assert _anchored_root(w3, anchor, forged.id) == bytes(32)
@@ -495,24 +525,16 @@ def test_domain_binds_chain_id_and_contract(w3: Web3, anchor: str) -> None:
     assert contract.functions.domainSeparator().call() == domain_separator(domain)
     assert contract.functions.checkpointDigest(fields).call() == checkpoint_digest(domain, cp)
 
-    for_other = [s for _, s in order_signatures(
-        other_domain, cp, _sigs(other_domain, cp, DEVICE_KEYS[:3]))]
-    err = _revert(w3, anchor, _raw_anchor(cp, LOCATOR, for_other))
-    assert err.name in ("NotADevice", "SignersNotAscending")
-    assert err.args[-1] == recover_checkpoint_signer(domain, cp, for_other[err.args[0]]
-                                                     if err.name == "SignersNotAscending"
-                                                     else for_other[0])
-    assert err.args[-1] not in DEVICES
-    wrong_chain = Eip712Domain(w3.eth.chain_id + 1, anchor)
-    for_chain = [s for _, s in order_signatures(
-        wrong_chain, cp, _sigs(wrong_chain, cp, DEVICE_KEYS[:3]))]
-    err = _revert(w3, anchor, _raw_anchor(cp, LOCATOR, for_chain))
-    assert err.name in ("NotADevice", "SignersNotAscending")
-    assert err.args[-1] not in DEVICES
+    # signatures for another contract or chain recover to other addresses: the rebuilt
+    # roster is not the registered one
+    for dom in (other_domain, Eip712Domain(w3.eth.chain_id + 1, anchor)):
+        pairs = list(enumerate(_sigs(dom, cp, DEVICE_KEYS[:3])))
+        err = _revert(w3, anchor, _raw_anchor(cp, LOCATOR, pairs))
+        assert err.name == "RosterMismatch"
+        assert recover_checkpoint_signer(domain, cp, pairs[0][1]) not in DEVICES
     # the right domain works on each contract
     for addr, dom in ((anchor, domain), (other, other_domain)):
-        data = encode_anchor_call(cp, LOCATOR, _sigs(dom, cp, DEVICE_KEYS[:3]), domain=dom)
-        assert _send(w3, addr, data)["status"] == 1
+        assert _send(w3, addr, _encode(dom, cp, _sigs(dom, cp, DEVICE_KEYS[:3])))["status"] == 1
 
 
 # ----------------------------------------------------------------- batching, auditing
@@ -527,10 +549,10 @@ def test_batch_of_8_members_verify_on_chain(w3: Web3, anchor: str) -> None:
     assert (batch.chain_id, batch.from_block, batch.to_block, batch.last_block_hash) == (
         PRIVATE_CHAIN, members[0].from_block, members[-1].to_block, members[-1].last_block_hash)
     assert batch.id_matches()
-    rc = _send(w3, anchor, encode_anchor_call(
-        batch, LOCATOR, _sigs(domain, batch, DEVICE_KEYS[1:4]), domain=domain))
+    rc = _send(w3, anchor, _encode(domain, batch, _sigs(domain, batch, DEVICE_KEYS[1:4])))
     assert rc["status"] == 1
-    assert decode_anchored(rc["logs"][0]).root == batch.root
+    assert decode_anchored(rc["logs"][0]).id == batch.id
+    assert _anchored_root(w3, anchor, batch.id) == batch.root
 
     tree = MerkleTree(ids)
 
@@ -556,8 +578,7 @@ def test_verify_record_against_a_single_checkpoint(w3: Web3, anchor: str) -> Non
     leaves = [record_leaf(r) for r in records]
     tree = MerkleTree(leaves)
     cp = _cp(12, root=tree.root)
-    assert _send(w3, anchor, encode_anchor_call(
-        cp, LOCATOR, _sigs(domain, cp, DEVICE_KEYS[:3]), domain=domain))["status"] == 1
+    assert _send(w3, anchor, _encode(domain, cp, _sigs(domain, cp, DEVICE_KEYS[:3])))["status"] == 1
 
     def check(leaf: bytes, proof: list[bytes]) -> bool:
         return decode_bool(_call(w3, anchor, verify_record_call(cp.id, leaf, proof)))
@@ -593,33 +614,32 @@ def test_batch_inputs_are_checked() -> None:
 
 
 def _log_of(cp: CheckpointMessage) -> dict[str, Any]:
-    data = abi_encode(
-        ["uint64", "uint64", "bytes32", "bytes32", "bytes32", "address", "address[]"],
-        [cp.from_block, cp.to_block, cp.last_block_hash, cp.root, LOCATOR, DEVICES[0],
-         DEVICES[:2]])
-    return {"topics": ["0x" + ANCHORED_TOPIC.hex(), "0x" + cp.id.hex(),
-                       "0x" + _word(cp.chain_id).hex()],
-            "data": "0x" + data.hex()}
+    data = abi_encode(["uint256", "bytes32", "uint256"],
+                      [cp.chain_id << 128 | cp.from_block << 64 | cp.to_block, LOCATOR, 0b11])
+    return {"topics": ["0x" + ANCHORED_TOPIC.hex(), "0x" + cp.id.hex()], "data": "0x" + data.hex()}
 
 
 def test_decode_anchored_rejects_malformed_logs() -> None:
     cp = _cp(1)
     good = _log_of(cp)
-    ev = decode_anchored(good)
-    assert ev.checkpoint() == cp and ev.signers == tuple(DEVICES[:2])
+    ev = decode_anchored(good, DEVICES)
+    assert (ev.id, ev.chain_id, ev.from_block, ev.to_block) == (cp.id, cp.chain_id, cp.from_block, cp.to_block)
+    assert ev.signers == tuple(DEVICES[:2]) and decode_anchored(good).signers == ()
     assert ev.block_number is None and ev.address is None
 
-    def bad(match: str, **changes: Any) -> None:
+    def bad(match: str, roster: Sequence[str] | None = None, **changes: Any) -> None:
         with pytest.raises(RpcProtocolError, match=match):
-            decode_anchored({**good, **changes})
+            decode_anchored({**good, **changes}, roster)
 
     bad("not Anchored", topics=["0x" + keccak(b"Other()").hex(), *good["topics"][1:]])
-    bad("3 topics", topics=good["topics"][:2])
-    bad(r"topics\[1\]", topics=[good["topics"][0], "0xzz", good["topics"][2]])
-    bad("exceeds uint64", topics=[*good["topics"][:2], "0x" + "ff" * 32])
+    bad("2 topics", topics=good["topics"][:1])
+    bad(r"topics\[1\]", topics=[good["topics"][0], "0xzz"])
+    bad("above its uint64", data="0x01" + good["data"][4:])
+    bad("fromBlock", data="0x" + abi_encode(["uint256", "bytes32", "uint256"],
+                                            [1 << 128 | 9 << 64 | 8, LOCATOR, 1]).hex())
     bad("log.data", data=good["data"][:-64])
-    bad("log.data", data="0x" + "01" + good["data"][4:])  # dirty uint64 padding
     bad("canonical", data=good["data"] + "00" * 32)
+    bad("beyond the 1-device roster", roster=DEVICES[:1])
     bad("log.blockNumber", blockNumber="twelve")
     bad("log.address", address="0x1234")
     bad("log.removed", removed="no")
@@ -627,6 +647,8 @@ def test_decode_anchored_rejects_malformed_logs() -> None:
         decode_anchored({"data": good["data"]})
     with pytest.raises(RpcProtocolError, match="expected an object"):
         decode_anchored(cast(Any, ["not", "a", "log"]))
+    with pytest.raises(RpcProtocolError, match="no device set"):
+        roster_at([DevicesChangedEvent(tuple(DEVICES), 3, 10, 0)], 10, 0)
 
 
 def test_decode_helpers_reject_malformed_results() -> None:
@@ -647,6 +669,11 @@ def test_decode_helpers_reject_malformed_results() -> None:
     with pytest.raises(CryptoError, match="locator"):
         cp = _cp(1)
         dom = Eip712Domain(1, "0x" + "11" * 20)
-        encode_anchor_call(cp, b"short", _sigs(dom, cp, DEVICE_KEYS[:1]), domain=dom)
+        encode_anchor_call(cp, b"short", _sigs(dom, cp, DEVICE_KEYS[:1]), domain=dom, devices=DEVICES,
+                           quorum=QUORUM)
     with pytest.raises(CryptoError, match="no usable signature"):
-        encode_anchor_call(_cp(1), LOCATOR, [], domain=Eip712Domain(1, "0x" + "11" * 20))
+        _encode(Eip712Domain(1, "0x" + "11" * 20), _cp(1), [])
+    with pytest.raises(CryptoError, match="repeated"):
+        roster_hash([DEVICES[0], DEVICES[0]], 1)
+    with pytest.raises(CryptoError, match="quorum"):
+        roster_hash(DEVICES, 6)

@@ -35,12 +35,13 @@ from eth_hash.auto import keccak
 
 from edge.aio import enter_all
 from edge.contracts import anchor as anchor_abi
+from edge.contracts.anchor_events import fetch_anchored
 from edge.contracts.crud import decode_read, encode_read
-from edge.rpc import eth
-from edge.rpc import RpcFactory, open_rpc
+from edge.rpc import RpcFactory, eth, open_rpc
 from edge.errors import ChainError, CryptoError, EdgeError
 from edge.evidence.eip712 import checkpoint_id
 from edge.evidence.leaves import Leaf, RecordKey
+from edge.evidence.manifest_tree import expand_manifest
 from edge.evidence.merkle import MerkleTree, verify_proof
 from edge.evidence.metadata import Manifest, Metadata, open_manifest, open_metadata, recover_hash_signer
 
@@ -75,6 +76,7 @@ class Verdict:
     signers: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     local_checked: bool = False
+    last_hash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -137,9 +139,9 @@ class Auditor:
         await self._stack.aclose()
 
     async def anchored(self) -> list[anchor_abi.AnchoredEvent]:
-        """Every ``Anchored`` event of the contract, oldest first."""
-        logs = await eth.get_logs(self.mainnet, self.anchor, [anchor_abi.ANCHORED_TOPIC])
-        return [anchor_abi.decode_anchored(lg) for lg in logs]
+        """Every ``Anchored`` event of the contract, oldest first (root, signers and
+        submitter filled in: :func:`edge.contracts.anchor_events.fetch_anchored`)."""
+        return await fetch_anchored(self.mainnet, self.anchor)
 
     async def verify_all(self) -> list[Verdict]:
         """A :class:`Verdict` per anchored checkpoint (a batch yields one per member)."""
@@ -151,14 +153,37 @@ class Auditor:
     # -- fetching ---------------------------------------------------------------------
 
     async def read(self, chain_id: int, key: bytes) -> bytes:
-        """The value stored under the 32-byte ``key`` in the CrudStore of testnet
-        ``chain_id`` (empty when absent). Raises ChainError, KeyError (unknown testnet)."""
         t, rpc = self.testnets[chain_id]
         return decode_read(await eth.eth_call(rpc, t.store, encode_read(key)))
 
     async def manifest(self, key: bytes) -> Manifest:
-        """The manifest stored under locator ``key``, from the first testnet that has it,
-        opened with the auditor's key. Raises EdgeError naming each testnet's failure."""
+        """The manifest under ``key`` (any testnet), with a split one's parts followed
+        (:func:`edge.evidence.manifest_tree.expand_manifest`)."""
+        m = await self._manifest_root(key)
+        try:
+            return await expand_manifest(m, self._replica, self.auditor_key)
+        except CryptoError as e:
+            raise EdgeError(f"manifest 0x{key.hex()[:16]}..: {e}") from e
+
+    async def _replica(self, key: bytes, want: bytes) -> bytes:
+        """The blob under ``key`` whose keccak256 is ``want`` (any testnet), else the first
+        replica found (the caller names the mismatch)."""
+        first: bytes | None = None
+        errors = []
+        for cid in self.testnets:
+            try:
+                blob = await self.read(cid, key)
+            except ChainError as e:
+                errors.append(f"testnet {cid}: {e}")
+                continue
+            if keccak(blob) == want:
+                return blob
+            first = blob if first is None else first
+        if first is None:
+            raise EdgeError(f"manifest part 0x{key.hex()[:16]}.. not readable: " + "; ".join(errors))
+        return first
+
+    async def _manifest_root(self, key: bytes) -> Manifest:
         errors = []
         for cid in self.testnets:
             try:
@@ -183,26 +208,21 @@ class Auditor:
     async def verify_anchor(self, ev: anchor_abi.AnchoredEvent) -> list[Verdict]:
         """Verify one anchor (one checkpoint, or each member of a batch)."""
         signers = [str(s) for s in ev.signers]
+        root = ev.root or bytes(32)
         try:
             manifest = await self.manifest(ev.locator)
         except EdgeError as e:
-            return [Verdict("0x" + ev.id.hex(), ev.from_block, ev.to_block, "0x" + ev.root.hex(),
+            return [Verdict("0x" + ev.id.hex(), ev.from_block, ev.to_block, "0x" + root.hex(),
                             anchor_id="0x" + ev.id.hex(), signers=signers, reasons=[str(e)])]
-        if checkpoint_id(ev.chain_id, ev.from_block, ev.to_block, ev.last_block_hash, ev.root) != ev.id:
-            reason = "anchored id is not keccak256(chainId, range, lastBlockHash, root)"
-        else:
-            reason = ""
         if manifest.kind == "checkpoint":
-            v = await self._verify_checkpoint(manifest, ev.id, (ev.from_block, ev.to_block, ev.root), signers)
-            if reason:
-                v.reasons.insert(0, reason)
-            return [v]
+            # the id is checked against the metadata's chain, range, last hash and root
+            return [await self._verify_checkpoint(manifest, ev.id, (ev.from_block, ev.to_block, root), signers)]
         out = []
         ids = [i for i, _ in manifest.members]
-        batch_reasons = [reason] if reason else []
+        batch_reasons = []
         if manifest.id != ev.id:
             batch_reasons.append("batch manifest names another anchor id")
-        if MerkleTree(ids).root != ev.root:
+        if MerkleTree(ids).root != root:
             batch_reasons.append("member checkpoint ids do not hash to the anchored batch root")
         for mid, key in manifest.members:
             try:
@@ -211,8 +231,14 @@ class Auditor:
             except EdgeError as e:
                 v = Verdict("0x" + mid.hex(), -1, -1, "", reasons=[str(e)])
             v.kind, v.anchor_id = "batch-member", "0x" + ev.id.hex()
-            v.reasons[:0] = batch_reasons
             out.append(v)
+        last = out[-1].last_hash if out else ""
+        if not last or checkpoint_id(ev.chain_id, ev.from_block, ev.to_block, bytes.fromhex(last[2:]),
+                                     root) != ev.id:
+            batch_reasons.append("anchored batch id is not keccak256(chainId, range, last member's last block "
+                                 "hash, root)")
+        for v in out:
+            v.reasons[:0] = batch_reasons
         return out
 
     async def _verify_checkpoint(self, manifest: Manifest, cp_id: bytes, anchored: tuple[int, int, bytes] | None,
@@ -248,6 +274,7 @@ class Auditor:
             v.reasons.append(f"metadata does not decrypt: {e}")
             return v
         v.from_block, v.to_block, v.records, v.device = md.from_block, md.to_block, len(md.records), md.device
+        v.last_hash = "0x" + md.last_hash.hex()
         v.root = v.root or "0x" + md.root.hex()
         self._check_metadata(v, md, plain, manifest, cp_id, anchored)
         if await self._is_device(md.device) is False:

@@ -149,11 +149,13 @@ def _fleet_demo(args: argparse.Namespace) -> int:
 
     if not 1 <= args.quorum <= args.devices:
         raise UsageError("--quorum", f"must be 1..--devices ({args.devices}), got {args.quorum}")
+    if not 1 <= args.batch <= 256:
+        raise UsageError("--batch", f"must be 1..256, got {args.batch}")
 
     def go(workdir: Path) -> int:
         res = run_async(lambda: run_fleet_demo(
             devices=args.devices, quorum=args.quorum, seconds=args.seconds, workdir=workdir, json_out=args.json,
-            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score))
+            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score, batch=args.batch))
         return 0 if res["ok"] else 1
 
     if args.workdir:
@@ -327,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-v", "--verbose", action="store_true", help="agent log lines too")
     d.add_argument("--devices", type=int, default=1, help="N agents as separate processes (a fleet)")
     d.add_argument("--quorum", type=int, default=1, help="M signatures an anchor needs (fleet)")
+    d.add_argument("--batch", type=int, default=1, help="K checkpoints per mainnet anchor (fleet)")
     d.set_defaults(func=_cmd_demo)
 
     v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")

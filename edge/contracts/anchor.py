@@ -7,12 +7,23 @@ tx sender signs and sends the calldata; ``eth_call`` / ``eth_getLogs`` read).
 
 The contract, in short (see its NatSpec for the full rules):
 
-* ``anchor(Checkpoint cp, bytes32 locator, bytes[] signatures)``: the EIP-712 struct
-  ``Checkpoint(bytes32 id,uint64 chainId,uint64 fromBlock,uint64 toBlock,bytes32
-  lastBlockHash,bytes32 root)`` (:mod:`edge.evidence.eip712`) signed by at least ``quorum()``
-  registered devices; signatures sorted by strictly increasing signer address
-  (:func:`order_signatures` does that). The first valid anchor per id wins; a duplicate
-  reverts ``AlreadyAnchored(id)`` before any signature work. ``root`` must be non-zero.
+* ``anchor()`` followed by PACKED arguments ``span (24 bytes) || lastBlockHash || root ||
+  locator || auth`` (:func:`encode_anchor_raw`), the packed form of the EIP-712 struct ``Checkpoint(bytes32 id,uint64 chainId,uint64
+  fromBlock,uint64 toBlock,bytes32 lastBlockHash,bytes32 root)`` (:mod:`edge.evidence.eip712`):
+  ``span = chainId << 128 | fromBlock << 64 | toBlock``, the id is computed by the contract.
+  ``auth`` (:func:`pack_auth`) carries the roster size and quorum, a signer bitmap, at
+  least ``quorum`` signatures by increasing device index and the addresses of the devices
+  that did not sign: the contract rebuilds the roster (recovered signers, given others)
+  and checks it against ``rosterHash()`` (:func:`roster_hash`), one storage read for the
+  whole device set. :func:`encode_anchor_call` builds it all. The first valid anchor
+  per id wins; a duplicate reverts ``AlreadyAnchored(id)`` before any signature work.
+  ``root`` must be non-zero.
+* ``Anchored(bytes32 indexed id, uint256 span, bytes32 locator, uint256 signers)``: the
+  root is stored (``anchoredRoot(id)``), not logged, and the last block hash is in the
+  metadata (the id commits to both). ``signers`` is a bitmap over the roster in force
+  (the last ``DevicesChanged`` before the log); :func:`decode_anchored` resolves it to
+  addresses when given that roster (:func:`roster_at`). The submitter is the sender of
+  the transaction. :mod:`edge.contracts.anchor_events` reads the logs with all of that filled.
 * Batching: K checkpoints go as one ``Checkpoint`` whose ``root`` is the Merkle root
   (:mod:`edge.evidence.merkle`, OpenZeppelin sorted pairs) over the K member ids
   (:func:`batch_root`, :func:`batch_checkpoint`); an auditor proves a member with
@@ -51,6 +62,7 @@ __all__ = [
     "MAX_DEVICES",
     "AnchorRevert",
     "AnchoredEvent",
+    "DevicesChangedEvent",
     "anchor_init_code",
     "anchored_root_call",
     "batch_checkpoint",
@@ -60,26 +72,31 @@ __all__ = [
     "decode_anchored",
     "decode_bool",
     "decode_bytes32",
+    "decode_devices_changed",
     "decode_uint",
     "devices_call",
     "encode_anchor_call",
+    "encode_anchor_raw",
     "encode_set_devices",
     "is_device_call",
     "order_signatures",
+    "pack_auth",
+    "pack_span",
     "quorum_call",
+    "roster_at",
+    "roster_hash",
+    "roster_hash_call",
+    "roster_signatures",
     "verify_member_call",
     "verify_record_call",
 ]
 
-_CP_TUPLE = "(bytes32,uint64,uint64,uint64,bytes32,bytes32)"
+ANCHOR_SIGNATURE = "anchor()"
+"""Solidity signature of ``Anchor.anchor`` (its selector is keccak256 of it, 4 bytes); the
+arguments follow the selector PACKED (:func:`encode_anchor_raw`), not ABI-encoded."""
 
-ANCHOR_SIGNATURE = f"anchor({_CP_TUPLE},bytes32,bytes[])"
-"""Solidity signature of ``Anchor.anchor`` (its selector is keccak256 of it, 4 bytes)."""
-
-ANCHORED_EVENT = (
-    "Anchored(bytes32,uint64,uint64,uint64,bytes32,bytes32,bytes32,address,address[])"
-)
-"""Signature of the ``Anchored`` event; ``id`` and ``chainId`` are indexed."""
+ANCHORED_EVENT = "Anchored(bytes32,uint256,bytes32,uint256)"
+"""Signature of the ``Anchored`` event; ``id`` is indexed."""
 
 ANCHORED_TOPIC: bytes = keccak(ANCHORED_EVENT.encode())
 """topic0 of ``Anchored`` logs (32 bytes), for ``eth_getLogs`` filters."""
@@ -90,7 +107,8 @@ DEVICES_CHANGED_TOPIC: bytes = keccak(b"DevicesChanged(address[],uint8)")
 MAX_DEVICES = 255
 """Largest device set the contract accepts (``MAX_DEVICES``; quorum is a uint8)."""
 
-_ANCHORED_DATA = ["uint64", "uint64", "bytes32", "bytes32", "bytes32", "address", "address[]"]
+_ANCHORED_DATA = ["uint256", "bytes32", "uint256"]
+_SIG_BYTES = 66  # one signature in auth: index (1) || r (32) || s (32) || v (1)
 _U64 = 1 << 64
 _LOGS = "eth_getLogs"
 _CALL = "eth_call"
@@ -105,24 +123,27 @@ _SEL_SET_DEVICES = _selector("setDevices(address[],uint8)")
 _SEL_ANCHORED_ROOT = _selector("anchoredRoot(bytes32)")
 _SEL_DEVICES = _selector("devices()")
 _SEL_QUORUM = _selector("quorum()")
+_SEL_ROSTER_HASH = _selector("rosterHash()")
 _SEL_IS_DEVICE = _selector("isDevice(address)")
 _SEL_VERIFY_MEMBER = _selector("verifyMember(bytes32,bytes32,bytes32[])")
 _SEL_VERIFY_RECORD = _selector("verifyRecord(bytes32,bytes32,bytes32[])")
 
 _ERROR_SIGNATURES = (
     "AlreadyAnchored(bytes32)",
-    "BadCheckpointId(bytes32,bytes32)",
+    "BadSpan(uint256)",
     "BadRange(uint64,uint64)",
     "EmptyRoot(bytes32)",
     "NoDevices()",
+    "BadAuth(uint256)",
+    "RosterMismatch(bytes32,bytes32)",
     "QuorumNotMet(uint256,uint256)",
-    "SignersNotAscending(uint256,address)",
+    "BadDeviceIndex(uint256,uint256)",
+    "WrongSigner(uint256,address)",
     "NotADevice(address)",
     "BadQuorum(uint256,uint256)",
     "BadDevice(address)",
     "RenounceDisabled()",
     "ECDSAInvalidSignature()",
-    "ECDSAInvalidSignatureLength(uint256)",
     "ECDSAInvalidSignatureS(bytes32)",
     "OwnableUnauthorizedAccount(address)",
     "OwnableInvalidOwner(address)",
@@ -143,8 +164,8 @@ ANCHOR_ERRORS: dict[bytes, tuple[str, tuple[str, ...]]] = dict(
     _error_entry(s) for s in _ERROR_SIGNATURES
 )
 """Revert selector (4 bytes) -> (error name, ABI argument types) for every error the
-Anchor contract can revert with (its own, OpenZeppelin ECDSA/Ownable/ShortStrings,
-``Error``, ``Panic``)."""
+Anchor contract can revert with (its own, including OpenZeppelin ECDSA's names for bad
+signatures, OpenZeppelin Ownable/ShortStrings, ``Error``, ``Panic``)."""
 
 
 # ----------------------------------------------------------------------- small helpers
@@ -184,10 +205,6 @@ def _checkpoint(cp: object, what: str = "checkpoint") -> CheckpointMessage:
     if not cp.id_matches():
         raise CryptoError(f"anchor: {what} id 0x{cp.id.hex()} does not match its fields")
     return cp
-
-
-def _cp_tuple(cp: CheckpointMessage) -> tuple[bytes, int, int, int, bytes, bytes]:
-    return (cp.id, cp.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
 
 
 def _proof(proof: Sequence[bytes]) -> list[bytes]:
@@ -260,48 +277,160 @@ def order_signatures(
     return ordered if limit is None else ordered[:limit]
 
 
+def _roster(devices: Iterable[str | bytes], quorum: int) -> list[str]:
+    if isinstance(devices, (str, bytes, bytearray)):
+        raise CryptoError("anchor: devices must be a sequence of addresses, not one value")
+    roster = [_address(d, f"devices[{i}]") for i, d in enumerate(devices)]
+    if not 1 <= len(roster) <= MAX_DEVICES:
+        raise CryptoError(f"anchor: roster of {len(roster)} devices; the set holds 1..{MAX_DEVICES}")
+    if len(set(roster)) != len(roster):
+        raise CryptoError("anchor: a device is repeated in the roster")
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= len(roster):
+        raise CryptoError(f"anchor: quorum {quorum!r} out of range 1..{len(roster)}")
+    return roster
+
+
+def roster_hash(devices: Sequence[str | bytes], quorum: int) -> bytes:
+    """The contract's ``rosterHash``: keccak256(``uint8 n || uint8 quorum || n x address``).
+
+    Args:
+        devices: the registered devices in ``devices()`` order (1..255 distinct addresses).
+        quorum: the registered quorum M (1..n).
+
+    Raises:
+        CryptoError: a malformed or repeated address, or ``quorum`` out of range.
+    """
+    roster = _roster(devices, quorum)
+    return keccak(bytes((len(roster), quorum)) + b"".join(bytes.fromhex(a[2:]) for a in roster))
+
+
+def pack_span(chain_id: int, from_block: int, to_block: int) -> int:
+    """``chainId << 128 | fromBlock << 64 | toBlock`` (the ``span`` word; uint64 each).
+
+    Raises:
+        CryptoError: a field is not a uint64.
+    """
+    for what, v in (("chain id", chain_id), ("from block", from_block), ("to block", to_block)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _U64:
+            raise CryptoError(f"anchor: {what} {v!r} is not a uint64")
+    return chain_id << 128 | from_block << 64 | to_block
+
+
+def pack_auth(devices: Sequence[str | bytes], quorum: int, signatures: Iterable[tuple[int, bytes]]) -> bytes:
+    """The packed tail of an ``anchor()`` call: roster size and quorum, signer bitmap, the
+    signatures, then the addresses of the devices that did not sign.
+
+    Layout (the contract's NatSpec): ``uint8 n || uint8 quorum || bitmap (ceil(n/8) bytes,
+    big-endian, bit i = device i signed) || signatures (65 bytes each, in the order given)
+    || the other devices' addresses (20 bytes each, by index)``. No check beyond shapes (a
+    test may pack a call the contract must refuse).
+
+    Args:
+        devices: the roster (``devices()`` order). quorum: the registered quorum.
+        signatures: ``(index into devices, 65-byte r || s || v signature)`` pairs, by
+            increasing index for a call the contract accepts.
+
+    Raises:
+        CryptoError: a malformed roster, an index out of the roster or repeated, or a
+            signature not 65 bytes.
+    """
+    roster = _roster(devices, quorum)
+    n = len(roster)
+    bits = 0
+    sigs = bytearray()
+    for i, (idx, sig) in enumerate(signatures):
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n or bits >> idx & 1:
+            raise CryptoError(f"anchor: signature {i}: device index {idx!r} out of the roster or repeated")
+        if not isinstance(sig, (bytes, bytearray)) or len(sig) != 65:
+            raise CryptoError(f"anchor: signature {i} must be 65 bytes (r || s || v)")
+        bits |= 1 << idx
+        sigs += sig
+    others = b"".join(bytes.fromhex(a[2:]) for i, a in enumerate(roster) if not bits >> i & 1)
+    return bytes((n, quorum)) + bits.to_bytes((n + 7) // 8, "big") + bytes(sigs) + others
+
+
+def roster_signatures(
+    domain: Eip712Domain,
+    cp: CheckpointMessage,
+    signatures: Iterable[bytes],
+    devices: Sequence[str | bytes],
+    *,
+    limit: int | None = None,
+) -> list[tuple[int, bytes]]:
+    """Signatures as ``anchor`` takes them: ``(device index, signature)`` by increasing index.
+
+    Recovers each signature (OpenZeppelin ECDSA's rules), drops those of signers not in
+    ``devices`` and repeats of a signer (the first is kept), sorts by the signer's index in
+    ``devices`` and keeps the first ``limit`` (pass the quorum M to pay for exactly M
+    ``ecrecover`` s).
+
+    Raises:
+        CryptoError: a signature does not recover (its index and OZ's error are named), a
+            malformed device address, ``cp`` inconsistent, or ``limit`` < 1.
+    """
+    index = {a: i for i, a in enumerate(_address(d, f"devices[{i}]") for i, d in enumerate(devices))}
+    ordered = order_signatures(domain, cp, signatures, devices=list(index), limit=None)
+    pairs = sorted((index[signer], sig) for signer, sig in ordered)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise CryptoError(f"anchor: limit must be an int >= 1, got {limit!r}")
+    return pairs if limit is None else pairs[:limit]
+
+
+def encode_anchor_raw(cp: CheckpointMessage, locator: bytes, auth: bytes) -> bytes:
+    """Calldata of the packed ``anchor()`` call with ``auth`` (:func:`pack_auth`) as given.
+
+    Layout: ``selector || uint64 chainId || uint64 fromBlock || uint64 toBlock ||
+    lastBlockHash || root || locator || auth`` (big-endian, no padding; the contract's
+    NatSpec gives the offsets). No signature check (a test may pack a call the contract
+    must refuse). Raises CryptoError on a malformed field.
+    """
+    span = pack_span(cp.chain_id, cp.from_block, cp.to_block)
+    return (_SEL_ANCHOR + span.to_bytes(24, "big") + _bytes32(cp.last_block_hash, "last block hash")
+            + _bytes32(cp.root, "root") + _bytes32(locator, "locator") + bytes(auth))
+
+
 def encode_anchor_call(
     cp: CheckpointMessage,
     locator: bytes,
     signatures: Iterable[bytes],
     *,
     domain: Eip712Domain,
-    devices: Iterable[str] | None = None,
+    devices: Sequence[str | bytes],
+    quorum: int,
     limit: int | None = None,
 ) -> bytes:
-    """Calldata of ``anchor(cp, locator, signatures)`` with signatures in contract order.
+    """Calldata of ``anchor`` for ``cp`` with the signatures the contract needs.
 
     Args:
         cp: the checkpoint (or batch checkpoint, :func:`batch_checkpoint`) to anchor;
             its id must match its fields and its root must be non-zero.
         locator: 32 bytes telling an auditor where the testnet metadata is.
-        signatures: device signatures over ``cp`` under ``domain`` (see
-            :func:`order_signatures`: recovered, deduplicated by signer, optionally
-            filtered by ``devices`` and cut to ``limit``, sorted by signer address).
-        domain: EIP-712 domain of the Anchor the call goes to (needed to recover the
-            signers, hence to sort them).
-        devices: optional device set; signatures of other signers are dropped.
+        signatures: device signatures over ``cp`` under ``domain`` (any order; see
+            :func:`roster_signatures`: signers outside ``devices`` and repeats dropped).
+        domain: EIP-712 domain of the Anchor the call goes to.
+        devices: the registered roster in ``devices()`` order, and ``quorum`` the
+            registered M (together they must hash to the contract's ``rosterHash``, or
+            it reverts ``RosterMismatch``).
         limit: optional cap on the signatures sent (pass the quorum M: each extra
-            signature costs about 8,250 gas).
+            signature costs about 3,300 gas net).
 
     Returns:
-        ``selector || abi.encode(cp, locator, signatures)``; send it to the Anchor address.
+        the packed calldata (:func:`encode_anchor_raw`); send it to the Anchor address.
 
     Raises:
         CryptoError: ``cp`` inconsistent or with a zero root (the contract would revert
-            ``EmptyRoot``), ``locator`` not 32 bytes, a signature that does not recover,
-            or no signature left.
+            ``EmptyRoot``), ``locator`` not 32 bytes, a malformed roster, a signature that
+            does not recover, or no signature of a roster device left.
     """
     _checkpoint(cp)
     if cp.root == bytes(32):
         raise CryptoError("anchor: checkpoint root is zero; the contract reverts EmptyRoot")
     loc = _bytes32(locator, "locator")
-    ordered = order_signatures(domain, cp, signatures, devices=devices, limit=limit)
-    if not ordered:
-        raise CryptoError("anchor: no usable signature for the checkpoint")
-    return _SEL_ANCHOR + abi_encode(
-        [_CP_TUPLE, "bytes32", "bytes[]"], [_cp_tuple(cp), loc, [s for _, s in ordered]]
-    )
+    roster = _roster(devices, quorum)
+    pairs = roster_signatures(domain, cp, signatures, roster, limit=limit)
+    if not pairs:
+        raise CryptoError("anchor: no usable signature of a roster device for the checkpoint")
+    return encode_anchor_raw(cp, loc, pack_auth(roster, quorum, pairs))
 
 
 def encode_set_devices(devices: Sequence[str | bytes], quorum: int) -> bytes:
@@ -422,6 +551,11 @@ def devices_call() -> bytes:
     return _SEL_DEVICES
 
 
+def roster_hash_call() -> bytes:
+    """Calldata of ``rosterHash()``; decode with :func:`decode_bytes32` (zero: no set)."""
+    return _SEL_ROSTER_HASH
+
+
 def quorum_call() -> bytes:
     """Calldata of ``quorum()``; decode with :func:`decode_uint` (0: no device set)."""
     return _SEL_QUORUM
@@ -505,13 +639,18 @@ class AnchoredEvent:
 
     Attributes:
         id: the anchored checkpoint id (32 bytes; topic 1).
-        chain_id: the private chain's id (topic 2).
+        chain_id: the private chain's id.
         from_block, to_block: the inclusive block range.
-        last_block_hash: hash of block ``to_block`` (32 bytes).
-        root: the anchored root (records' root, or member ids' root for a batch).
         locator: 32 bytes pointing at the testnet metadata.
-        submitter: EIP-55 address that sent the anchoring transaction.
-        signers: EIP-55 addresses of the devices whose signatures were checked, ascending.
+        signer_bits: bit i set: device i of the roster in force signed.
+        root: the anchored root (records' root, or member ids' root for a batch): not in
+            the log (read ``anchoredRoot(id)``); None until filled in.
+        last_block_hash: hash of block ``to_block``: not in the log (it is in the
+            metadata; the id commits to it); None until filled in.
+        signers: EIP-55 addresses of those devices, ascending by roster index, when the
+            roster was given to :func:`decode_anchored` (else empty).
+        submitter: EIP-55 sender of the anchoring transaction, when known (the log does
+            not hold it: read it from the transaction), else None.
         address: the emitting contract (EIP-55), if the log says.
         block_number, block_hash, transaction_hash, log_index: where the log is, if the
             log says (None otherwise).
@@ -522,11 +661,12 @@ class AnchoredEvent:
     chain_id: int
     from_block: int
     to_block: int
-    last_block_hash: bytes
-    root: bytes
     locator: bytes
-    submitter: str
-    signers: tuple[str, ...]
+    signer_bits: int
+    root: bytes | None = None
+    last_block_hash: bytes | None = None
+    signers: tuple[str, ...] = ()
+    submitter: str | None = None
     address: str | None = None
     block_number: int | None = None
     block_hash: bytes | None = None
@@ -536,55 +676,125 @@ class AnchoredEvent:
 
     def checkpoint(self) -> CheckpointMessage:
         """The anchored checkpoint as a :class:`CheckpointMessage` (``id`` as logged; the
-        contract checked that it matches the fields)."""
+        contract computed it from the fields).
+
+        Raises:
+            CryptoError: ``root`` or ``last_block_hash`` not filled in yet.
+        """
+        if self.root is None or self.last_block_hash is None:
+            raise CryptoError("anchor: the event's root and last block hash are not known yet")
         return CheckpointMessage(
             self.id, self.chain_id, self.from_block, self.to_block, self.last_block_hash,
             self.root,
         )
 
 
-def decode_anchored(log: Mapping[str, Any]) -> AnchoredEvent:
+@dataclass(frozen=True, slots=True)
+class DevicesChangedEvent:
+    """One ``DevicesChanged(address[] devices, uint8 quorum)`` log: the roster from then on.
+
+    Attributes:
+        devices: EIP-55 addresses in roster order. quorum: M.
+        block_number, log_index: where the log is (None if the log does not say).
+    """
+
+    devices: tuple[str, ...]
+    quorum: int
+    block_number: int | None = None
+    log_index: int | None = None
+
+
+def _topics(log: Mapping[str, Any], n: int, topic0: bytes, name: str) -> list[bytes]:
+    topics_raw = codec.field(log, "topics", _LOGS, "log")
+    if isinstance(topics_raw, (str, bytes)) or not isinstance(topics_raw, Sequence):
+        raise RpcProtocolError(_LOGS, "log.topics: expected an array")
+    topics = [_raw(t, _LOGS, f"log.topics[{i}]") for i, t in enumerate(topics_raw)]
+    if len(topics) != n or any(len(t) != 32 for t in topics):
+        raise RpcProtocolError(
+            _LOGS, f"log.topics: a {name} log has {n} topics of 32 bytes, got {len(topics)}"
+        )
+    if topics[0] != topic0:
+        raise RpcProtocolError(_LOGS, f"log.topics[0]: 0x{topics[0].hex()} is not {name}")
+    return topics
+
+
+def _position(log: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    bn, li = log.get("blockNumber"), log.get("logIndex")
+    return (None if bn is None else _int(bn, _LOGS, "log.blockNumber"),
+            None if li is None else _int(li, _LOGS, "log.logIndex"))
+
+
+def decode_devices_changed(log: Mapping[str, Any]) -> DevicesChangedEvent:
+    """Decode a ``DevicesChanged`` log (JSON-RPC log object).
+
+    Raises:
+        RpcProtocolError: not that event, or its data not the canonical ABI encoding.
+    """
+    log = codec.as_dict(log, _LOGS, "log")
+    _topics(log, 1, DEVICES_CHANGED_TOPIC, "DevicesChanged")
+    data = _raw(codec.field(log, "data", _LOGS, "log"), _LOGS, "log.data")
+    devices, quorum = _decode_exact(["address[]", "uint8"], data, _LOGS, "log.data")
+    bn, li = _position(log)
+    return DevicesChangedEvent(tuple(str(to_checksum_address(d)) for d in devices), int(quorum), bn, li)
+
+
+def roster_at(changes: Sequence[DevicesChangedEvent], block_number: int, log_index: int) -> tuple[str, ...]:
+    """The roster in force at log position ``(block_number, log_index)``: the devices of the
+    last ``DevicesChanged`` before it (``changes`` in any order, positions known).
+
+    Raises:
+        RpcProtocolError: no device set was registered before that position, or a change
+            without a position.
+    """
+    best: DevicesChangedEvent | None = None
+    for c in changes:
+        if c.block_number is None or c.log_index is None:
+            raise RpcProtocolError(_LOGS, "DevicesChanged log without blockNumber/logIndex")
+        if (c.block_number, c.log_index) < (block_number, log_index) and (
+                best is None or (c.block_number, c.log_index) > (best.block_number or 0, best.log_index or 0)):
+            best = c
+    if best is None:
+        raise RpcProtocolError(_LOGS, f"no device set registered before block {block_number} log {log_index}")
+    return best.devices
+
+
+def decode_anchored(log: Mapping[str, Any], roster: Sequence[str] | None = None) -> AnchoredEvent:
     """Decode an ``Anchored`` log (a JSON-RPC log object, or web3's AttributeDict).
 
     Args:
         log: mapping with ``topics`` (list of 32-byte values: hex strings or bytes) and
             ``data`` (hex string or bytes); ``address``, ``blockNumber``, ``blockHash``,
             ``transactionHash``, ``logIndex`` and ``removed`` are read if present.
+        roster: the devices in force at the log (:func:`roster_at`); if given, the signer
+            bitmap is resolved to :attr:`AnchoredEvent.signers`.
 
     Returns:
         The :class:`AnchoredEvent`.
 
     Raises:
-        RpcProtocolError: not a mapping, topics missing or not 3, topic0 is not
-            :data:`ANCHORED_TOPIC`, chain id topic above uint64, data not the canonical
-            ABI encoding of the event's non-indexed fields, ``fromBlock > toBlock``, or a
-            malformed optional field (the message names it).
+        RpcProtocolError: not a mapping, topics missing or not 2, topic0 is not
+            :data:`ANCHORED_TOPIC`, span with bits above its uint64 fields, data not the
+            canonical ABI encoding of the event's non-indexed fields, ``fromBlock >
+            toBlock``, a signer bit beyond the roster, or a malformed optional field.
     """
     log = codec.as_dict(log, _LOGS, "log")
-    topics_raw = codec.field(log, "topics", _LOGS, "log")
-    if isinstance(topics_raw, (str, bytes)) or not isinstance(topics_raw, Sequence):
-        raise RpcProtocolError(_LOGS, "log.topics: expected an array")
-    topics = [_raw(t, _LOGS, f"log.topics[{i}]") for i, t in enumerate(topics_raw)]
-    if len(topics) != 3 or any(len(t) != 32 for t in topics):
-        raise RpcProtocolError(
-            _LOGS, f"log.topics: an Anchored log has 3 topics of 32 bytes, got {len(topics)}"
-        )
-    if topics[0] != ANCHORED_TOPIC:
-        raise RpcProtocolError(_LOGS, f"log.topics[0]: 0x{topics[0].hex()} is not Anchored")
-    chain_id = int.from_bytes(topics[2], "big")
-    if chain_id >= _U64:
-        raise RpcProtocolError(_LOGS, f"log.topics[2]: chain id {chain_id:#x} exceeds uint64")
+    topics = _topics(log, 2, ANCHORED_TOPIC, "Anchored")
     data = _raw(codec.field(log, "data", _LOGS, "log"), _LOGS, "log.data")
-    frm, to, last_hash, root, locator, submitter, signers = _decode_exact(
-        _ANCHORED_DATA, data, _LOGS, "log.data"
-    )
+    span, locator, bits = _decode_exact(_ANCHORED_DATA, data, _LOGS, "log.data")
+    if span >> 192:
+        raise RpcProtocolError(_LOGS, f"log.data: span {span:#x} has bits above its uint64 fields")
+    chain_id, frm, to = span >> 128, (span >> 64) & (_U64 - 1), span & (_U64 - 1)
     if frm > to:
         raise RpcProtocolError(_LOGS, f"log.data: fromBlock {frm} > toBlock {to}")
+    signers: tuple[str, ...] = ()
+    if roster is not None:
+        if bits >> len(roster):
+            raise RpcProtocolError(_LOGS, f"log.data: signer bitmap {bits:#x} beyond the {len(roster)}-device roster")
+        signers = tuple(str(to_checksum_address(roster[i])) for i in range(len(roster)) if bits >> i & 1)
     address = log.get("address")
-    block_number = log.get("blockNumber")
     block_hash = log.get("blockHash")
     tx_hash = log.get("transactionHash")
-    log_index = log.get("logIndex")
+    block_number, log_index = _position(log)
     removed = log.get("removed", False)
     if not isinstance(removed, bool):
         raise RpcProtocolError(_LOGS, f"log.removed: expected a bool, got {removed!r:.40}")
@@ -593,18 +803,16 @@ def decode_anchored(log: Mapping[str, Any]) -> AnchoredEvent:
         chain_id=chain_id,
         from_block=frm,
         to_block=to,
-        last_block_hash=bytes(last_hash),
-        root=bytes(root),
         locator=bytes(locator),
-        submitter=str(to_checksum_address(submitter)),
-        signers=tuple(str(to_checksum_address(s)) for s in signers),
+        signer_bits=int(bits),
+        signers=signers,
         address=None if address is None else str(
             to_checksum_address(_fixed(address, 20, "log.address"))
         ),
-        block_number=None if block_number is None else _int(block_number, _LOGS, "log.blockNumber"),
+        block_number=block_number,
         block_hash=None if block_hash is None else _fixed(block_hash, 32, "log.blockHash"),
         transaction_hash=None if tx_hash is None else _fixed(tx_hash, 32, "log.transactionHash"),
-        log_index=None if log_index is None else _int(log_index, _LOGS, "log.logIndex"),
+        log_index=log_index,
         removed=removed,
     )
 

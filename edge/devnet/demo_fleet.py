@@ -32,18 +32,22 @@ __all__ = ["run_fleet_demo"]
 
 async def run_fleet_demo(*, devices: int, quorum: int, seconds: float, workdir: Path, json_out: bool,
                          codes: Any, score: bool, checkpoint_blocks: int = 5, takeover_s: float = 8.0,
-                         drain_timeout: float = 180.0) -> dict[str, Any]:
+                         drain_timeout: float = 180.0, batch: int = 1, batch_max_wait_s: float = 20.0) -> dict[str, Any]:
     """Run the fleet demo; print and return the result object (see module doc).
 
     Keys: devices, quorum, checkpoints_anchored, duplicate_anchors, failed_anchor_attempts,
-    verify_ok, verify_fail, per_device, seconds, ok.
+    verify_ok, verify_fail, per_device, seconds, ok. With ``batch`` K > 1 the fleet anchors
+    batches (:mod:`edge.fleet.batches`): ``checkpoints_anchored`` counts the member
+    checkpoints the auditor found in them, ``duplicate_anchors`` anchors of the same unit
+    or a checkpoint found in two anchors.
     """
     say: Callable[[str], None] = (lambda _: None) if json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
     async with DevChains() as chains:
         poa = chains["poa"]
         tiers = await deploy_public_tiers(chains, workdir, devices=devices, quorum=quorum, fleet=True,
-                                          takeover_s=takeover_s)
+                                          takeover_s=takeover_s, batch=batch)
+        tiers.sections["forward"]["batch_max_wait_s"] = batch_max_wait_s
         say(f"fleet: {devices} devices, quorum {quorum}; Attestations at {tiers.sections['fleet']['attestations']} "
             f"(local chain), Anchor at {tiers.sections['forward']['mainnet']['anchor']} (mainnet)")
         for i in range(devices):
@@ -100,10 +104,16 @@ async def run_fleet_demo(*, devices: int, quorum: int, seconds: float, workdir: 
             print_verdicts(verdicts, as_json=False)
         per_device = await _per_device(tiers.devices, tiers.sections["fleet"], workdir, events)
     ids = [e.id for e in events]
+    if batch > 1:  # the member checkpoints, as the auditor found them in the anchors
+        members = [v.id for v in verdicts if v.kind == "batch-member"]
+        n_anchored = len(set(members)) + sum(1 for v in verdicts if v.kind != "batch-member")
+        dups = (len(members) - len(set(members))) + (len(events) - len({e.id for e in events}))
+    else:
+        n_anchored, dups = len(set(ids)), len(ids) - len(set(ids))
     covered = events and max(e.to_block for e in events) >= head
     result = {
-        "devices": devices, "quorum": quorum, "checkpoints_anchored": len(set(ids)),
-        "duplicate_anchors": len(ids) - len(set(ids)),
+        "devices": devices, "quorum": quorum, "checkpoints_anchored": n_anchored,
+        "duplicate_anchors": dups,
         "failed_anchor_attempts": sum(d["failed_anchor_attempts"] for d in per_device),
         "min_signers": min((len(e.signers) for e in events), default=0),
         "verify_ok": sum(v.ok for v in verdicts), "verify_fail": sum(not v.ok for v in verdicts),

@@ -14,6 +14,18 @@ What travels (encrypted) per checkpoint:
   signature of it (EIP-191 ``personal_sign`` of that hash). A batch manifest lists the
   member checkpoints (id, manifest key) instead of chunks. JSON, sealed likewise.
 
+A manifest too large for one upload transaction is split (:mod:`edge.evidence.manifest_tree`):
+it then lists ``parts`` (key and keccak256 of sealed ``"part"`` manifests stored on every
+testnet, each holding a slice of the chunks, members or parts) instead of its chunks;
+the locator still names the one root manifest.
+
+Compression: before padding, metadata and manifests are deflated (zlib, RFC 1950, with
+ISA-L's ``isal_zlib``) when that is shorter; a compressed plaintext starts with
+``b"EDGZ"`` (never the start of a metadata blob, ``b"EDGM"``, or of a JSON manifest,
+``{``). The device signs the keccak256 of the UNcompressed metadata. Sizes still leak
+only a bucket (record contents an attacker chose could shift which bucket: CRIME-style
+leaks are bounded by the bucket sizes).
+
 Sealing: ``pad_to_bucket(bytes)`` (sizes leak only a bucket), then ``seal_for(auditors,
 ...)`` (ECIES envelope: :mod:`edge.crypto.ecies`), then the metadata envelope is cut into
 fixed-size chunks. Chunk keys are ``keccak256(chunk_secret || u32 i)`` with a fresh random
@@ -41,13 +53,43 @@ from edge.evidence.leaves import Finding, Leaf, RecordKey
 
 __all__ = ["Metadata", "ChunkRef", "Manifest", "Chunk", "SealedMetadata", "encode_metadata",
            "decode_metadata", "seal_metadata", "seal_manifest", "open_manifest", "open_metadata",
-           "sign_hash", "recover_hash_signer"]
+           "sign_hash", "recover_hash_signer", "chunk_metadata", "compress", "decompress"]
 
 _MAGIC = b"EDGM"
 _VERSION = 1
 _REC = struct.Struct(">QBIII32s")
 _AAD_MD = b"edge-metadata-v1"
 _AAD_MF = b"edge-manifest-v1"
+_Z = b"EDGZ"
+_MAX_INFLATED = 256 * 1024 * 1024  # a plaintext larger than this is refused (no zip bombs)
+
+
+def compress(plain: bytes) -> bytes:
+    """``b"EDGZ" || zlib(plain)`` (RFC 1950; ISA-L level 3, its best) when shorter, else ``plain``."""
+    from isal import isal_zlib
+
+    z = _Z + isal_zlib.compress(plain, 3)
+    return z if len(z) < len(plain) else plain
+
+
+def decompress(raw: bytes) -> bytes:
+    """Inverse of :func:`compress` (a plaintext without the marker is returned as is).
+
+    Raises:
+        CryptoError: the deflate stream is malformed or inflates beyond 256 MiB.
+    """
+    if raw[:4] != _Z:
+        return raw
+    from isal import isal_zlib
+
+    d = isal_zlib.decompressobj()
+    try:
+        out = d.decompress(raw[4:], _MAX_INFLATED)
+    except Exception as e:  # noqa: BLE001 - isal_zlib.error (zlib.error's twin)
+        raise CryptoError(f"compressed plaintext is malformed: {e}") from e
+    if d.unconsumed_tail or not d.eof:
+        raise CryptoError("compressed plaintext is truncated or inflates beyond 256 MiB")
+    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +121,9 @@ class ChunkRef:
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A decoded manifest. ``kind`` is ``"checkpoint"`` (``chunks``, ``metadata_hash``,
-    ``device_sig`` set) or ``"batch"`` (``members``: (checkpoint id, manifest key) pairs)."""
+    ``device_sig`` set), ``"batch"`` (``members``: (checkpoint id, manifest key) pairs) or
+    ``"part"`` (a slice of a split manifest). A split manifest lists ``parts`` instead of
+    its chunks or members: (key, keccak256 of the sealed part blob) pairs, in order."""
 
     kind: str
     id: bytes
@@ -87,6 +131,7 @@ class Manifest:
     metadata_hash: bytes = b""
     device_sig: bytes = b""
     members: tuple[tuple[bytes, bytes], ...] = ()
+    parts: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,34 +218,40 @@ def recover_hash_signer(digest: bytes, signature: bytes) -> str:
 def _manifest_json(m: Manifest) -> bytes:
     d: dict[str, Any] = {"v": 1, "kind": m.kind, "id": m.id.hex()}
     if m.kind == "checkpoint":
-        d["chunks"] = [[c.chain_id, c.store.hex(), c.key.hex(), c.hash.hex()] for c in m.chunks]
         d["metadata_hash"] = m.metadata_hash.hex()
         d["device_sig"] = m.device_sig.hex()
-    else:
+    if m.parts:
+        d["parts"] = [[k.hex(), h.hex()] for k, h in m.parts]
+    elif m.kind == "batch" or m.members:
         d["members"] = [[i.hex(), k.hex()] for i, k in m.members]
+    else:
+        d["chunks"] = [[c.chain_id, c.store.hex(), c.key.hex(), c.hash.hex()] for c in m.chunks]
     return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
 
 def seal_manifest(m: Manifest, auditors: Sequence[bytes]) -> bytes:
-    """Pad and seal a manifest for the auditors."""
-    return seal_for(auditors, pad_to_bucket(_manifest_json(m)), _AAD_MF)
+    """Compress, pad and seal a manifest for the auditors."""
+    return seal_for(auditors, pad_to_bucket(compress(_manifest_json(m))), _AAD_MF)
 
 
-def seal_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
-                  stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> SealedMetadata:
-    """Encrypt, pad and chunk one checkpoint's metadata for ``auditors`` (module doc).
+def chunk_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
+                   stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> tuple[tuple[Chunk, ...], Manifest]:
+    """Compress, pad, encrypt and chunk one checkpoint's metadata (module doc); returns the
+    chunks (shuffled upload order) and the manifest that lists them, not yet sealed.
 
     Args:
         md: the metadata. auditors: secp256k1 public keys. device_key: 32-byte private key
         of this device (signs the metadata hash). stores: (testnet chain id, CRUD store
-        address) pairs, >= 1. chunk_bytes: chunk size in bytes.
+        address) pairs, >= 1. chunk_bytes: chunk size in bytes (>= 1).
 
-    Raises: CryptoError for bad keys; ValueError-free otherwise.
+    Raises: CryptoError for bad keys, no stores or a chunk size < 1.
     """
     if not stores:
         raise CryptoError("seal_metadata: no testnet stores configured")
+    if chunk_bytes < 1:
+        raise CryptoError(f"seal_metadata: chunk size {chunk_bytes} < 1")
     plain = encode_metadata(md)
-    envelope = seal_for(auditors, pad_to_bucket(plain), _AAD_MD)
+    envelope = seal_for(auditors, pad_to_bucket(compress(plain)), _AAD_MD)
     parts = [envelope[i:i + chunk_bytes] for i in range(0, len(envelope), chunk_bytes)]
     secret = os.urandom(32)
     rng = secrets.SystemRandom()
@@ -213,26 +264,39 @@ def seal_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
         chunks.append(Chunk(cid, store, key, data))
     rng.shuffle(chunks)
     mhash = keccak(plain)
-    manifest = Manifest("checkpoint", md.id, tuple(refs), mhash, sign_hash(device_key, mhash))
-    return SealedMetadata(tuple(chunks), seal_manifest(manifest, auditors), os.urandom(32))
+    return tuple(chunks), Manifest("checkpoint", md.id, tuple(refs), mhash, sign_hash(device_key, mhash))
+
+
+def seal_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
+                  stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> SealedMetadata:
+    """Encrypt, pad and chunk one checkpoint's metadata for ``auditors`` (module doc), with
+    its manifest sealed whole (:func:`chunk_metadata`, then :func:`seal_manifest`; for a
+    manifest sized to fit a transaction use :func:`edge.evidence.manifest_tree.split_manifest`).
+
+    Raises: CryptoError for bad keys or no stores.
+    """
+    chunks, manifest = chunk_metadata(md, auditors=auditors, device_key=device_key, stores=stores,
+                                      chunk_bytes=chunk_bytes)
+    return SealedMetadata(chunks, seal_manifest(manifest, auditors), os.urandom(32))
 
 
 def open_manifest(auditor_key: bytes, blob: bytes) -> Manifest:
     """Decrypt and parse a manifest. Raises DecryptionError / CryptoError naming the fault."""
-    raw = unpad(open_sealed(auditor_key, blob, _AAD_MF))
+    raw = decompress(unpad(open_sealed(auditor_key, blob, _AAD_MF)))
     try:
         d = json.loads(raw)
         if d.get("v") != 1:
             raise CryptoError(f"manifest: unknown version {d.get('v')!r}")
+        if d["kind"] not in ("checkpoint", "batch", "part"):
+            raise CryptoError(f"manifest: unknown kind {d['kind']!r}")
+        chunks = tuple(ChunkRef(int(c[0]), bytes.fromhex(c[1]), bytes.fromhex(c[2]), bytes.fromhex(c[3]))
+                       for c in d.get("chunks", ()))
+        members = tuple((bytes.fromhex(i), bytes.fromhex(k)) for i, k in d.get("members", ()))
+        parts = tuple((bytes.fromhex(k), bytes.fromhex(h)) for k, h in d.get("parts", ()))
         if d["kind"] == "checkpoint":
-            return Manifest("checkpoint", bytes.fromhex(d["id"]),
-                            tuple(ChunkRef(int(c[0]), bytes.fromhex(c[1]), bytes.fromhex(c[2]), bytes.fromhex(c[3]))
-                                  for c in d["chunks"]),
-                            bytes.fromhex(d["metadata_hash"]), bytes.fromhex(d["device_sig"]))
-        if d["kind"] == "batch":
-            return Manifest("batch", bytes.fromhex(d["id"]),
-                            members=tuple((bytes.fromhex(i), bytes.fromhex(k)) for i, k in d["members"]))
-        raise CryptoError(f"manifest: unknown kind {d['kind']!r}")
+            return Manifest("checkpoint", bytes.fromhex(d["id"]), chunks, bytes.fromhex(d["metadata_hash"]),
+                            bytes.fromhex(d["device_sig"]), parts=parts)
+        return Manifest(d["kind"], bytes.fromhex(d["id"]), chunks, members=members, parts=parts)
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise CryptoError(f"manifest: malformed ({e})") from e
 
@@ -240,5 +304,5 @@ def open_manifest(auditor_key: bytes, blob: bytes) -> Manifest:
 def open_metadata(auditor_key: bytes, chunks_in_order: Sequence[bytes]) -> tuple[Metadata, bytes]:
     """Reassemble, decrypt and parse metadata; returns it with its plaintext bytes (whose
     keccak256 the manifest signs). Raises DecryptionError / CryptoError."""
-    plain = unpad(open_sealed(auditor_key, b"".join(chunks_in_order), _AAD_MD))
+    plain = decompress(unpad(open_sealed(auditor_key, b"".join(chunks_in_order), _AAD_MD)))
     return decode_metadata(plain), plain

@@ -48,6 +48,7 @@ from edge.config import Config
 from edge.errors import ChainError
 from edge.evidence.eip712 import CheckpointMessage, sign_checkpoint
 from edge.crypto.keys import DeviceKey
+from edge.fleet.batches import FleetBatches
 from edge.forward.stage import ForwardStage
 from edge.store import chain_data
 from edge.store import checkpoints as cps
@@ -106,6 +107,8 @@ class FleetStage:
         self._stack = AsyncExitStack()
         self._ts: dict[int, int] = {}
         forwarder.signature_source = self
+        self.batches = FleetBatches(self) if cfg.forward.batch > 1 else None
+        """With ``forward.batch`` K > 1 the batch is the unit of consensus (:mod:`edge.fleet.batches`)."""
 
     async def __aenter__(self) -> FleetStage:
         await enter_all(self._stack, [self.sender])
@@ -146,7 +149,10 @@ class FleetStage:
                       self.key.address, self.address.hex())
             return
         await self._scan()
-        await self._attest_new()
+        if self.batches is not None:
+            await self.batches.step()
+        else:
+            await self._attest_new()
         await self._confirm_attests()
         for cp in await cps.checkpoints_in_state(self.outbox, "attested", self.chain_id):
             await self._consider(cp)
@@ -232,6 +238,15 @@ class FleetStage:
         self.stats.reused_metadata += int(located is not None)
         log.info("duty for checkpoint 0x%s (blocks %d..%d): rank %d of %d%s", cp.id.hex()[:16], cp.from_block,
                  cp.to_block, rank, len(order), ", reusing located metadata" if located else "")
+
+    async def _duty_time(self, unit_id: bytes) -> float | None:
+        """When this device's duty for ``unit_id`` starts (seconds since the epoch), or None
+        while fewer than M registered devices attested it (the rule of :meth:`_consider`)."""
+        valid = [(d, b) for d, b in await fleet_store.attesters_of(self.outbox, unit_id) if d in self.devices]
+        if len(valid) < self.quorum:
+            return None
+        t_q = await self._block_time(valid[self.quorum - 1][1])
+        return t_q + duty_order(unit_id, self.devices).index(self.key.address) * self.cfg.fleet.takeover_s
 
     async def _reusable_locator(self, cp_id: bytes) -> bytes | None:
         """A locator another device published whose manifest exists on some testnet."""

@@ -11,7 +11,9 @@ Per checkpoint, driven only by outbox state (so a kill at any instant resumes ex
 2. ``uploading`` -> ``uploaded`` when every upload transaction is confirmed.
 3. ``uploaded`` -> ``anchoring``: K checkpoints (``forward.batch``) form one anchor unit
    (K = 1: the checkpoint itself; K > 1: a batch whose root is the Merkle root over the
-   member ids, with a batch manifest uploaded first). The device signs the unit as
+   member ids, with a batch manifest uploaded first). A partial batch is cut once its
+   oldest member was cut ``forward.batch_max_wait_s`` ago (:func:`edge.forward.batching.cut_batches`),
+   so a quiet chain is anchored too. The device signs the unit as
    EIP-712 typed data for the mainnet Anchor; the ``anchor`` call is queued in the same
    transaction that records the unit.
 4. ``anchoring`` -> ``anchored`` when the anchor transaction is confirmed, or when the
@@ -24,24 +26,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge.aio import enter_all
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.contracts import anchor as anchor_abi
-from edge.contracts.crud import create_many_gas, encode_create_many
+from edge.contracts.crud import encode_create_many
 from edge.rpc import eth
 from edge.rpc.base import RpcFactory
 from edge.forward.txsender import TxSender
 from edge.config import Config
-from edge.errors import NodeUnavailable
+from edge.errors import CryptoError, NodeUnavailable, RpcProtocolError
+from edge.forward import uploads as plan
+from edge.forward.batching import cut_batches
 from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.crypto.keys import DeviceKey
-from edge.evidence.metadata import Manifest, Metadata, seal_manifest, seal_metadata
+from edge.evidence.metadata import Manifest, Metadata
 from edge.store import chain_data
 from edge.store import checkpoints as cps
+from edge.store import forwarding as fwd_store
 from edge.store.db import Outbox, Tx
 
 __all__ = ["ForwardStage", "ForwardStats", "SignatureSource"]
@@ -74,24 +81,6 @@ class SignatureSource(Protocol):
         ...
 
 
-UPLOAD_TX_BYTES = 12 * 1024
-"""Most value bytes in one ``createMany`` (~9M gas on CrudStore: well under a 30M block)."""
-
-
-def _groups(rows: list[tuple[int, bytes, bytes]], limit: int) -> list[list[tuple[int, bytes, bytes]]]:
-    """Split upload rows into consecutive groups of at most ``limit`` value bytes (a row
-    larger than ``limit`` goes alone)."""
-    out: list[list[tuple[int, bytes, bytes]]] = []
-    size = 0
-    for row in rows:
-        if not out or size + len(row[2]) > limit:
-            out.append([])
-            size = 0
-        out[-1].append(row)
-        size += len(row[2])
-    return out
-
-
 _RPC_TIMEOUT_S = 15.0
 """Seconds per JSON-RPC answer from a public chain."""
 
@@ -109,7 +98,9 @@ class ForwardStage:
         cfg: config (``forward`` section, enabled). outbox: the open outbox.
         key: this device's key. chain_id: the local chain's id.
         rpc_factory: makes the connection to each public chain (one per chain, owned by
-            that chain's :class:`TxSender`). clock: waits and timestamps.
+            that chain's :class:`TxSender`; the stage's reads share it).
+        clock: waits and the wall time (seconds since the epoch, as ``created_at`` in the
+            outbox) of the batch wait; tests inject :class:`edge.clock.MockClock`.
         poll_s: seconds between passes.
     """
 
@@ -121,6 +112,7 @@ class ForwardStage:
         self.key = key
         self.chain_id = chain_id
         self.poll_s = poll_s
+        self.clock = clock
         self.auditors = [bytes.fromhex(a[2:] if a.startswith("0x") else a) for a in f.auditors]
         self.stores = [(t.chain_id, _hex20(t.store)) for t in f.testnets]
         self.anchor_addr = _hex20(f.mainnet.anchor)
@@ -133,17 +125,41 @@ class ForwardStage:
         self.mainnet = TxSender(outbox, rpc_factory(f.mainnet.url, timeout=_RPC_TIMEOUT_S), key,
                                 chain_id=f.mainnet.chain_id, confirmations=f.confirmations, max_fee_cap_wei=cap,
                                 clock=clock)
-        self.clock = clock
         self.stats = ForwardStats()
         self.signature_source: SignatureSource | None = None
         """Where anchor signatures come from in a fleet (None: this device signs alone)."""
+        self.forms_batches = True
+        """False when the fleet cuts the anchor units itself (fleet batching)."""
         self._stack = AsyncExitStack()
         self.mainnet_rpc = self.mainnet.rpc
         """Reads of the Anchor contract share the mainnet sender's connection."""
+        self.testnet_rpcs = {cid: s.rpc for cid, s in self.senders.items()}
+        """Block gas limits are read over each testnet sender's connection."""
+        self._sizing_blocked = False
+        self.budgets: dict[int, plan.UploadBudget] = {}
+        """Per testnet: what one upload transaction may use (:mod:`edge.forward.uploads`),
+        from the chain's block gas limit, read before each planning."""
 
     async def __aenter__(self) -> ForwardStage:
         await enter_all(self._stack, [*self.senders.values(), self.mainnet])
         return self
+
+    async def _read_budgets(self) -> int:
+        """Read every testnet's block gas limit into :attr:`budgets` (an unreachable testnet
+        keeps its last known one); returns the largest blob every testnet can store in one
+        transaction (bytes). Raises NodeUnavailable for a testnet never read yet."""
+        for cid, rpc in self.testnet_rpcs.items():
+            try:
+                blk = await rpc.call("eth_getBlockByNumber", ["latest", False])
+            except NodeUnavailable:
+                if cid in self.budgets:
+                    continue
+                raise
+            limit = blk.get("gasLimit") if isinstance(blk, dict) else None
+            if not isinstance(limit, str) or not limit.startswith("0x"):
+                raise RpcProtocolError("eth_getBlockByNumber", f"testnet {cid}: no gasLimit in the latest block")
+            self.budgets[cid] = plan.UploadBudget.for_block(int(limit, 16))
+        return min(b.max_value_bytes() for b in self.budgets.values())
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
@@ -166,9 +182,7 @@ class ForwardStage:
 
     async def backlog(self) -> int:
         """Checkpoints not yet anchored."""
-        row = await self.outbox.fetchone(
-            "SELECT count(*) FROM checkpoints WHERE chain_id=? AND state != 'anchored'", (self.chain_id,))
-        return int(row[0]) if row else 0
+        return await fwd_store.unanchored_count(self.outbox, self.chain_id)
 
     async def step(self) -> bool:
         """One pass over every state; True if anything moved."""
@@ -187,42 +201,49 @@ class ForwardStage:
             findings = await cps.range_findings(self.outbox, self.chain_id, cp.from_block, cp.to_block)
             md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.id,
                           self.key.address, tuple(leaves), tuple(findings))
-            sm = seal_metadata(md, auditors=self.auditors, device_key=self.key.private_key,
-                               stores=self.stores, chunk_bytes=self.cfg.forward.chunk_bytes)
-            items: dict[int, list[tuple[int, bytes, bytes]]] = {cid: [] for cid, _ in self.stores}
-            for part, ch in enumerate(sm.chunks):
-                items[ch.chain_id].append((part, ch.key, ch.data))
-            for cid in items:
-                items[cid].append((-1, sm.manifest_key, sm.manifest))
+            try:
+                max_blob = await self._read_budgets()
+            except NodeUnavailable as e:  # sealing waits; the other phases go on
+                if not self._sizing_blocked:
+                    log.warning("forward: cannot size uploads yet (%s); sealing waits", e)
+                self._sizing_blocked = True
+                return False
+            self._sizing_blocked = False
+            locator, items = plan.seal_checkpoint_upload(
+                md, auditors=self.auditors, device_key=self.key.private_key, stores=self.stores,
+                chunk_bytes=self.cfg.forward.chunk_bytes, max_blob=max_blob)
             async with self.outbox.transaction(durable=True) as tx:
                 await self._queue_uploads(tx, cp.id, items)
-                await cps.set_checkpoint_state(tx, cp.id, "uploading", locator=sm.manifest_key)
-            self.stats.chunks += len(sm.chunks)
-            self.stats.bytes_uploaded += sum(len(c.data) for c in sm.chunks) + len(sm.manifest) * len(self.stores)
-            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets",
-                     cp.id.hex()[:16], len(leaves), len(self.auditors), len(sm.chunks), len(self.stores))
+                await cps.set_checkpoint_state(tx, cp.id, "uploading", locator=locator)
+            n_chunks = sum(1 for rows in items.values() for p, _, _ in rows if p >= 0)
+            self.stats.chunks += n_chunks
+            self.stats.bytes_uploaded += sum(len(d) for rows in items.values() for _, _, d in rows)
+            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets "
+                     "(manifest in %d part(s))", cp.id.hex()[:16], len(leaves), len(self.auditors), n_chunks,
+                     len(self.stores), 1 + sum(1 for p, _, _ in next(iter(items.values())) if p < -1))
         return bool(sealed)
 
     async def _queue_uploads(self, tx: Tx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
-        """Queue ``createMany`` transactions of at most :data:`UPLOAD_TX_BYTES` of values
-        each (so every one fits in a block) and record every upload with its tx."""
+        """Queue ``createMany`` transactions planned from each testnet's gas budget
+        (:func:`edge.forward.uploads.plan_transactions`: every one fits a block) and record
+        every upload with its tx. Raises UploadTooLarge if a row fits no transaction."""
         stores = dict(self.stores)
         for cid, rows in items.items():
-            for group in _groups(rows, UPLOAD_TX_BYTES):
+            budget = self.budgets[cid]
+            for group in plan.plan_transactions(rows, budget):
                 values = [d for _, _, d in group]
+                gas = budget.gas_limit(plan.create_many_gas([len(v) for v in values]))
                 tx_id = await self.senders[cid].enqueue(
                     tx, to=stores[cid], data=encode_create_many([k for _, k, _ in group], values),
-                    purpose="upload", ref=ref, gas=create_many_gas(values))
-                await tx.executemany(
-                    "INSERT OR REPLACE INTO uploads (checkpoint_id, part, chain_id, store, key, data, tx_id)"
-                    " VALUES (?,?,?,?,?,?,?)", [(ref, p, cid, stores[cid], k, d, tx_id) for p, k, d in group])
+                    purpose="upload", ref=ref, gas=gas)
+                await fwd_store.add_uploads(tx, ref, [fwd_store.UploadRow(p, cid, stores[cid], k, d, tx_id)
+                                                      for p, k, d in group])
 
     async def _uploads_done(self, ref: bytes) -> bool | None:
         """True: all upload txs of ``ref`` confirmed; False: pending; None: one failed."""
-        rows = await self.outbox.fetchall("SELECT DISTINCT chain_id, tx_id FROM uploads WHERE checkpoint_id=?", (ref,))
         done = True
-        for cid, tx_id in rows:
-            rec = await self.senders[int(cid)].get(int(tx_id))
+        for cid, tx_id in await fwd_store.upload_txs(self.outbox, ref):
+            rec = await self.senders[cid].get(tx_id)
             if rec.state == "failed":
                 return None
             done &= rec.state == "confirmed"
@@ -243,20 +264,63 @@ class ForwardStage:
         return moved
 
     async def _requeue_failed(self, ref: bytes) -> None:
-        """Re-queue the uploads of ``ref`` whose transaction failed (same keys and bytes)."""
+        """Re-queue the uploads of ``ref`` whose transaction failed. A refusal for size
+        (:func:`edge.forward.uploads.is_size_refusal`: it can never succeed as it is) is an
+        alarm and a re-plan from the chains' current gas budgets: the rows regrouped into
+        smaller transactions, or, if one row fits no transaction, the checkpoint re-sealed
+        into smaller pieces. Any other failure re-queues the same rows."""
         self.stats.failures += 1
-        rows = await self.outbox.fetchall(
-            "SELECT chain_id, tx_id, part, key, data FROM uploads WHERE checkpoint_id=? ORDER BY chain_id, part", (ref,))
+        rows = await fwd_store.uploads_of(self.outbox, ref)
         failed: dict[int, list[tuple[int, bytes, bytes]]] = {}
-        for cid, tx_id, part, key, data in rows:
-            if (await self.senders[int(cid)].get(int(tx_id))).state == "failed":
-                failed.setdefault(int(cid), []).append((int(part), bytes(key), bytes(data)))
-        log.error("upload of 0x%s failed on chain(s) %s: re-queued with the same bytes", ref.hex()[:16],
-                  ", ".join(map(str, failed)))
-        await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_failed",
-                                   f"upload of 0x{ref.hex()} failed on {sorted(failed)}; re-queued")
+        too_large = False
+        if not self.budgets:
+            await self._read_budgets()
+        for u in rows:
+            rec = await self.senders[u.chain_id].get(u.tx_id)
+            if rec.state == "failed":
+                failed.setdefault(u.chain_id, []).append((u.part, u.key, u.data))
+                too_large |= plan.is_size_refusal(rec.error)
+        if too_large:
+            await self._read_budgets()  # the limit may have moved: plan from the current one
+            refit = all(self.budgets[cid].fits([len(d)]) for cid, rs in failed.items() for _, _, d in rs)
+            what = "re-planned into smaller transactions" if refit else "re-sealed into smaller pieces"
+            log.error("upload of 0x%s refused for size on chain(s) %s: %s", ref.hex()[:16],
+                      ", ".join(map(str, failed)), what)
+            await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_too_large",
+                                       f"upload of 0x{ref.hex()} refused for size on {sorted(failed)}; {what}")
+            if not refit:
+                await self._reseal(ref)
+                return
+        else:
+            log.error("upload of 0x%s failed on chain(s) %s: re-queued", ref.hex()[:16], ", ".join(map(str, failed)))
+            await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_failed",
+                                       f"upload of 0x{ref.hex()} failed on {sorted(failed)}; re-queued")
         async with self.outbox.transaction(durable=True) as tx:
             await self._queue_uploads(tx, ref, failed)
+
+    async def _reseal(self, ref: bytes) -> None:
+        """Start the upload of ``ref`` over: a checkpoint goes back to ``sealed`` (sealed
+        again on the next pass, with new keys and the current budgets); a batch manifest
+        is split again under its locator."""
+        anchor = await fwd_store.get_anchor(self.outbox, ref)
+        async with self.outbox.transaction(durable=True) as tx:
+            await fwd_store.drop_uploads(tx, ref)
+            if anchor is None:
+                await cps.set_checkpoint_state(tx, ref, "sealed")
+            else:
+                await self._queue_batch_manifest(tx, ref, b"".join(anchor.members), anchor.locator)
+
+    async def _queue_batch_manifest(self, tx: Tx, aid: bytes, members: bytes, locator: bytes) -> None:
+        ids = [members[i:i + 32] for i in range(0, len(members), 32)]
+        pairs = []
+        for mid in ids:
+            row = await cps.get_checkpoint(tx, mid)
+            pairs.append((mid, (row.locator if row else None) or b""))
+        max_blob = min(b.max_value_bytes() for b in self.budgets.values())
+        items = plan.seal_batch_upload(Manifest("batch", aid, members=tuple(pairs)), locator,
+                                       auditors=self.auditors, chain_ids=[cid for cid, _ in self.stores],
+                                       max_blob=max_blob)
+        await self._queue_uploads(tx, aid, items)
 
     # -- 3. anchor --------------------------------------------------------------------
 
@@ -264,49 +328,52 @@ class ForwardStage:
         return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
 
     async def _form_anchors(self) -> bool:
+        if not self.forms_batches:
+            return False
         ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
         k = self.cfg.forward.batch
         moved = False
-        while len(ready) >= k:
-            members, ready = ready[:k], ready[k:]
+        born = await cps.created_at_in_state(self.outbox, self.chain_id, "uploaded")
+        batches = cut_batches(ready, [born.get(c.id, 0.0) for c in ready], k, self.cfg.forward.batch_max_wait_s,
+                              self.clock.time())
+        if k > 1 and batches:
+            await self._read_budgets()
+        for members in batches:
             msgs = [self._message(c) for c in members]
             unit = msgs[0] if k == 1 else anchor_abi.batch_checkpoint(msgs)
+            if len(members) < k:
+                log.info("batch of %d/%d checkpoint(s) cut: its oldest waited %.0f s (forward.batch_max_wait_s)",
+                         len(members), k, self.clock.time() - min(born.get(c.id, 0.0) for c in members))
             locator = members[0].locator if k == 1 else os.urandom(32)
             assert locator is not None
             async with self.outbox.transaction(durable=True) as tx:
-                await tx.execute(
-                    "INSERT INTO anchors (id, chain_id, from_block, to_block, last_hash, root, locator, members,"
-                    " state, tx_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
-                    (unit.id, self.chain_id, unit.from_block, unit.to_block, unit.last_block_hash, unit.root,
-                     locator, b"".join(c.id for c in members), "uploading" if k > 1 else "signing", self.clock.time()))
+                await fwd_store.insert_anchor(tx, fwd_store.AnchorRow(
+                    unit.id, self.chain_id, unit.from_block, unit.to_block, unit.last_block_hash, unit.root, locator,
+                    tuple(c.id for c in members), "uploading" if k > 1 else "signing", None), self.clock.time())
                 for c in members:
                     await cps.set_checkpoint_state(tx, c.id, "anchoring", anchor_id=unit.id)
                 if k > 1:
-                    blob = seal_manifest(Manifest("batch", unit.id, members=tuple(
-                        (c.id, c.locator or b"") for c in members)), self.auditors)
-                    await self._queue_uploads(tx, unit.id, {cid: [(-1, locator, blob)] for cid, _ in self.stores})
+                    await self._queue_batch_manifest(tx, unit.id, b"".join(c.id for c in members), locator)
             moved = True
         return moved
 
     async def _check_anchors(self) -> bool:
         moved = False
-        for aid, state, tx_id, members in await self.outbox.fetchall(
-                "SELECT id, state, tx_id, members FROM anchors WHERE chain_id=? AND state != 'anchored'"
-                " ORDER BY from_block", (self.chain_id,)):
-            aid = bytes(aid)
+        for a in await fwd_store.open_anchors(self.outbox, self.chain_id):
+            aid, state, tx_id, members = a.id, a.state, a.tx_id, b"".join(a.members)
             if state == "uploading":
                 done = await self._uploads_done(aid)
                 if done is None:
                     await self._requeue_failed(aid)
                 elif done:
                     async with self.outbox.transaction() as tx:
-                        await tx.execute("UPDATE anchors SET state='signing' WHERE id=?", (aid,))
+                        await fwd_store.set_anchor_state(tx, aid, "signing")
                     moved = True
             elif state == "signing":
                 await self._send_anchor(aid)
                 moved = True
-            elif state == "sending":
-                rec = await self.mainnet.get(int(tx_id))
+            elif state == "sending" and tx_id is not None:
+                rec = await self.mainnet.get(tx_id)
                 if rec.state == "confirmed":
                     await self._mark_anchored(aid, bytes(members), by_us=True)
                     moved = True
@@ -315,26 +382,38 @@ class ForwardStage:
         return moved
 
     async def _unit(self, aid: bytes) -> tuple[CheckpointMessage, bytes]:
-        r = await self.outbox.fetchone(
-            "SELECT chain_id, from_block, to_block, last_hash, root, locator FROM anchors WHERE id=?", (aid,))
+        r = await fwd_store.get_anchor(self.outbox, aid)
         assert r is not None
-        return CheckpointMessage(aid, int(r[0]), int(r[1]), int(r[2]), bytes(r[3]), bytes(r[4])), bytes(r[5])
+        return CheckpointMessage(aid, r.chain_id, r.from_block, r.to_block, r.last_hash, r.root), r.locator
 
     async def _send_anchor(self, aid: bytes) -> None:
         unit, locator = await self._unit(aid)
         src = self.signature_source
         if src is None:
-            data = anchor_abi.encode_anchor_call(unit, locator, [sign_checkpoint(self.key.private_key, self.domain, unit)],
-                                                 domain=self.domain)
+            sigs = [sign_checkpoint(self.key.private_key, self.domain, unit)]
         else:
             sigs = await src.signatures(unit)
             if len(sigs) < src.quorum:
                 return  # wait for the quorum (the fleet stage reads attestations)
-            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=src.devices,
-                                                 limit=src.quorum)
+        # the roster as the Anchor holds it: its order and quorum are checked against rosterHash
+        devices = anchor_abi.decode_address_list(
+            await eth.eth_call(self.mainnet_rpc, self.anchor_addr, anchor_abi.devices_call()))
+        quorum = anchor_abi.decode_uint(await eth.eth_call(self.mainnet_rpc, self.anchor_addr, anchor_abi.quorum_call()))
+        try:
+            data = anchor_abi.encode_anchor_call(unit, locator, sigs, domain=self.domain, devices=devices,
+                                                 quorum=quorum, limit=quorum)
+        except CryptoError as e:
+            msg = (f"anchor 0x{aid.hex()} cannot be built: {e} (the Anchor holds {len(devices)} devices, "
+                   f"quorum {quorum})")
+            log.error("%s", msg)
+            self.stats.failures += 1
+            await chain_data.add_alarm(self.outbox, self.chain_id, unit.to_block, "anchor_failed", msg)
+            async with self.outbox.transaction() as tx:
+                await fwd_store.set_anchor_state(tx, aid, "failed")
+            return
         async with self.outbox.transaction(durable=True) as tx:
             tx_id = await self.mainnet.enqueue(tx, to=self.anchor_addr, data=data, purpose="anchor", ref=aid)
-            await tx.execute("UPDATE anchors SET state='sending', tx_id=? WHERE id=?", (tx_id, aid))
+            await fwd_store.set_anchor_state(tx, aid, "sending", tx_id=tx_id)
         self.stats.anchors_sent += 1
         log.info("anchor 0x%s (blocks %d..%d) queued for mainnet %d", aid.hex()[:16], unit.from_block,
                  unit.to_block, self.domain.chain_id)
@@ -354,13 +433,13 @@ class ForwardStage:
         log.error("%s", msg)
         await chain_data.add_alarm(self.outbox, self.chain_id, unit.to_block, "anchor_failed", msg)
         async with self.outbox.transaction() as tx:
-            await tx.execute("UPDATE anchors SET state='failed' WHERE id=?", (aid,))
+            await fwd_store.set_anchor_state(tx, aid, "failed")
         return True
 
     async def _mark_anchored(self, aid: bytes, members: bytes, *, by_us: bool) -> None:
         ids = [members[i:i + 32] for i in range(0, len(members), 32)]
         async with self.outbox.transaction() as tx:
-            await tx.execute("UPDATE anchors SET state='anchored' WHERE id=?", (aid,))
+            await fwd_store.set_anchor_state(tx, aid, "anchored")
             for cid in ids:
                 await cps.set_checkpoint_state(tx, cid, "anchored")
         self.stats.anchored += 1

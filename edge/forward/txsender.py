@@ -91,6 +91,7 @@ from edge.clock import SYSTEM_CLOCK, Clock
 from edge.crypto.keys import DeviceKey
 from edge.forward.fees import Fees, bumped_fees, market_fees, new_tx_fees
 from edge.forward.node_errors import classify, revert_reason
+from edge.forward.uploads import MAX_TX_CALLDATA, is_size_refusal
 from edge.rpc import codec
 from edge.rpc.base import JsonRpc
 from edge.store import txs as store
@@ -525,11 +526,13 @@ class TxSender:
             gas = row.gas if row.gas is not None else await self._estimate(row)
             if gas is None:
                 continue  # failed (revert): reported, next intent
-            if gas > block_gas:
+            if gas > block_gas or len(row.data) > MAX_TX_CALLDATA:
                 # never signed: a tx that no block can hold would hold its nonce, and every
                 # later tx behind it, forever
                 reason = (f"gas limit {gas} exceeds the block gas limit {block_gas} of chain "
-                          f"{self.chain_id}: the payload must be split")
+                          f"{self.chain_id}: the payload must be split" if gas > block_gas else
+                          f"oversized data: {len(row.data)} bytes of calldata, over {MAX_TX_CALLDATA}: "
+                          "the payload must be split")
                 await store.set_failed(self.outbox, row.id, reason, self.clock.time())
                 log.error("chain %d: tx %d (%d bytes of calldata) refused before signing: %s",
                           self.chain_id, row.id, len(row.data), reason)
@@ -627,6 +630,9 @@ class TxSender:
             low = msg.lower()
             kind = classify(msg, refused.code)
             if kind != "known":
+                if kind == "never_fits" or is_size_refusal(msg):
+                    await self._refused_for_size(row, att, msg, head)
+                    return
                 if kind == "nonce":
                     await self._nonce_too_low(row, att, head)
                     return
@@ -677,6 +683,31 @@ class TxSender:
         log.warning("chain %d: nonce %d of tx %d was used outside this sender (nonce too low, none "
                     "of its %d attempts mined): re-queued for a new nonce; counter reset to %d "
                     "(chain pending %d)", self.chain_id, att.nonce, row.id, len(atts), new, pending)
+
+    async def _refused_for_size(self, row: _Row, att: _Attempt, msg: str, head: int) -> None:
+        """A refusal no retry can cure (over the block gas limit, ``oversized data``, ...):
+        the tx fails (its owner re-plans the payload). Its nonce is released if no later tx
+        of ours holds a nonce; otherwise it is filled with a 0-value self-transfer (21,000
+        gas), so the later txs keep their signed bytes and no gap wedges the sender."""
+
+        def sign_filler(filler_id: int) -> tuple[bytes, bytes]:
+            frow = _Row(filler_id, self.sender, b"", 0, 21_000, att.nonce, "signed", None, None)
+            return self._sign(frow, att.nonce, 21_000, att.max_fee, att.prio)
+
+        filler = await store.fail_for_size(self.outbox, self.account, row.id, att, f"refused for size: {msg[:400]}",
+                                           sign_filler, self.clock.time())
+        self._bump_next.discard(row.id)
+        if filler is None:
+            new = await self._set_counter(await self._pending_nonce(), allow_lower=True)
+            log.error("chain %d: tx %d (%d bytes of calldata) refused for size: %s; failed (to be re-planned), "
+                      "nonce %d released, counter reset to %d", self.chain_id, row.id, len(row.data), msg,
+                      att.nonce, new)
+            return
+        log.error("chain %d: tx %d (%d bytes of calldata) refused for size: %s; failed (to be re-planned), "
+                  "nonce %d filled by a 0-value self-transfer (tx %d)", self.chain_id, row.id, len(row.data), msg,
+                  att.nonce, filler.tx_id)
+        frow = _Row(filler.tx_id, self.sender, b"", 0, 21_000, att.nonce, "signed", None, None)
+        await self._broadcast(frow, filler, head)
 
     # -------------------------------------------------------------------- helpers
 

@@ -175,3 +175,9 @@ async def block_hash_at(ob: Outbox | Tx, chain_id: int, number: int) -> bytes | 
     """The stored 32-byte hash of block ``number``, or None when it is not stored."""
     row = await ob.fetchone("SELECT hash FROM blocks WHERE chain_id=? AND number=?", (chain_id, number))
     return bytes(row[0]) if row else None
+
+
+async def created_at_in_state(ob: Outbox | Tx, chain_id: int, state: str) -> dict[bytes, float]:
+    """When each checkpoint of ``chain_id`` now in ``state`` was cut (wall seconds), by id."""
+    rows = await ob.fetchall("SELECT id, created_at FROM checkpoints WHERE chain_id=? AND state=?", (chain_id, state))
+    return {bytes(i): float(t) for i, t in rows}

@@ -17,7 +17,7 @@ from edge.store.db import Outbox, Tx
 
 __all__ = [
     "UploadRow", "AnchorRow", "unanchored_count", "add_uploads", "upload_txs", "uploads_of",
-    "insert_anchor", "open_anchors", "get_anchor", "set_anchor_state",
+    "insert_anchor", "open_anchors", "get_anchor", "set_anchor_state", "drop_uploads",
 ]
 
 
@@ -74,6 +74,11 @@ async def uploads_of(ob: Outbox, ref: bytes) -> list[UploadRow]:
     rows = await ob.fetchall("SELECT part, chain_id, store, key, data, tx_id FROM uploads WHERE checkpoint_id=?"
                              " ORDER BY chain_id, part", (ref,))
     return [UploadRow(int(p), int(c), bytes(s), bytes(k), bytes(d), int(t)) for p, c, s, k, d, t in rows]
+
+
+async def drop_uploads(tx: Tx, ref: bytes) -> None:
+    """Forget every blob of ``ref`` (its upload starts over, re-sealed)."""
+    await tx.execute("DELETE FROM uploads WHERE checkpoint_id=?", (ref,))
 
 
 async def insert_anchor(tx: Tx, a: AnchorRow, now: float) -> None:

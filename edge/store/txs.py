@@ -20,7 +20,7 @@ __all__ = [
     "Account", "AttemptRow", "IntentRow", "TxRow",
     "insert_intent", "get_tx", "count_in_states", "rows_in_states", "attempts",
     "set_failed", "set_sent_back", "set_mined", "set_confirmed", "set_error", "add_attempt",
-    "sign_intent", "raise_counter", "mark_sent", "requeue",
+    "sign_intent", "raise_counter", "mark_sent", "requeue", "fail_for_size",
 ]
 
 
@@ -251,3 +251,32 @@ async def requeue(ob: Outbox, tx_id: int, reason: str, now: float) -> None:
     """Send a signed or sent tx back to ``queued`` (its nonce was used elsewhere)."""
     await _write(ob, "UPDATE txs SET state='queued', nonce=NULL, error=?, updated_at=? WHERE id=?"
                  " AND state IN ('signed', 'sent')", (reason, now, tx_id))
+
+
+async def fail_for_size(ob: Outbox, acct: Account, tx_id: int, att: AttemptRow, reason: str,
+                        sign_filler: Any, now: float) -> AttemptRow | None:
+    """Fail tx ``tx_id`` (refused for size: it can never be included) and free its nonce,
+    in ONE durable transaction: when a later tx of ours holds a nonce, a 0-value
+    self-transfer (21,000 gas, same fees) is stored signed at this nonce so no gap wedges
+    the later ones; it is returned for broadcast. ``sign_filler(filler_id) -> (raw, hash)``
+    signs it inside the transaction (no I/O). Returns None when the nonce is simply free."""
+    async with ob.transaction(durable=True) as tx:
+        later = await tx.fetchone("SELECT count(*) FROM txs WHERE chain_id=? AND sender=? AND nonce > ?",
+                                  (acct.chain_id, acct.sender, att.nonce))
+        await tx.execute("UPDATE txs SET state='failed', nonce=NULL, error=?, updated_at=? WHERE id=?"
+                         " AND state IN ('signed', 'sent')", (reason, now, tx_id))
+        if not (later and later[0]):
+            return None
+        await tx.execute(
+            "INSERT INTO txs (chain_id, sender, purpose, ref, to_addr, data, value, gas, nonce,"
+            " state, created_at, updated_at) VALUES (?,?,'nonce-filler',?,?,x'',0,21000,?,'signed',?,?)",
+            (acct.chain_id, acct.sender, tx_id.to_bytes(8, "big"), acct.sender, att.nonce, now, now))
+        rid = await tx.fetchone("SELECT last_insert_rowid()")
+        if rid is None:
+            raise OutboxError("tx sender: no row id after insert")
+        raw, txhash = sign_filler(int(rid[0]))
+        await tx.execute(
+            "INSERT INTO tx_attempts (tx_id, attempt, nonce, hash, raw, max_fee,"
+            " max_priority_fee, sent_block, created_at) VALUES (?,1,?,?,?,?,?,NULL,?)",
+            (int(rid[0]), att.nonce, txhash, raw, att.max_fee, att.prio, now))
+    return AttemptRow(int(rid[0]), 1, att.nonce, txhash, raw, att.max_fee, att.prio, None)
