@@ -25,6 +25,8 @@ from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox
 from edge.audit.verify import Auditor, TestnetRef
+from edge.clock import SystemClock
+from edge.rpc import eth, open_rpc
 from tests.test_uploads import CHAIN, TIERS, _bundles
 
 
@@ -62,10 +64,24 @@ async def _until(cond: Callable[[], Awaitable[bool]], step: Callable[[], Awaitab
 
 
 @pytest.mark.asyncio(loop_scope="function")
+class ShiftedClock(SystemClock):
+    """The system clock, whose wall time (``time()``) is frozen at creation and moves only
+    by :meth:`shift`; sleeps and monotonic time stay real (the tx senders run for real)."""
+
+    def __init__(self) -> None:
+        self._wall = time.time()
+
+    def time(self) -> float:
+        return self._wall
+
+    def shift(self, seconds: float) -> None:
+        self._wall += seconds
+
+
 async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Path) -> None:
     from edge.forward.stage import ForwardStage
 
-    now = [0.0]
+    clock = ShiftedClock()
     async with DevChains(TIERS) as chains:
         pub = await deploy_public_tiers(chains, tmp_path)
         raw: dict[str, Any] = {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": CHAIN},
@@ -85,8 +101,8 @@ async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Pa
                 async with ob.transaction() as tx:
                     await cps.insert_checkpoint(tx, cps.CheckpointRow(ids[-1], CHAIN, lo, lo + 4, last, root,
                                                                       len(leaves), "sealed", None, None))
-            now[0] = time.time()  # the injected clock starts when the last checkpoint was cut
-            async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2, clock=lambda: now[0]) as fwd:
+            # the injected clock's wall time moves only when the test says (waits stay real)
+            async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2, clock=clock, rpc_factory=open_rpc) as fwd:
 
                 async def state(s: str) -> int:
                     return len(await cps.checkpoints_in_state(ob, s, CHAIN))
@@ -104,9 +120,9 @@ async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Pa
                         await _until(all_uploaded, fwd.step, "the 3 checkpoints were not uploaded")
                         # 3 of K = 32 ready, the oldest cut moments ago: no batch yet
                         assert not await fwd.step() and await n_anchors() == 0
-                        now[0] += 59.0
+                        clock.shift(59.0)
                         assert not await fwd.step() and await n_anchors() == 0
-                        now[0] += 1.5  # the oldest has now waited 60 s: the partial batch is cut
+                        clock.shift(1.5)  # the oldest has now waited 60 s: the partial batch is cut
                         assert await fwd.step() and await n_anchors() == 1
 
                         async def anchored() -> bool:
@@ -124,7 +140,7 @@ async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Pa
             (ev,) = await auditor.anchored()
             verdicts = await auditor.verify_all()
             tree = MerkleTree(ids)
-            on_chain = [anchor_abi.decode_bool(await auditor.mainnet.eth_call(
+            on_chain = [anchor_abi.decode_bool(await eth.eth_call(auditor.mainnet,
                 auditor.anchor, anchor_abi.verify_member_call(ev.id, mid, tree.proof(i)))) for i, mid in enumerate(ids)]
     assert ev.root == tree.root and (ev.from_block, ev.to_block) == (0, 14)
     assert [v.id for v in verdicts] == ["0x" + i.hex() for i in ids]

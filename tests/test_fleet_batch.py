@@ -16,6 +16,7 @@ from edge.devnet.anvil import DevChains
 from edge.devnet.tiers import deploy_public_tiers
 from edge.config import dump_toml
 from edge.evidence.merkle import MerkleTree
+from edge.rpc import eth
 from tests.test_fleet import TAKEOVER, TIERS, Fleet
 
 K = 3
@@ -87,7 +88,7 @@ async def test_fleet_batches_anchored_once_taken_over_and_verified(tmp_path: Pat
                 tree = MerkleTree(members)
                 assert tree.root == ev.root
                 for j, mid in enumerate(members):
-                    on_chain.append(anchor_abi.decode_bool(await a.mainnet.eth_call(
+                    on_chain.append(anchor_abi.decode_bool(await eth.eth_call(a.mainnet, 
                         a.anchor, anchor_abi.verify_member_call(ev.id, mid, tree.proof(j)))))
         members = [v.id for v in verdicts]
         assert verdicts and all(v.kind == "batch-member" for v in verdicts)

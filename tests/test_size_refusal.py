@@ -16,6 +16,7 @@ from edge.forward.txsender import TxSender
 from edge.forward.uploads import is_size_refusal
 from edge.crypto.keys import DeviceKey
 from edge.store.db import Outbox
+from edge.rpc.http import HttpRpc
 
 DEV_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil account 0
 SINK = bytes.fromhex("11" * 20)
@@ -25,7 +26,7 @@ SINK = bytes.fromhex("11" * 20)
 async def test_size_refusal_at_broadcast_fails_the_tx_and_frees_its_nonce(tmp_path: Path, later: bool) -> None:
     key = DeviceKey.from_private_key(bytes.fromhex(DEV_KEY))
     async with DevChain("pub", 7301, 0) as chain, Outbox(tmp_path / "o.sqlite") as ob, TxSender(
-            ob, chain.http_url, key, chain_id=7301, confirmations=0, stuck_blocks=1,
+            ob, HttpRpc(chain.http_url), key, chain_id=7301, confirmations=0, stuck_blocks=1,
             max_fee_cap_wei=1000 * 10**9) as s:
         txs = [(b"big", 20_000_000)] + ([(b"after", 60_000)] if later else [])
         ids = []

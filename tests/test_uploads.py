@@ -44,6 +44,7 @@ from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox
 from edge.audit.verify import Auditor, TestnetRef
+from edge.rpc import open_rpc
 
 AUDITOR = os.urandom(32)
 AUDITOR_PUB = coincurve.PrivateKey(AUDITOR).public_key.format()
@@ -215,7 +216,7 @@ async def _forward_one(chains: DevChains, tmp_path: Path, n_records: int,
         async with ob.transaction() as tx:
             await cps.insert_checkpoint(tx, cps.CheckpointRow(cid, CHAIN, 0, last_block, last, root, len(leaves),
                                                               "sealed", None, None))
-        async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2) as fwd:
+        async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2, rpc_factory=open_rpc) as fwd:
             assert await fwd.step()  # sealed -> uploading: every upload queued, none sent yet
             if before_run is not None:
                 await before_run()

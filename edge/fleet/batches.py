@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import TYPE_CHECKING
 
 from edge.contracts import anchor as anchor_abi
 from edge.contracts import attestations as attest_abi
 from edge.forward.batching import fleet_batch
 from edge.evidence.eip712 import CheckpointMessage, sign_checkpoint
+from edge.store import chain_data
 from edge.store import checkpoints as cps
+from edge.store import fleet as fleet_store
+from edge.store import forwarding as fwd_store
 
 if TYPE_CHECKING:
     from edge.fleet.stage import FleetStage
@@ -75,20 +77,15 @@ class FleetBatches:
     # -- outbox ------------------------------------------------------------------------
 
     async def _units(self, states: tuple[str, ...]) -> list[tuple[bytes, str]]:
-        marks = ",".join("?" * len(states))
-        rows = await self.fleet.outbox.fetchall(
-            f"SELECT id, state FROM anchors WHERE chain_id=? AND state IN ({marks}) ORDER BY from_block",
-            (self.fleet.chain_id, *states))
-        return [(bytes(i), str(s)) for i, s in rows]
+        return await fwd_store.anchors_in_states(self.fleet.outbox, self.fleet.chain_id, states)
 
     async def _unit(self, aid: bytes) -> CheckpointMessage:
         unit, _ = await self.fleet.forwarder._unit(aid)
         return unit
 
     async def _members(self, aid: bytes) -> list[bytes]:
-        row = await self.fleet.outbox.fetchone("SELECT members FROM anchors WHERE id=?", (aid,))
-        m = bytes(row[0]) if row else b""
-        return [m[i:i + 32] for i in range(0, len(m), 32)]
+        a = await fwd_store.get_anchor(self.fleet.outbox, aid)
+        return list(a.members) if a is not None else []
 
     async def _anchored_root(self, aid: bytes) -> bytes:
         return await self.fleet._anchored_root(aid)
@@ -104,11 +101,10 @@ class FleetBatches:
                 return
             ts = []
             for c in free[:self.k + 1]:
-                row = await ob.fetchone("SELECT timestamp FROM blocks WHERE chain_id=? AND number=?",
-                                        (f.chain_id, c.to_block))
-                if row is None:
+                stamp = await chain_data.block_timestamp(ob, f.chain_id, c.to_block)
+                if stamp is None:
                     return  # (cannot happen: a checkpoint covers stored blocks only)
-                ts.append(int(row[0]))
+                ts.append(stamp)
             n = fleet_batch(ts, self.k, self.max_wait_s)
             if n is None:
                 return
@@ -118,15 +114,13 @@ class FleetBatches:
             async with ob.transaction(durable=True) as tx:
                 tx_id = await f.sender.enqueue(tx, to=f.address, data=attest_abi.encode_attest(unit, sig),
                                                purpose="attest", ref=unit.id)
-                await tx.execute(
-                    "INSERT INTO anchors (id, chain_id, from_block, to_block, last_hash, root, locator, members,"
-                    " state, tx_id, created_at) VALUES (?,?,?,?,?,?,?,?,'attesting',NULL,?)",
-                    (unit.id, f.chain_id, unit.from_block, unit.to_block, unit.last_block_hash, unit.root,
-                     os.urandom(32), b"".join(c.id for c in members), time.time()))
-                await tx.execute("INSERT OR REPLACE INTO fleet_duty (id, attest_tx) VALUES (?,?)", (unit.id, tx_id))
+                await fwd_store.insert_anchor(tx, fwd_store.AnchorRow(
+                    unit.id, f.chain_id, unit.from_block, unit.to_block, unit.last_block_hash, unit.root,
+                    os.urandom(32), tuple(c.id for c in members), "attesting", None), f.clock.time())
+                await fleet_store.set_attest_tx(tx, unit.id, tx_id)
                 for c in members:
                     await cps.set_checkpoint_state(tx, c.id, "batched", anchor_id=unit.id)
-                    await tx.execute("INSERT OR IGNORE INTO fleet_duty (id) VALUES (?)", (c.id,))
+                    await fleet_store.add_duty(tx, c.id)
             log.info("batch 0x%s: %d checkpoint(s), blocks %d..%d, attested", unit.id.hex()[:16], n,
                      unit.from_block, unit.to_block)
 
@@ -134,13 +128,13 @@ class FleetBatches:
 
     async def _confirm(self, aid: bytes) -> None:
         f = self.fleet
-        row = await f.outbox.fetchone("SELECT attest_tx FROM fleet_duty WHERE id=?", (aid,))
-        if row is None or row[0] is None:
+        attest_tx = await fleet_store.attest_tx_of(f.outbox, aid)
+        if attest_tx is None:
             return
-        rec = await f.sender.get(int(row[0]))
+        rec = await f.sender.get(attest_tx)
         if rec.state == "confirmed":
             async with f.outbox.transaction() as tx:
-                await tx.execute("UPDATE anchors SET state='attested' WHERE id=? AND state='attesting'", (aid,))
+                await fwd_store.set_anchor_state(tx, aid, "attested", only_from="attesting")
             f.stats.attested += 1
         elif rec.state == "failed":
             log.error("attestation of batch 0x%s failed (%s): re-signing", aid.hex()[:16], rec.error)
@@ -149,7 +143,7 @@ class FleetBatches:
             async with f.outbox.transaction(durable=True) as tx:
                 tx_id = await f.sender.enqueue(tx, to=f.address, data=attest_abi.encode_attest(unit, sig),
                                                purpose="attest", ref=aid)
-                await tx.execute("UPDATE fleet_duty SET attest_tx=? WHERE id=?", (tx_id, aid))
+                await fleet_store.set_attest_tx(tx, aid, tx_id)
 
     # -- 3. duty -----------------------------------------------------------------------
 
@@ -159,19 +153,19 @@ class FleetBatches:
                                 unit.root, 0, "attested", None, None)
         await f._check_divergence(row)
         when = await f._duty_time(unit.id)
-        if when is None or time.time() < when:
+        if when is None or f.clock.time() < when:
             return
         members = await self._members(unit.id)
         reused = 0
         async with f.outbox.transaction(durable=True) as tx:
-            await tx.execute("UPDATE fleet_duty SET took_at=? WHERE id=?", (time.time(), unit.id))
-            await tx.execute("UPDATE anchors SET state='members' WHERE id=?", (unit.id,))
+            await fleet_store.take_duty(tx, unit.id, f.clock.time())
+            await fwd_store.set_anchor_state(tx, unit.id, "members")
         for mid in members:
             located = await f._reusable_locator(mid)
             async with f.outbox.transaction(durable=True) as tx:
                 if located is not None:
                     await cps.set_checkpoint_state(tx, mid, "uploaded", locator=located)
-                    await tx.execute("UPDATE fleet_duty SET located=1 WHERE id=?", (mid,))
+                    await fleet_store.set_located(tx, mid)
                     reused += 1
                 else:
                     await cps.set_checkpoint_state(tx, mid, "sealed")
@@ -191,7 +185,7 @@ class FleetBatches:
         async with f.outbox.transaction(durable=True) as tx:
             for mid in members:
                 await cps.set_checkpoint_state(tx, mid, "anchoring", anchor_id=unit.id)
-            await tx.execute("UPDATE anchors SET state='uploading' WHERE id=?", (unit.id,))
+            await fwd_store.set_anchor_state(tx, unit.id, "uploading")
             await f.forwarder._queue_batch_manifest(tx, unit.id, b"".join(members), locator)
 
     # -- 4. anchored by another device -------------------------------------------------
@@ -200,7 +194,7 @@ class FleetBatches:
         f = self.fleet
         members = await self._members(aid)
         async with f.outbox.transaction() as tx:
-            await tx.execute("UPDATE anchors SET state='anchored' WHERE id=?", (aid,))
+            await fwd_store.set_anchor_state(tx, aid, "anchored")
             for mid in members:
                 await cps.set_checkpoint_state(tx, mid, "anchored")
         f.stats.anchored_by_others += 1

@@ -239,3 +239,9 @@ async def counts(ob: Outbox, chain_id: int) -> Counts:
     )
     assert row is not None
     return Counts(*(int(x) for x in row))
+
+
+async def block_timestamp(ob: Outbox, chain_id: int, number: int) -> int | None:
+    """The stored timestamp (seconds since the epoch) of block ``number``, or None."""
+    row = await ob.fetchone("SELECT timestamp FROM blocks WHERE chain_id=? AND number=?", (chain_id, number))
+    return int(row[0]) if row else None

@@ -16,7 +16,7 @@ from edge.store.db import Outbox, Tx
 
 __all__ = [
     "AttestationRow", "LocationRow", "signatures_of", "attesters_of", "next_scan_block", "record_scan",
-    "set_attest_tx", "attest_tx_of", "take_duty", "set_located", "locators_of", "rival_roots",
+    "set_attest_tx", "add_duty", "attest_tx_of", "take_duty", "set_located", "locators_of", "rival_roots",
     "is_diverged", "set_diverged", "unlocated_uploads",
 ]
 
@@ -87,6 +87,11 @@ async def record_scan(ob: Outbox, chain_id: int, attested: Sequence[AttestationR
 async def set_attest_tx(tx: Tx, cp_id: bytes, tx_id: int) -> None:
     """Remember the tx that carries this device's attestation of ``cp_id``."""
     await tx.execute("INSERT OR REPLACE INTO fleet_duty (id, attest_tx) VALUES (?,?)", (cp_id, tx_id))
+
+
+async def add_duty(tx: Tx, cp_id: bytes) -> None:
+    """A duty row for checkpoint ``cp_id`` (no attest tx of its own: it is attested in a batch)."""
+    await tx.execute("INSERT OR IGNORE INTO fleet_duty (id) VALUES (?)", (cp_id,))
 
 
 async def attest_tx_of(ob: Outbox, cp_id: bytes) -> int | None:

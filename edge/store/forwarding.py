@@ -17,7 +17,7 @@ from edge.store.db import Outbox, Tx
 
 __all__ = [
     "UploadRow", "AnchorRow", "unanchored_count", "add_uploads", "upload_txs", "uploads_of",
-    "insert_anchor", "open_anchors", "get_anchor", "set_anchor_state", "drop_uploads",
+    "insert_anchor", "open_anchors", "get_anchor", "set_anchor_state", "drop_uploads", "anchors_in_states",
 ]
 
 
@@ -112,9 +112,21 @@ async def get_anchor(ob: Outbox | Tx, anchor_id: bytes) -> AnchorRow | None:
     return None if r is None else _anchor(r)
 
 
-async def set_anchor_state(tx: Tx, anchor_id: bytes, state: str, *, tx_id: int | None = None) -> None:
-    """Move anchor ``anchor_id`` to ``state`` (and record its mainnet tx when given)."""
+async def set_anchor_state(tx: Tx, anchor_id: bytes, state: str, *, tx_id: int | None = None,
+                           only_from: str | None = None) -> None:
+    """Move anchor ``anchor_id`` to ``state`` (recording its mainnet tx when given; only
+    while it is in state ``only_from`` when given)."""
+    cond = "" if only_from is None else " AND state=?"
+    extra: tuple[str, ...] = () if only_from is None else (only_from,)
     if tx_id is None:
-        await tx.execute("UPDATE anchors SET state=? WHERE id=?", (state, anchor_id))
+        await tx.execute(f"UPDATE anchors SET state=? WHERE id=?{cond}", (state, anchor_id, *extra))
     else:
-        await tx.execute("UPDATE anchors SET state=?, tx_id=? WHERE id=?", (state, tx_id, anchor_id))
+        await tx.execute(f"UPDATE anchors SET state=?, tx_id=? WHERE id=?{cond}", (state, tx_id, anchor_id, *extra))
+
+
+async def anchors_in_states(ob: Outbox, chain_id: int, states: Sequence[str]) -> list[tuple[bytes, str]]:
+    """``(id, state)`` of the anchors of ``chain_id`` in ``states``, oldest range first."""
+    marks = ",".join("?" * len(states))
+    rows = await ob.fetchall(f"SELECT id, state FROM anchors WHERE chain_id=? AND state IN ({marks}) ORDER BY from_block",
+                             (chain_id, *states))
+    return [(bytes(i), str(s)) for i, s in rows]
