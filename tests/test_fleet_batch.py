@@ -84,11 +84,11 @@ async def test_fleet_batches_anchored_once_taken_over_and_verified(tmp_path: Pat
             verdicts = await a.verify_all()
             on_chain = []
             for ev in events:
-                members = [mid for mid, _ in (await a._manifest(ev.locator)).members]
+                members = [mid for mid, _ in (await a.manifest(ev.locator)).members]
                 tree = MerkleTree(members)
                 assert tree.root == ev.root
                 for j, mid in enumerate(members):
-                    on_chain.append(anchor_abi.decode_bool(await eth.eth_call(a.mainnet, 
+                    on_chain.append(anchor_abi.decode_bool(await eth.eth_call(a.mainnet,
                         a.anchor, anchor_abi.verify_member_call(ev.id, mid, tree.proof(j)))))
         members = [v.id for v in verdicts]
         assert verdicts and all(v.kind == "batch-member" for v in verdicts)
