@@ -81,7 +81,6 @@ class ShiftedClock(SystemClock):
 async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Path) -> None:
     from edge.forward.stage import ForwardStage
 
-    clock = ShiftedClock()
     async with DevChains(TIERS) as chains:
         pub = await deploy_public_tiers(chains, tmp_path)
         raw: dict[str, Any] = {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": CHAIN},
@@ -101,7 +100,9 @@ async def test_quiet_chain_partial_batch_is_anchored_after_the_wait(tmp_path: Pa
                 async with ob.transaction() as tx:
                     await cps.insert_checkpoint(tx, cps.CheckpointRow(ids[-1], CHAIN, lo, lo + 4, last, root,
                                                                       len(leaves), "sealed", None, None))
-            # the injected clock's wall time moves only when the test says (waits stay real)
+            # the injected clock's wall time starts when the last checkpoint was cut and moves
+            # only when the test says (waits stay real)
+            clock = ShiftedClock()
             async with ForwardStage(cfg, ob, key, CHAIN, poll_s=0.2, clock=clock, rpc_factory=open_rpc) as fwd:
 
                 async def state(s: str) -> int:
