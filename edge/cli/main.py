@@ -133,6 +133,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
         json_out=args.json,
         score=not args.no_score,
+        testnet_client=args.testnet_client,
     )
     result = run_async(lambda: run_demo(opts))
     return 0 if result.get("ok") else 1
@@ -150,7 +151,8 @@ def _fleet_demo(args: argparse.Namespace) -> int:
     def go(workdir: Path) -> int:
         res = run_async(lambda: run_fleet_demo(
             devices=args.devices, quorum=args.quorum, seconds=args.seconds, workdir=workdir, json_out=args.json,
-            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score))
+            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score,
+            testnet_client=args.testnet_client))
         return 0 if res["ok"] else 1
 
     if args.workdir:
@@ -273,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-v", "--verbose", action="store_true", help="agent log lines too")
     d.add_argument("--devices", type=int, default=1, help="N agents as separate processes (a fleet)")
     d.add_argument("--quorum", type=int, default=1, help="M signatures an anchor needs (fleet)")
+    d.add_argument("--testnet-client", choices=("anvil", "hardhat"), default="anvil",
+                   help="client of the first testnet (testnet-a): anvil or Hardhat's node (EDR)")
     d.set_defaults(func=_cmd_demo)
 
     v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")
