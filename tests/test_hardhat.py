@@ -49,7 +49,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def hardhat() -> AsyncIterator[HardhatChain]:
-    async with HardhatChain("pub-hardhat", CID, 0) as chain:
+    chain = HardhatChain("pub-hardhat", CID, 0)
+    async with chain:
         yield chain
 
 
@@ -151,7 +152,7 @@ async def test_replacement_underpriced_then_nonce_taken(hardhat: HardhatChain, k
         assert refused and "Replacement transaction underpriced" in refused[0]
         await steps_until(s, all_in(s, [a, b], "confirmed"), hardhat, limit=8)
         rec = await s.get(b)
-        assert rec.nonce == 2 and rec.status == 1
+        assert rec.nonce == 2 and rec.status == 1 and rec.hash is not None
         onchain = await hardhat.rpc("eth_getTransactionByHash", "0x" + rec.hash.hex())
         assert onchain["input"] == "0x" + b"ours".hex()
     assert await chain_nonce(hardhat, key.address) == 3

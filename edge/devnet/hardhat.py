@@ -32,6 +32,12 @@ Differences from anvil seen here (Hardhat 2.26.5): default hardfork Prague, bloc
 limit 30,000,000, the same 20 dev accounts of the "test ... junk" mnemonic (10,000 ETH
 each); its error words differ (see :mod:`edge.forward.node_errors` and
 ``tests/data/node_errors.json``); a restart starts a fresh chain from genesis (as anvil).
+Under automine the members of one JSON-RPC batch are handled concurrently, so a batch of
+sends with consecutive nonces may be refused "Nonce too high ... can't be queued when
+automining": drive batched activity with ``block_time > 0`` (interval mining queues).
+Its ``debug_traceTransaction`` has only the default (struct log) tracer (-32602 for
+``callTracer``) and it has no ``trace_block`` / ``debug_traceBlockByNumber``: an ingest
+against it sees top-level deployments only (:mod:`edge.ingest.adapter` says so once).
 """
 
 from __future__ import annotations
