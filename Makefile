@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities train arm-check clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities bench-traces train arm-check clean
 
 all: test
 
@@ -68,6 +68,11 @@ bench: setup
 # in its own throwaway venv under build/, bytecode analysis off); ends with one JSON line.
 bench-ingest: setup
 	$(PY) benchmarks/ingest_vs_etl.py --runs 3
+
+# Factory-made contracts without a block tracer: ChainReader over one anvil chain with
+# trace_block, debug_traceBlockByNumber, batched debug_traceTransaction, receipts only.
+bench-traces: setup
+	$(PY) benchmarks/traces_without_block_tracer.py --runs 3 --contracts 200 --writes 400
 
 train: setup
 	$(PY) -m pip install --quiet -e '.[train]'

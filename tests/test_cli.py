@@ -65,10 +65,14 @@ def test_run_stop_at_backfills_and_exits(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
-    r = _edge("demo", "--seconds", "6", "--json", timeout=240)
+    """One testnet on Hardhat's node (EDR), the other tiers on anvil (the fleet demo below
+    runs every tier on anvil): every checkpoint anchored and verified."""
+    r = _edge("demo", "--seconds", "6", "--json", "--testnet-client", "hardhat", timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["ok"] is True
+    assert result["clients"] == {"poa": "anvil", "testnet-a": "hardhat", "testnet-b": "anvil", "mainnet": "anvil"}
+    assert result["checkpoints_anchored"] == result["verify_ok"] >= 5 and result["verify_fail"] == 0
     assert result["contracts"] == result["contracts_expected"] > 10
     assert result["logs"] == result["logs_expected"] > 20
     assert result["lag"] == 0
@@ -79,6 +83,7 @@ def test_fleet_demo_with_three_processes() -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["ok"] is True and res["devices"] == 3 and res["quorum"] == 2
+    assert set(res["clients"].values()) == {"anvil"}
     assert res["checkpoints_anchored"] >= 2 and res["duplicate_anchors"] == 0 and res["min_signers"] >= 2
     assert res["verify_fail"] == 0 and res["verify_ok"] == res["checkpoints_anchored"]
     assert sum(d["anchored"] for d in res["per_device"]) == res["checkpoints_anchored"]

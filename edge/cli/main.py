@@ -136,6 +136,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
         json_out=args.json,
         score=not args.no_score,
+        testnet_client=args.testnet_client,
     )
     result = run_async(lambda: run_demo(opts))
     return 0 if result.get("ok") else 1
@@ -155,7 +156,8 @@ def _fleet_demo(args: argparse.Namespace) -> int:
     def go(workdir: Path) -> int:
         res = run_async(lambda: run_fleet_demo(
             devices=args.devices, quorum=args.quorum, seconds=args.seconds, workdir=workdir, json_out=args.json,
-            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score, batch=args.batch))
+            codes=bytecodes(Path(args.corpus) if args.corpus else None), score=not args.no_score, batch=args.batch,
+            testnet_client=args.testnet_client))
         return 0 if res["ok"] else 1
 
     if args.workdir:
@@ -330,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--devices", type=int, default=1, help="N agents as separate processes (a fleet)")
     d.add_argument("--quorum", type=int, default=1, help="M signatures an anchor needs (fleet)")
     d.add_argument("--batch", type=int, default=1, help="K checkpoints per mainnet anchor (fleet)")
+    d.add_argument("--testnet-client", choices=("anvil", "hardhat"), default="anvil",
+                   help="client of the first testnet (testnet-a): anvil or Hardhat's node (EDR)")
     d.set_defaults(func=_cmd_demo)
 
     v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")

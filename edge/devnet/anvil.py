@@ -28,12 +28,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.aio import enter_all
 from edge.errors import ChainError, DevChainError
 
-__all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "free_port", "rpc_call", "rpc_batch"]
+__all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "chain_for", "free_port", "rpc_call", "rpc_batch"]
 
 log = logging.getLogger("edge.devchain")
 
@@ -42,12 +42,15 @@ _REPO = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True, slots=True)
 class TierSpec:
-    """How to start one tier's chain: name, chain id, block time (s; 0 = automine)."""
+    """How to start one tier's chain: name, chain id, block time (s; 0 = automine), more
+    flags, and the client that serves it: ``"anvil"`` (:class:`DevChain`) or
+    ``"hardhat"`` (:class:`edge.devnet.hardhat.HardhatChain`)."""
 
     name: str
     chain_id: int
     block_time: float
     extra_args: tuple[str, ...] = ()
+    client: str = "anvil"
 
 
 TIERS: tuple[TierSpec, ...] = (
@@ -146,6 +149,7 @@ class DevChain:
     extra_args: tuple[str, ...] = ()
     start_timeout: float = 20.0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    client: ClassVar[str] = "anvil"
 
     @classmethod
     def from_spec(cls, spec: TierSpec, **kw: Any) -> DevChain:
@@ -258,6 +262,18 @@ class DevChain:
         await self.stop()
 
 
+def chain_for(spec: TierSpec) -> DevChain:
+    """The launcher of ``spec.client`` for one tier (not started). Raises DevChainError
+    for a client this module cannot start."""
+    if spec.client == "anvil":
+        return DevChain.from_spec(spec)
+    if spec.client == "hardhat":
+        from edge.devnet.hardhat import HardhatChain
+
+        return HardhatChain.from_spec(spec)
+    raise DevChainError(f"tier {spec.name}: unknown client {spec.client!r} (anvil or hardhat)")
+
+
 class DevChains:
     """Several :class:`DevChain` tiers started together (default: :data:`TIERS`).
 
@@ -266,11 +282,16 @@ class DevChains:
     """
 
     def __init__(self, tiers: Sequence[TierSpec] = TIERS) -> None:
-        self.chains: dict[str, DevChain] = {t.name: DevChain.from_spec(t) for t in tiers}
+        self.chains: dict[str, DevChain] = {t.name: chain_for(t) for t in tiers}
         self._stack = AsyncExitStack()
 
     def __getitem__(self, name: str) -> DevChain:
         return self.chains[name]
+
+    @property
+    def clients(self) -> dict[str, str]:
+        """Which client serves each tier: ``{"poa": "anvil", "testnet-a": "hardhat", ...}``."""
+        return {name: c.client for name, c in self.chains.items()}
 
     async def __aenter__(self) -> DevChains:
         await enter_all(self._stack, self.chains.values())

@@ -22,7 +22,7 @@ from typing import Any
 
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChains
-from edge.devnet.tiers import deploy_public_tiers
+from edge.devnet.tiers import deploy_public_tiers, tier_specs
 from edge.config import dump_toml, load_config
 from edge.devnet.corpus import hex_to_code, iter_corpus, iter_registry_artifacts
 from edge.errors import EdgeError
@@ -41,7 +41,8 @@ _REPO = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     """Options of ``edge demo``: seconds of activity, optional corpus, a workdir to keep
-    (else a temporary one), whether to print JSON only at the end, whether to score."""
+    (else a temporary one), whether to print JSON only at the end, whether to score, and
+    the client of the first testnet (``testnet_client``: ``"anvil"`` or ``"hardhat"``)."""
 
     seconds: float = 60.0
     corpus: Path | None = None
@@ -54,6 +55,7 @@ class DemoOptions:
     deploys_per_tick: int = 6
     spawns_per_tick: int = 3
     writes_per_tick: int = 20
+    testnet_client: str = "anvil"
 
 
 def bytecodes(corpus: Path | None) -> Iterator[bytes]:
@@ -78,7 +80,7 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     Keys: blocks, contracts, contracts_expected, contracts_missing, logs, logs_expected,
     lag, scored, flagged, checkpoints, checkpoints_anchored, verify_ok, verify_fail,
-    seconds, ok (every deployment and log found exactly once, >= ``min_anchored``
+    seconds, clients (which client served each tier), ok (every deployment and log found exactly once, >= ``min_anchored``
     checkpoints anchored, and every anchored checkpoint verified OK).
     """
     tmp = None
@@ -97,7 +99,7 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
 async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
     say: Callable[[str], None] = (lambda _: None) if opts.json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
-    async with DevChains() as chains:
+    async with DevChains(tier_specs(opts.testnet_client)) as chains:
         poa = chains["poa"]
         say("dev chains up: " + ", ".join(f"{c.name} (chain {c.chain_id}) {c.ws_url}" for c in chains.chains.values()))
         act = Activity(poa)
@@ -151,6 +153,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
             verdicts = await auditor.verify_all()
         if not opts.json_out:
             print_verdicts(verdicts, as_json=False)
+        result["clients"] = chains.clients
         result["checkpoints_anchored"] = len(verdicts)  # as read from mainnet by the auditor
         result["verify_ok"] = sum(v.ok for v in verdicts)
         result["verify_fail"] = sum(not v.ok for v in verdicts)

@@ -22,7 +22,7 @@ from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChains
 from edge.rpc import eth
 from edge.rpc import open_rpc
-from edge.devnet.tiers import deploy_public_tiers
+from edge.devnet.tiers import deploy_public_tiers, tier_specs
 from edge.config import dump_toml
 from edge.store.status import peek
 from edge.audit.verify import Auditor, TestnetRef, print_verdicts
@@ -32,18 +32,20 @@ __all__ = ["run_fleet_demo"]
 
 async def run_fleet_demo(*, devices: int, quorum: int, seconds: float, workdir: Path, json_out: bool,
                          codes: Any, score: bool, checkpoint_blocks: int = 5, takeover_s: float = 8.0,
-                         drain_timeout: float = 180.0, batch: int = 1, batch_max_wait_s: float = 20.0) -> dict[str, Any]:
+                         drain_timeout: float = 180.0, batch: int = 1, batch_max_wait_s: float = 20.0,
+                         testnet_client: str = "anvil") -> dict[str, Any]:
     """Run the fleet demo; print and return the result object (see module doc).
+    ``testnet_client`` serves the first testnet (see :func:`edge.devnet.tiers.tier_specs`).
 
     Keys: devices, quorum, checkpoints_anchored, duplicate_anchors, failed_anchor_attempts,
-    verify_ok, verify_fail, per_device, seconds, ok. With ``batch`` K > 1 the fleet anchors
-    batches (:mod:`edge.fleet.batches`): ``checkpoints_anchored`` counts the member
+    verify_ok, verify_fail, per_device, seconds, clients, ok. With ``batch`` K > 1 the fleet
+    anchors batches (:mod:`edge.fleet.batches`): ``checkpoints_anchored`` counts the member
     checkpoints the auditor found in them, ``duplicate_anchors`` anchors of the same unit
     or a checkpoint found in two anchors.
     """
     say: Callable[[str], None] = (lambda _: None) if json_out else (lambda msg: print(msg, flush=True))
     t0 = time.monotonic()
-    async with DevChains() as chains:
+    async with DevChains(tier_specs(testnet_client)) as chains:
         poa = chains["poa"]
         tiers = await deploy_public_tiers(chains, workdir, devices=devices, quorum=quorum, fleet=True,
                                           takeover_s=takeover_s, batch=batch)
@@ -119,6 +121,7 @@ async def run_fleet_demo(*, devices: int, quorum: int, seconds: float, workdir: 
         "verify_ok": sum(v.ok for v in verdicts), "verify_fail": sum(not v.ok for v in verdicts),
         "per_device": per_device, "seconds": round(time.monotonic() - t0, 1),
     }
+    result["clients"] = chains.clients
     result["ok"] = bool(covered and result["duplicate_anchors"] == 0 and result["verify_fail"] == 0
                         and result["checkpoints_anchored"] >= 1 and result["min_signers"] >= quorum)
     print(json.dumps(result, sort_keys=True), flush=True)

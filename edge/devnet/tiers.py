@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edge.devnet.activity import Activity
 from edge.contracts.anchor import anchor_init_code, encode_set_devices
 from edge.contracts.attestations import attestations_init_code
-from edge.devnet.anvil import DevChains
+from edge.devnet.anvil import TIERS, DevChains, TierSpec
 from edge.errors import DevChainError
 from edge.crypto.ecies import public_key_of
 from edge.evidence.eip712 import Eip712Domain, domain_separator
 from edge.crypto.keys import create_keystore
 
-__all__ = ["PublicTiers", "deploy_public_tiers", "PASSPHRASE_ENV"]
+__all__ = ["PublicTiers", "deploy_public_tiers", "tier_specs", "PASSPHRASE_ENV", "TESTNET_CLIENTS"]
+
+TESTNET_CLIENTS: tuple[str, ...] = ("anvil", "hardhat")
+"""Clients that can serve a testnet tier (``edge demo --testnet-client``)."""
+
+
+def tier_specs(testnet_client: str = "anvil", tiers: tuple[TierSpec, ...] = TIERS) -> tuple[TierSpec, ...]:
+    """``tiers`` with the first testnet (``testnet-a``) served by ``testnet_client``
+    (``"anvil"`` or ``"hardhat"``); the others stay on anvil. Raises ValueError for
+    another client name."""
+    if testnet_client not in TESTNET_CLIENTS:
+        raise ValueError(f"testnet client must be one of {', '.join(TESTNET_CLIENTS)}, got {testnet_client!r}")
+    return tuple(replace(t, client=testnet_client) if t.name == "testnet-a" else t for t in tiers)
 
 PASSPHRASE_ENV = "EDGE_DEMO_PASSPHRASE"
 """Environment variable that carries the demo keystore's passphrase."""

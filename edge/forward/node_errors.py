@@ -8,27 +8,35 @@ captured from the clients that run here (anvil, Hardhat's EDR, EthereumJS):
 ========================  ====================================================================
 kind                      what the clients say (lower-cased, spaces/underscores ignored)
 ========================  ====================================================================
-``known``                 geth/Erigon "already known"; anvil "transaction already imported";
-                          EDR "known transaction"; Nethermind "AlreadyKnown"; Besu
-                          "TRANSACTION_ALREADY_KNOWN"; OpenEthereum "already imported"
-``nonce``                 geth/Erigon/anvil "nonce too low"; EDR "Nonce too low. Expected
-                          nonce to be ..."; Nethermind "OldNonce"; Besu "NONCE_TOO_LOW";
-                          EthereumJS "tx nonce too low"
-``underpriced``           "replacement transaction underpriced" (geth, anvil, EDR, Erigon);
-                          Besu "REPLACEMENT_UNDERPRICED"; Nethermind "FeeTooLow",
-                          "ReplacementNotAllowed", "FeeTooLowToCompete"; geth "transaction
-                          underpriced", "max fee per gas less than block base fee"; EDR
-                          "maxFeePerGas ... is too low"; Besu "GAS_PRICE_BELOW_CURRENT_BASE_FEE"
-``funds``                 "insufficient funds" (geth, anvil, Erigon, Nethermind
-                          "InsufficientFunds"); EDR "doesn't have enough funds"; Besu
-                          "UPFRONT_COST_EXCEEDS_BALANCE"; EthereumJS "insufficient balance"
-``never_fits``            the tx can never be included as it is: geth/anvil "exceeds block gas
-                          limit", EDR "exceeds block gas limit", Besu "EXCEEDS_BLOCK_GAS_LIMIT",
-                          Nethermind "GasLimitExceeded", "intrinsic gas too high"/"too low",
-                          Besu "INTRINSIC_GAS_EXCEEDS_GAS_LIMIT", geth "oversized data",
-                          EthereumJS "gasLimit is too low"
-``revert``                JSON-RPC code 3 (geth's execution error) or "execution reverted"
-``other``                 anything else (kept, logged once, retried)
+``known``                 geth/Erigon/Nethermind "already known"; anvil "transaction already
+                          imported"; EDR "Known transaction: 0x.."; Besu "Known transaction";
+                          Nethermind (older) "AlreadyKnown"; EthereumJS "..: this transaction
+                          is already in the TxPool"; Erigon "existing txn with same hash"
+``nonce``                 geth/Erigon/anvil/Nethermind "nonce too low"; EDR "Transaction nonce
+                          too low. Expected nonce to be at least ..."; Besu "Nonce too low";
+                          Nethermind (older) "OldNonce"; EthereumJS "... (tx nonce too low)"
+``underpriced``           "replacement transaction underpriced" (geth, anvil, EDR, Erigon,
+                          Nethermind, Besu); geth/Nethermind "transaction underpriced"; geth/
+                          anvil "max fee per gas less than block base fee"; EDR "Transaction
+                          maxFeePerGas (..) is too low for the next block"; Besu "Gas price
+                          below current base fee" / "below configured minimum gas price";
+                          EthereumJS "replacement gas too low"; Erigon "fee too low", "could
+                          not replace existing tx"; Nethermind (older) "FeeTooLow"
+``funds``                 "insufficient funds" (geth, anvil, Erigon, Nethermind); EDR "Sender
+                          doesn't have enough funds"; Besu "Upfront cost exceeds account
+                          balance"; EthereumJS "... (insufficient balance)"
+``never_fits``            the tx can never be included as it is: "exceeds block gas limit"
+                          (geth, EDR, EthereumJS, Besu); anvil "intrinsic gas too high --
+                          tx.gas_limit > env.block.gas_limit"; "intrinsic gas too low" (geth,
+                          anvil, Nethermind); EDR "Transaction requires at least N gas";
+                          Besu "Intrinsic gas exceeds gas limit"; Erigon "IntrinsicGas",
+                          "gas limit is too high"; Nethermind "gas limit reached"; geth/
+                          Erigon "oversized data"
+``revert``                JSON-RPC code 3 (geth, anvil, Erigon, Nethermind), "execution
+                          reverted" (Besu: -32000), EDR (-32603) "VM Exception while
+                          processing transaction: reverted with reason string '..'"
+``other``                 anything else (kept, logged once, retried), e.g. EthereumJS 0.10.5's
+                          ``eth_estimateGas`` on a Clique chain ("extraData must be 97 bytes")
 ========================  ====================================================================
 
 :func:`revert_reason` turns revert data into words: Solidity ``Error(string)``,
@@ -44,15 +52,26 @@ __all__ = ["Refusal", "classify", "revert_data", "revert_reason"]
 
 Refusal = Literal["known", "nonce", "underpriced", "funds", "never_fits", "revert", "other"]
 
+_REVERT_WORDS: Final = ("executionreverted", "revertedwithreasonstring", "revertedwithcustomerror",
+                        "revertedwithpanic", "vmexceptionwhileprocessingtransaction:revert",
+                        "transactionreverted")
+"""The words of a revert (geth/anvil/Erigon/Nethermind/Besu "execution reverted", EDR "VM
+Exception while processing transaction: reverted with reason string ..."): checked before
+the other words, since a contract's revert reason is free text ("execution reverted:
+insufficient funds" is a revert, not the node refusing for funds)."""
+
 _WORDS: Final[tuple[tuple[Refusal, tuple[str, ...]], ...]] = (
-    ("known", ("alreadyknown", "knowntransaction", "alreadyimported", "transactionalreadyknown")),
+    ("known", ("alreadyknown", "knowntransaction", "alreadyimported", "transactionalreadyknown",
+               "alreadyinthetxpool", "existingtxnwithsamehash")),
     ("nonce", ("noncetoolow", "nonceistoolow", "oldnonce")),
-    ("never_fits", ("exceedsblockgaslimit", "gaslimitexceeded", "intrinsicgastoohigh", "intrinsicgastoolow",
-                    "intrinsicgasexceedsgaslimit", "oversizeddata", "gaslimitistoolow", "txistoobig")),
+    ("never_fits", ("exceedsblockgaslimit", "gaslimitexceeded", "intrinsicgas", "oversizeddata",
+                    "gaslimitistoolow", "gaslimitistoohigh", "gaslimitreached", "txistoobig",
+                    "transactionrequiresatleast")),
     ("underpriced", ("underpriced", "replacementnotallowed", "feetoolow", "lessthanblockbasefee",
-                     "istoolowforthenextblock", "gaspricebelowcurrentbasefee", "maxfeepergastoolow")),
-    ("funds", ("insufficientfunds", "notenoughfunds", "doesn'thaveenoughfunds", "upfrontcostexceedsbalance",
-               "insufficientbalance")),
+                     "istoolowforthenextblock", "gaspricebelow", "maxfeepergastoolow",
+                     "replacementgastoolow", "couldnotreplaceexistingtx")),
+    ("funds", ("insufficientfunds", "notenoughfunds", "doesn'thaveenoughfunds", "upfrontcost",
+               "insufficientbalance", "notenoughbalance")),
 )
 _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -62,15 +81,27 @@ _TRAILING_HEX: Final = re.compile(r"\s(0x(?:[0-9a-fA-F]{2})+)\s*$")
 def classify(message: str, code: int | None = None) -> Refusal:
     """The kind of a node's JSON-RPC error ``message`` (with its ``code`` when known).
 
-    A client's own words decide first (they are specific); JSON-RPC code 3 (geth's
-    "execution error", revert data in ``data``) or the words "execution reverted" mean a
-    revert. Never raises.
+    Order: the JSON-RPC code where it is specific across clients: ``3`` is "execution
+    reverted" with the revert data in ``data`` (geth, Erigon, Nethermind, anvil); then
+    the words of a revert (:data:`_REVERT_WORDS`: a revert reason is the contract's free
+    text and may say anything); then each client's own words (the module table; matched
+    lower-cased with spaces and underscores removed); then anything that says "revert".
+    Other codes decide nothing: Besu's -32001 (nonce too low) .. -32009 (below base fee)
+    collide with anvil's -32003 (EIP-1474 "transaction rejected", which it answers for
+    nonce, funds, known and fee refusals alike), and geth, EDR and Nethermind answer
+    -32000 for all of them. Never raises. The captured answers of anvil, EDR and
+    EthereumJS and the documented messages of the others are the test vectors
+    (``tests/data/node_errors.json``).
     """
+    if code == 3:
+        return "revert"
     m = message.lower().replace(" ", "").replace("_", "")
+    if any(w in m for w in _REVERT_WORDS):
+        return "revert"
     for kind, words in _WORDS:
         if any(w in m for w in words):
             return kind
-    if code == 3 or "executionreverted" in m or "revert" in m:
+    if "revert" in m:
         return "revert"
     return "other"
 

@@ -5,8 +5,10 @@ sync point, the adapter does the I/O).
 Per block range one JSON-RPC batch asks for ``eth_getBlockByNumber`` (hashes only),
 ``eth_getBlockReceipts`` and the traces that reveal factory-made contracts:
 ``trace_block`` (Parity/OpenEthereum traces; anvil, Erigon, Nethermind, Besu) or
-``debug_traceBlockByNumber`` with geth's ``callTracer``, else receipts alone (only
-top-level deployments are then seen, said once). A second batch reads the runtime code
+``debug_traceBlockByNumber`` with geth's ``callTracer``, else (a node with only
+``debug_traceTransaction``, e.g. EthereumJS 0.10.5) one more batch per range that traces
+every transaction of the range with ``callTracer``, else receipts alone (only top-level
+deployments are then seen, said once). A second batch reads the runtime code
 of the new contracts with ``eth_getCode`` at the block hash (EIP-1898). What the node
 offers is learnt from its first ``MethodNotSupported`` answer and kept for the session.
 
@@ -40,7 +42,7 @@ from edge.chain.extract import (
 )
 from edge.chain.records import BlockRecord, LogRecord
 from edge.chain.verify import verify_code, verify_header, verify_receipts
-from edge.errors import BlockChanged, MethodNotSupported, RpcProtocolError
+from edge.errors import BlockChanged, MethodNotSupported, RpcError, RpcProtocolError
 from edge.rpc import codec
 from edge.rpc.base import Call, JsonRpc
 
@@ -48,7 +50,10 @@ __all__ = ["FetchedBlock", "ChainReader", "TraceMode", "VerifyMode"]
 
 log = logging.getLogger("edge.ingest")
 
-TraceMode = Literal["auto", "trace_block", "debug_trace", "off"]
+TraceMode = Literal["auto", "trace_block", "debug_trace", "debug_tx", "off"]
+"""How factory-made contracts are found: ``trace_block``; ``debug_trace``
+(``debug_traceBlockByNumber``); ``debug_tx`` (``debug_traceTransaction`` of each
+transaction, batched per range); ``off`` (receipts only); ``auto`` tries them in that order."""
 VerifyMode = Literal["strict", "receipts", "headers", "off"]
 
 _CODES_PER_BATCH = 256
@@ -109,7 +114,7 @@ class ChainReader:
                 calls.append(("trace_block", [hex(n)]))
             elif self.traces == "debug_trace":
                 calls.append(("debug_traceBlockByNumber", [hex(n), {"tracer": "callTracer"}]))
-        return calls, 1 + int(self.receipts_by_block) + int(self.traces != "off")
+        return calls, 1 + int(self.receipts_by_block) + int(self.traces in ("auto", "trace_block", "debug_trace"))
 
     def _downgrade(self, e: MethodNotSupported) -> bool:
         """Learn from a MethodNotSupported answer; False when nothing is left to try."""
@@ -120,7 +125,14 @@ class ChainReader:
             log.info("node has no trace_block: trying debug_traceBlockByNumber (callTracer)")
             self.traces = "debug_trace"
         elif e.method == "debug_traceBlockByNumber" and self.traces in ("auto", "debug_trace"):
-            log.warning("node offers no traces: only top-level deployments (receipts) are seen")
+            log.info("node has no debug_traceBlockByNumber: tracing each transaction with "
+                     "debug_traceTransaction (callTracer), one batch per block range")
+            self.traces = "debug_tx"
+        elif e.method == "debug_traceTransaction" and self.traces == "debug_tx":
+            log.warning("node offers no call traces (no trace_block, no debug_traceBlockByNumber, "
+                        "no debug_traceTransaction with callTracer): contracts created by other "
+                        "contracts (CREATE/CREATE2 inside a call: factories, proxies' clones) cannot "
+                        "be seen; only top-level deployments (receipts) are")
             self.traces = "off"
         else:
             return False
@@ -143,7 +155,7 @@ class ChainReader:
                     raise
         if self.traces == "auto":
             self.traces = "trace_block"
-        out: list[FetchedBlock] = []
+        heads: list[tuple[BlockRecord, Mapping[str, Any], list[bytes], list[Any]]] = []
         for i in range(hi - lo + 1):
             chunk = results[i * per_block:(i + 1) * per_block]
             if chunk[0] is None:  # not known to the node (yet)
@@ -155,6 +167,10 @@ class ChainReader:
                 verify_header(raw)  # the hash we link and store is the one the sealer signed
             tx_hashes = [codec.hash32(t, "eth_getBlockByNumber", f"result.transactions[{k}]")
                          for k, t in enumerate(raw["transactions"])]
+            heads.append((block, raw, tx_hashes, chunk))
+        tx_traces = await self._trace_transactions([h for _, _, hashes, _ in heads for h in hashes])
+        out: list[FetchedBlock] = []
+        for block, raw, tx_hashes, chunk in heads:
             receipts = chunk[1] if self.receipts_by_block else await self._receipts_per_tx(tx_hashes)
             try:
                 if self.verify in ("receipts", "strict"):
@@ -164,11 +180,39 @@ class ChainReader:
                     creations = creations_from_parity_traces(chunk[-1], block, tx_hashes)
                 elif self.traces == "debug_trace":
                     creations = creations_from_call_traces(chunk[-1], tx_hashes)
+                elif self.traces == "debug_tx" and tx_traces is not None:
+                    creations = creations_from_call_traces(
+                        [{"txHash": "0x" + h.hex(), "result": tx_traces[h]} for h in tx_hashes], tx_hashes)
             except BlockChanged as e:
                 log.info("block %d changed while it was read: %s", block.number, e)
                 break
             out.append(FetchedBlock(block, raw, tuple(logs), tuple(creations)))
         return out
+
+    async def _trace_transactions(self, tx_hashes: Sequence[bytes]) -> dict[bytes, Any] | None:
+        """In ``debug_tx`` mode, the ``callTracer`` frame of every transaction of the range
+        (one ``debug_traceTransaction`` batch), keyed by hash; None in other modes, or
+        when the node turns out to have no ``debug_traceTransaction`` (traces go off, said
+        once). Raises ChainError: e.g. RpcError for a transaction the node no longer knows
+        (a reorg raced the read; the stage reconnects and reads the range again)."""
+        if self.traces != "debug_tx" or not tx_hashes:
+            return None
+        calls: list[Call] = [("debug_traceTransaction", ["0x" + h.hex(), {"tracer": "callTracer"}])
+                             for h in tx_hashes]
+        try:
+            frames = await self.rpc.batch(calls)
+        except MethodNotSupported as e:
+            if not self._downgrade(e):
+                raise
+            return None
+        except RpcError as e:
+            if not _no_call_tracer(e):
+                raise
+            # Hardhat 2.26 (EDR): -32602 "Hardhat currently only supports the default
+            # tracer, so no tracer parameter should be passed": struct logs only
+            self._downgrade(MethodNotSupported(e.method, e.code, str(e)))
+            return None
+        return dict(zip(tx_hashes, frames))
 
     async def _receipts_per_tx(self, tx_hashes: Sequence[bytes]) -> list[Any]:
         return list(await self.rpc.batch([("eth_getTransactionReceipt", ["0x" + h.hex()]) for h in tx_hashes]))
@@ -209,3 +253,9 @@ class ChainReader:
             out[n] = None if r is None else codec.hash32(
                 codec.field(codec.as_dict(r, m, "result"), "hash", m, "result"), m, "result.hash")
         return out
+
+
+def _no_call_tracer(e: RpcError) -> bool:
+    """True when a ``debug_traceTransaction`` error says the node has no ``callTracer``
+    (invalid params -32602, or words about the tracer), not that the call failed."""
+    return e.code == -32602 or "tracer" in str(e).lower()
