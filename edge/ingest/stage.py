@@ -44,6 +44,7 @@ from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
 from edge.errors import ChainError, ChainIdMismatch, OutboxFull, SealError
 from edge.ingest.adapter import ChainReader, FetchedBlock
+from edge.ingest.clique import CliqueFollower, verdict_seal
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
@@ -64,6 +65,10 @@ class IngestStats:
     """Live counters of the extract stage (read by the status line and the demo).
 
     Block numbers are ints (-1: none yet); ``started`` is the clock's monotonic seconds.
+    ``chain_alarms`` counts Clique rule violations (``last_alarm`` the newest, one line),
+    ``foreign_sealers`` blocks sealed outside the signer set (Clique ``unauthorized_signer``,
+    AuRa ``foreign_sealer``), ``signer_changes`` signer-set changes seen, ``signers`` the
+    current Clique set's size.
     """
 
     chain_id: int = 0
@@ -76,6 +81,10 @@ class IngestStats:
     reorgs: int = 0
     rolled_back: int = 0
     foreign_sealers: int = 0
+    chain_alarms: int = 0
+    last_alarm: str = ""
+    signer_changes: int = 0
+    signers: int = 0
     reconnects: int = 0
     lagging: int = 0
     paused: bool = False
@@ -97,7 +106,9 @@ class Ingester:
         outbox: an open :class:`Outbox`.
         rpc_factory: makes the connection to ``cfg.node.ws_url`` (a new one per reconnect).
         clock: waits and timestamps (tests inject :class:`edge.clock.MockClock`).
-        seal_check: optional PoA seal check (see :data:`SealCheck`); None = off.
+        seal_check: optional PoA seal check (see :data:`SealCheck`); None = off. Not used
+            while the chain is followed as Clique (:mod:`edge.ingest.clique`, ``poa.engine``
+            ``"clique"``, or ``"auto"`` on a Clique chain), whose snapshot judges every seal.
         poll_s: seconds between head polls when no notification arrives.
         pause_s: seconds between capacity checks while the outbox is full.
 
@@ -130,6 +141,7 @@ class Ingester:
         self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._lagging_since: int | None = None
+        self.clique = CliqueFollower(cfg, outbox)
 
     async def __aenter__(self) -> Ingester:
         return self
@@ -283,8 +295,15 @@ class Ingester:
             assert cur is not None  # prev is None only without a cursor
             await self._reorg(reader, cur.block_number)
             return True
-        bundles = await self._bundles(reader, linked)
-        await chain_data.write_blocks(ob, chain_id, bundles, head, conf)
+        clique = None
+        if await self.clique.decide(chain_id, linked[0].raw):
+            clique = await self.clique.step(reader, chain_id, cur, nxt, [f.raw for f in linked], head - conf)
+            linked = [FetchedBlock(_sealed(f.block, *verdict_seal(v)), f.raw, f.logs, f.creations)
+                      for f, v in zip(linked, clique.verdicts)]
+        bundles = await self._bundles(reader, linked, seal=clique is None)
+        await chain_data.write_blocks(ob, chain_id, bundles, head, conf, clique)
+        if clique is not None:
+            self.clique.report(clique, self.stats)
         s = self.stats
         s.cursor = bundles[-1].block.number
         s.blocks += len(bundles)
@@ -292,8 +311,8 @@ class Ingester:
         s.contracts += sum(len(b.contracts) for b in bundles)
         return True
 
-    async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock]) -> list[BlockBundle]:
-        sealed = [(await self._seal(f.block, f.raw), f) for f in fetched]
+    async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock], seal: bool = True) -> list[BlockBundle]:
+        sealed = [(await self._seal(f.block, f.raw) if seal else f.block, f) for f in fetched]
         codes = await reader.codes([(b, c) for b, f in sealed for c in f.creations])
         out: list[BlockBundle] = []
         for block, f in sealed:
@@ -321,8 +340,7 @@ class Ingester:
             log.error("block %d sealed by %s, which is NOT in poa.authorities", block.number, who)
             await chain_data.add_alarm(self.outbox, self.stats.chain_id, block.number, "foreign_sealer",
                                        f"block {block.number} sealed by {who}")
-        return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp, block.miner,
-                           block.tx_count, sealer, ok)
+        return _sealed(block, sealer, ok)
 
     # -- reorgs -----------------------------------------------------------------------
 
@@ -361,3 +379,8 @@ class Ingester:
                    f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
             log.error("%s", msg)
             await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)
+
+
+def _sealed(block: BlockRecord, sealer: bytes | None, ok: bool | None) -> BlockRecord:
+    return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp, block.miner,
+                       block.tx_count, sealer, ok)
