@@ -273,3 +273,20 @@ async def test_auto_follows_a_clique_genesis_and_aura_genesis_does_not_stall(tmp
         await ing.run(stop_at=0)
         assert ing.stats.cursor == 0 and ing.clique.active is False
         assert (await cstore.in_turn_flags(ob, CHAIN_ID))[0] == (None, None, None)
+
+
+async def test_the_auditors_local_reread_recomputes_the_signer_change_leaves(tmp_path: Path) -> None:
+    """``edge verify --local`` re-reads a checkpoint's range from its first block (engine
+    auto, the chain's epoch): the same leaves, signer-set changes included."""
+    from edge.audit.verify import Auditor
+
+    chain = _votes_chain()
+    cfg = _cfg(tmp_path, epoch=6)
+    async with Outbox(cfg.resolve(cfg.outbox.path)) as ob:
+        await _ingest(cfg, ob, Served(chain), 12)
+        want = await range_leaves(ob, CHAIN_ID, 8, 11)
+    assert [lf.key.block_number for lf in want if lf.key.kind == KIND_SIGNERS] == [9]
+    net = MockNetwork({URL: Served(chain).handler}, subscriptions=False)
+    auditor = Auditor("http://127.0.0.1:2", bytes(20), [], bytes(31) + b"\x01", local_ws=URL, rpc_factory=net,
+                      local_poa={"engine": "auto", "period_s": 1, "epoch": 6})
+    assert await auditor._local_leaves(CHAIN_ID, 8, 11) == want

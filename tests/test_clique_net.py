@@ -4,7 +4,8 @@ agent's own node, with the agent (``edge run``, run inside the namespace) follow
 from block 0 with no ``poa.authorities`` (the set is the genesis'): every block stored
 with its sealer, authorized, its in-turn flag, and the agent's stored snapshot and
 signer-set records equal to edge.chain.clique.follow() over a reference read of the chain
-(epoch 8, so the real client's checkpoint lists are checked too).
+(epoch 8, so the real client's checkpoint lists are checked too: 0.10.5 seals its epoch
+checkpoints with an empty signer list, and each one must be an alarm row, not a stall).
 
 Two sealers: the most this client converges with (see CONVERGENCE_NOTES in
 edge/devnet/ethereumjs.py). The sealer that is in turn for block 1 starts first and seals
@@ -132,8 +133,9 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
                                     expected=[node_a.address, node_b.address])
             assert snap is not None
             assert snap.checksummed() == tuple(sorted((node_a.address, node_b.address), key=str.lower))
-            found = [str(x) for v in verdicts for x in v.violations]
-            assert found == [], found
+            # measured: 0.10.5 seals its epoch checkpoints with no signer list (EIP-225 wants the
+            # full list): each one is a checkpoint_signers_mismatch, and nothing else is wrong
+            assert _violations(verdicts) == _empty_checkpoints(len(blocks)), _violations(verdicts)
             assert all(v.authorized for v in verdicts[1:])
             assert [v.in_turn for v in verdicts[1:]] == [int(b["difficulty"], 16) == 2 for b in blocks[1:]]
             sealers = [v.sealer for v in verdicts]
@@ -153,7 +155,7 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
                 assert b is not None, n
                 blocks.append(b)
             snap, verdicts = follow(None, blocks[:len(stored)], CliqueConfig(PERIOD, EPOCH))
-            assert snap is not None and [str(x) for v in verdicts for x in v.violations] == []
+            assert snap is not None and _violations(verdicts) == _empty_checkpoints(len(stored))
             flags = _clique_rows(db)
             for number, bhash, sealer, ok in stored:
                 assert "0x" + bhash.hex() == blocks[number]["hash"]
@@ -167,7 +169,10 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             # the agent's snapshot of its cursor block and its signer-set records are follow()'s
             assert flags["snapshot"] == (snap.number, snap.to_bytes())
             assert flags["changes"] == [(0, "genesis", b"".join(bytes.fromhex(a[2:]) for a in snap.checksummed()))]
-            assert flags["alarms"] == []
+            # each violation is an alarm row naming block and rule; the agent went on past them
+            assert [(n, k) for n, k, _ in flags["alarms"]] == [(v.number, x.rule) for v in verdicts
+                                                                for x in v.violations]
+            assert all("checkpoint lists []" in d for _, _, d in flags["alarms"])
             assert len(stored) - 1 > 2 * EPOCH  # the run crossed two epoch checkpoints
         finally:
             agent.terminate()
@@ -176,6 +181,15 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             except subprocess.TimeoutExpired:
                 agent.kill()
                 agent.wait()
+
+
+def _violations(verdicts: list[Any]) -> list[tuple[int, str]]:
+    return [(v.number, x.rule) for v in verdicts for x in v.violations]
+
+
+def _empty_checkpoints(count: int) -> list[tuple[int, str]]:
+    """What EthereumJS 0.10.5 gets wrong on blocks 0..count-1: every epoch checkpoint."""
+    return [(n, "checkpoint_signers_mismatch") for n in range(EPOCH, count, EPOCH)]
 
 
 def _clique_rows(db: Path) -> dict[str, Any]:
