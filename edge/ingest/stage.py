@@ -11,7 +11,12 @@ the injected JSON-RPC transport and the parsing (:mod:`edge.chain.extract`). One
 3. keep the prefix that links to the cursor hash by ``parentHash``; if even the first
    block does not link, a reorg happened: find the fork point by comparing stored and
    canonical hashes and roll back above it (:func:`edge.store.chain_data.rollback_to`);
-4. write the blocks, their records and the new cursor in ONE outbox transaction.
+4. on a Clique chain, apply the linked headers to the EIP-225 signer-set snapshot of the
+   cursor's block (:mod:`edge.ingest.clique`): a verdict per block (sealer, authorized,
+   in turn, the snapshot after it, signer-set changes, the rules it broke);
+5. write the blocks, their records, their Clique verdicts (snapshots, changes, one alarm
+   row per violation) and the new cursor in ONE outbox transaction; then log each
+   violation. A broken rule is an alarm, never a stall.
 
 So a kill at any instant leaves the outbox at a block boundary, and a restart continues
 from the cursor: no record is lost or written twice. ``newHeads`` notifications only
