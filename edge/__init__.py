@@ -12,7 +12,9 @@ Where things go (each folder is one part of the data path)::
                                                    audit (``edge verify``, the auditor)
 
 - a **block** is read by ``ingest/`` (``adapter.py`` asks the node, ``stage.py`` links,
-  follows reorgs, checks the seal with ``chain/poa.py``) and written to ``store/chain_data.py``;
+  follows reorgs, checks the seal with ``chain/poa.py``; on a Clique chain ``ingest/clique.py``
+  carries the EIP-225 signer-set snapshot of ``chain/clique.py``) and written to
+  ``store/chain_data.py`` (snapshots, signer-set changes, alarms: ``store/clique.py``);
 - a **contract** is written with its block, then scored by ``scoring/stage.py``
   (``features.py`` -> ``model.py``) into ``store/scores.py``;
 - a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,

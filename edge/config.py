@@ -26,7 +26,10 @@ Example (all keys optional except ``node.ws_url``)::
 
     [poa]
     engine = "auto"                  # auto | clique | aura | none
-    authorities = []                 # sealer addresses allowed to sign blocks
+    authorities = []                 # Clique: [] = the genesis set + votes (EIP-225); set = the
+                                     # expected set (alarm when the chain's differs). AuRa: validators
+    period_s = 0                     # Clique block period (genesis config.clique.period), seconds
+    epoch = 30000                    # Clique epoch length (genesis config.clique.epoch), blocks
 
     [outbox]
     path = "edge.sqlite"
@@ -178,16 +181,32 @@ class IngestConfig:
 
 @dataclass(frozen=True, slots=True)
 class PoaConfig:
-    """``[poa]``: the seal check (Clique EIP-225 / AuRa) and the authority set."""
+    """``[poa]``: the seal check (Clique EIP-225 / AuRa) and the authority set.
+
+    For Clique ``authorities`` is optional: empty = take the signer set from the genesis
+    (or the epoch checkpoint before ``ingest.start_block``) and follow the votes; set = the
+    set the operator expects (an ``expected_set_mismatch`` alarm when the chain's differs).
+    ``period_s`` (seconds, >= 0) and ``epoch`` (blocks, >= 1) are the chain's Clique
+    parameters (geth genesis ``config.clique``); all devices of a fleet must agree on
+    ``epoch``, which decides where votes reset.
+    """
 
     engine: str = "auto"
     authorities: tuple[str, ...] = ()
+    period_s: int = 0
+    epoch: int = 30000
 
     def _check(self) -> None:
         _one_of("poa.engine", self.engine, ("auto", "clique", "aura", "none"))
+        seen: set[str] = set()
         for i, a in enumerate(self.authorities):
             if not _ADDRESS.match(a):
                 raise ConfigError(f"poa.authorities[{i}]", f"not a 20-byte hex address: {a!r}")
+            if a.lower() in seen:
+                raise ConfigError(f"poa.authorities[{i}]", f"duplicate address {a}")
+            seen.add(a.lower())
+        _min("poa.period_s", self.period_s, 0)
+        _min("poa.epoch", self.epoch, 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,11 @@
 """A real Clique network: EthereumJS 0.10.5 sealers in a network namespace, checked block by
 block from genesis with edge.chain.clique, through a sealer restart and a restart of the
 agent's own node, with the agent (``edge run``, run inside the namespace) following it
-from block 0.
+from block 0 with no ``poa.authorities`` (the set is the genesis'): every block stored
+with its sealer, authorized, its in-turn flag, and the agent's stored snapshot and
+signer-set records equal to edge.chain.clique.follow() over a reference read of the chain
+(epoch 8, so the real client's checkpoint lists are checked too: 0.10.5 seals its epoch
+checkpoints with an empty signer list, and each one must be an alarm row, not a stall).
 
 Two sealers: the most this client converges with (see CONVERGENCE_NOTES in
 edge/devnet/ethereumjs.py). The sealer that is in turn for block 1 starts first and seals
@@ -31,6 +35,7 @@ from edge.errors import DevChainError
 pytestmark = pytest.mark.slow
 
 PERIOD = 1
+EPOCH = 8  # a checkpoint every 8 blocks: the real client's checkpoint lists are checked too
 CHAIN_ID = 7202
 
 
@@ -84,14 +89,16 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
     keys = sorted((PrivateKey(bytes([i + 1]) * 32) for i in range(2)),
                   key=lambda k: k.public_key.to_checksum_address().lower())
     # sorted[1 % 2] is in turn for block 1: it starts first, the other joins at block 1
-    async with EthereumJSNet(tmp_path / "net", [keys[1], keys[0]], chain_id=CHAIN_ID, period=PERIOD) as net:
+    async with EthereumJSNet(tmp_path / "net", [keys[1], keys[0]], chain_id=CHAIN_ID, period=PERIOD,
+                             epoch=EPOCH) as net:
         node_a, node_b = net.nodes
         logs = lambda: f"A: {node_a.log_tail(800)}\nB: {node_b.log_tail(800)}"  # noqa: E731
         # the agent follows A from block 0, inside the namespace (its only way to reach A)
         db, agent_log = tmp_path / "edge.sqlite", tmp_path / "edge.log"
         raw = {"node": {"ws_url": node_a.ws_url, "chain_id": CHAIN_ID, "reconnect_max_s": 1.0},
                "ingest": {"confirmations": 2}, "outbox": {"path": str(db)},
-               "poa": {"engine": "clique", "authorities": [node_a.address, node_b.address]}}
+               # no poa.authorities: the signer set is the genesis' (EIP-225), followed by votes
+               "poa": {"engine": "clique", "period_s": PERIOD, "epoch": EPOCH}}
         (tmp_path / "edge.toml").write_text(dump_toml(raw))
         with open(agent_log, "ab") as err:
             agent = subprocess.Popen(net.ns.exec_args([sys.executable, "-m", "edge", "run", "--config",
@@ -122,30 +129,51 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
                 b = await net.block(0, n)
                 assert b is not None, n
                 blocks.append(b)
-            snap, verdicts = follow(None, blocks, CliqueConfig(PERIOD), expected=[node_a.address, node_b.address])
+            snap, verdicts = follow(None, blocks, CliqueConfig(PERIOD, EPOCH),
+                                    expected=[node_a.address, node_b.address])
             assert snap is not None
             assert snap.checksummed() == tuple(sorted((node_a.address, node_b.address), key=str.lower))
-            found = [str(x) for v in verdicts for x in v.violations]
-            assert found == [], found
+            # measured: 0.10.5 seals its epoch checkpoints with no signer list (EIP-225 wants the
+            # full list): each one is a checkpoint_signers_mismatch, and nothing else is wrong
+            assert _violations(verdicts) == _empty_checkpoints(len(blocks)), _violations(verdicts)
             assert all(v.authorized for v in verdicts[1:])
             assert [v.in_turn for v in verdicts[1:]] == [int(b["difficulty"], 16) == 2 for b in blocks[1:]]
             sealers = [v.sealer for v in verdicts]
             assert set(sealers[1:]) == set(sealers[stalled + 1:]) == {node_a.address, node_b.address}
 
             # the agent stored every block from 0 with its sealer, as the node states them
-            await _until("the agent to store the chain", lambda: _has_blocks(db, head - 1), 30,
+            await _until("the agent to store the chain", lambda: _has_blocks(db, max(head - 1, 2 * EPOCH + 1)), 40,
                          lambda: agent_log.read_text()[-1500:])
             assert agent.poll() is None, agent_log.read_text()[-1500:]
             assert "reconnecting" in agent_log.read_text()  # it saw A go away, and came back
+            agent.terminate()
+            agent.wait(10)
             stored = _stored(db)
             assert [s[0] for s in stored] == list(range(len(stored)))
-            for number, bhash, sealer, ok in stored[:head + 1]:
+            for n in range(len(blocks), len(stored)):  # the agent may have gone past the reference read
+                b = await net.block(0, n)
+                assert b is not None, n
+                blocks.append(b)
+            snap, verdicts = follow(None, blocks[:len(stored)], CliqueConfig(PERIOD, EPOCH))
+            assert snap is not None and _violations(verdicts) == _empty_checkpoints(len(stored))
+            flags = _clique_rows(db)
+            for number, bhash, sealer, ok in stored:
                 assert "0x" + bhash.hex() == blocks[number]["hash"]
                 if number == 0:
                     assert (sealer, ok) == (None, None)  # the genesis carries no seal
                 else:
                     assert sealer is not None and ok == 1
-                    assert "0x" + sealer.hex() == str(sealers[number]).lower()
+                    assert "0x" + sealer.hex() == str(verdicts[number].sealer).lower()
+                # the in-turn flag the agent stored is the one EIP-225 gives (difficulty 2)
+                assert flags["in_turn"][number] == (None if number == 0 else int(blocks[number]["difficulty"], 16) == 2)
+            # the agent's snapshot of its cursor block and its signer-set records are follow()'s
+            assert flags["snapshot"] == (snap.number, snap.to_bytes())
+            assert flags["changes"] == [(0, "genesis", b"".join(bytes.fromhex(a[2:]) for a in snap.checksummed()))]
+            # each violation is an alarm row naming block and rule; the agent went on past them
+            assert [(n, k) for n, k, _ in flags["alarms"]] == [(v.number, x.rule) for v in verdicts
+                                                                for x in v.violations]
+            assert all("checkpoint lists []" in d for _, _, d in flags["alarms"])
+            assert len(stored) - 1 > 2 * EPOCH  # the run crossed two epoch checkpoints
         finally:
             agent.terminate()
             try:
@@ -153,6 +181,30 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             except subprocess.TimeoutExpired:
                 agent.kill()
                 agent.wait()
+
+
+def _violations(verdicts: list[Any]) -> list[tuple[int, str]]:
+    return [(v.number, x.rule) for v in verdicts for x in v.violations]
+
+
+def _empty_checkpoints(count: int) -> list[tuple[int, str]]:
+    """What EthereumJS 0.10.5 gets wrong on blocks 0..count-1: every epoch checkpoint."""
+    return [(n, "checkpoint_signers_mismatch") for n in range(EPOCH, count, EPOCH)]
+
+
+def _clique_rows(db: Path) -> dict[str, Any]:
+    """What the agent stored for Clique: in-turn flags, newest snapshot, changes, alarms."""
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        in_turn = {int(n): (None if t is None else bool(t)) for n, t in con.execute("SELECT number, in_turn FROM blocks")}
+        snap = con.execute("SELECT number, snapshot FROM clique_snapshots ORDER BY number DESC LIMIT 1").fetchone()
+        changes = [(int(n), str(k), bytes(s)) for n, k, s in
+                   con.execute("SELECT block_number, kind, signers FROM signer_changes ORDER BY block_number, seq")]
+        alarms = list(con.execute("SELECT block_number, kind, detail FROM alarms"))
+        return {"in_turn": in_turn, "snapshot": (int(snap[0]), bytes(snap[1])) if snap else None,
+                "changes": changes, "alarms": alarms}
+    finally:
+        con.close()
 
 
 async def _has_blocks(db: Path, number: int) -> bool:

@@ -356,3 +356,35 @@ async def test_follow_sets_the_led_and_alerts_on_new_high_risk_contracts(
         task.cancel()
         await asyncio.sleep(1.2)
         assert [st for _, st in history(factory, ALERT)] == [False] + [True, False] * 5 + [True]
+
+
+async def test_a_clique_rule_violation_lights_the_alert(tmp_path: Path) -> None:
+    """follow() raises the alert when the ingest stage counts a new Clique violation."""
+    from types import SimpleNamespace
+
+    from edge.config import parse_config
+    from edge.ingest.stage import IngestStats
+
+    alerts: list[str] = []
+    seen = asyncio.Event()
+
+    class Panel:
+        def set_state(self, state: str) -> None:
+            pass
+
+        def alert(self, reason: str) -> None:
+            alerts.append(reason)
+            seen.set()
+
+    stats = IngestStats(connected=True)
+    agent = SimpleNamespace(cfg=parse_config({"node": {"ws_url": "ws://127.0.0.1:1"}}, base_dir=tmp_path),
+                            stats=stats, scorer=None)
+    task = asyncio.create_task(follow(agent, Panel(), every_s=0.01))  # type: ignore[arg-type]
+    try:
+        stats.chain_alarms, stats.foreign_sealers = 1, 1
+        stats.last_alarm = "block 6: unauthorized_signer (0xabc): not one of 2 signers"
+        await asyncio.wait_for(seen.wait(), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert alerts == ["1 Clique rule violation(s); latest: block 6: unauthorized_signer (0xabc): not one of 2 signers"]

@@ -379,10 +379,10 @@ async def follow(agent: AgentLike, panel: StatusPanel, every_s: float = 1.0) -> 
 
     Every ``every_s`` seconds: set the status LED from :func:`state_from`, and raise the
     alert when the scorer's ``flagged`` count (high-risk contracts), the count of blocks
-    sealed by a stranger (``foreign_sealers``) or the fleet's divergence count has grown
-    since the last look.
+    sealed by a stranger (``foreign_sealers``), the count of Clique rule violations
+    (``chain_alarms``, EIP-225) or the fleet's divergence count has grown since the last look.
     """
-    flagged = foreign = diverged = 0
+    flagged = foreign = diverged = chain_alarms = 0
     while True:
         panel.set_state(state_from(agent))
         fleet = getattr(agent, "fleet", None)
@@ -394,8 +394,11 @@ async def follow(agent: AgentLike, panel: StatusPanel, every_s: float = 1.0) -> 
         if now_flagged > flagged:
             panel.alert(f"{now_flagged - flagged} high-risk contract(s) flagged ({now_flagged} since start)")
         flagged = now_flagged
+        now_alarms = agent.stats.chain_alarms
         now_foreign = agent.stats.foreign_sealers
-        if now_foreign > foreign:
+        if now_alarms > chain_alarms:
+            panel.alert(f"{now_alarms - chain_alarms} Clique rule violation(s); latest: {agent.stats.last_alarm}")
+        elif now_foreign > foreign:
             panel.alert(f"{now_foreign - foreign} block(s) sealed by a signer outside poa.authorities")
-        foreign = now_foreign
+        foreign, chain_alarms = now_foreign, now_alarms
         await asyncio.sleep(every_s)

@@ -33,7 +33,8 @@ Exposed families (``_total`` = counter since the process started; others are gau
                                        upper bound of gas spent (the outbox does not store
                                        the receipts' ``gasUsed``)
 ``edge_alarms{kind}``                  alarm rows in the outbox per kind (foreign_sealer,
-                                       deep_reorg, divergence, upload_failed, anchor_failed):
+                                       deep_reorg, divergence, upload_failed, anchor_failed,
+                                       and each Clique rule: unauthorized_signer, ...):
                                        kept across restarts, so an increase is a new alarm
 ``edge_sender_low_balance{chain_id}``  1 while a public-chain sender waits for funds
                                        (forward stage running; 0 otherwise)
@@ -60,6 +61,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from edge import __version__
+from edge.chain.clique import RULES
 from edge.config import MetricsConfig
 from edge.errors import ConfigError
 from edge.store.status import counts_by_state
@@ -76,8 +78,10 @@ log = logging.getLogger("edge.metrics")
 LOOPBACK = "127.0.0.1"
 """The only address the metrics server binds."""
 
-ALARM_KINDS = ("anchor_failed", "deep_reorg", "divergence", "foreign_sealer", "upload_failed")
-"""Alarm kinds the stages write; ``edge_alarms`` shows each (0 until the first), so an
+ALARM_KINDS = tuple(sorted(("anchor_failed", "deep_reorg", "divergence", "foreign_sealer", "upload_failed",
+                            *RULES)))
+"""Alarm kinds the stages write (the Clique ones are the EIP-225 rule names of
+:data:`edge.chain.clique.RULES`: ``unauthorized_signer``, ``recently_signed`` ...); ``edge_alarms`` shows each (0 until the first), so an
 alerting rule sees the series before the first alarm and ``increase()`` catches it."""
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +40,7 @@ from edge.contracts.crud import decode_read, encode_read
 from edge.rpc import RpcFactory, eth, open_rpc
 from edge.errors import ChainError, CryptoError, EdgeError
 from edge.evidence.eip712 import checkpoint_id
-from edge.evidence.leaves import Leaf, RecordKey
+from edge.evidence.leaves import KIND_NAMES, Leaf, RecordKey
 from edge.evidence.manifest_tree import expand_manifest
 from edge.evidence.merkle import MerkleTree, verify_proof
 from edge.evidence.metadata import Manifest, Metadata, open_manifest, open_metadata, recover_hash_signer
@@ -89,9 +89,9 @@ class Verdict:
 
 
 def parse_record_key(s: str) -> RecordKey:
-    """Parse ``BLOCK:KIND:TX:INDEX`` (kind ``block``/``contract``/``log`` or 0/1/2)."""
+    """Parse ``BLOCK:KIND:TX:INDEX`` (kind ``block``/``contract``/``log``/``signers`` or 0..3)."""
     parts = s.split(":")
-    kinds = {"block": 0, "contract": 1, "log": 2}
+    kinds = {name: i for i, name in enumerate(KIND_NAMES)}
     try:
         b, k, t, i = parts
         return RecordKey(int(b), kinds[k] if k in kinds else int(k), int(t), int(i))
@@ -110,6 +110,9 @@ class Auditor:
         mainnet_url: HTTP JSON-RPC of mainnet. anchor: 20-byte Anchor address.
         testnets: where the metadata lives. auditor_key: the auditor's 32-byte private key.
         local_ws: WebSocket of the private chain, or None (then records are not re-read).
+        local_poa: the ``[poa]`` section used to re-read it (default ``engine = "auto"``: a
+            Clique chain is followed as such, so its signer-set changes are recomputed;
+            give the chain's ``epoch`` when it is not the default 30000).
         rpc_factory: makes every connection (default :func:`edge.rpc.open_rpc`).
 
     Entered once (a second ``async with`` on the same auditor raises RuntimeError: make a
@@ -117,8 +120,10 @@ class Auditor:
     """
 
     def __init__(self, mainnet_url: str, anchor: bytes, testnets: Sequence[TestnetRef], auditor_key: bytes,
-                 local_ws: str | None = None, *, rpc_factory: RpcFactory = open_rpc) -> None:
+                 local_ws: str | None = None, *, rpc_factory: RpcFactory = open_rpc,
+                 local_poa: Mapping[str, Any] | None = None) -> None:
         self.anchor = anchor
+        self.local_poa = dict(local_poa) if local_poa is not None else {"engine": "auto"}
         self.auditor_key = auditor_key
         self.local_ws = local_ws
         self.rpc_factory = rpc_factory
@@ -319,7 +324,7 @@ class Auditor:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = parse_config({"node": {"ws_url": self.local_ws, "chain_id": chain_id},
                                 "ingest": {"start_block": lo, "confirmations": 0},
-                                "poa": {"engine": "none"},
+                                "poa": self.local_poa,
                                 "outbox": {"path": str(Path(tmp) / "verify.sqlite")}}, base_dir=Path(tmp))
             async with Agent(cfg, score=False, rpc_factory=self.rpc_factory) as agent:
                 await agent.run(stop_at=hi)
@@ -374,7 +379,8 @@ class Auditor:
 
 
 def _fmt(k: RecordKey) -> str:
-    return f"{k.block_number}:{('block', 'contract', 'log')[k.kind]}:{k.tx_index}:{k.index}"
+    kind = KIND_NAMES[k.kind] if 0 <= k.kind < len(KIND_NAMES) else str(k.kind)
+    return f"{k.block_number}:{kind}:{k.tx_index}:{k.index}"
 
 
 def run_verify(auditor: Auditor) -> list[Verdict]:

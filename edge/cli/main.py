@@ -193,10 +193,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from edge.audit.verify import Auditor, TestnetRef, parse_record_key, print_verdicts
 
     mainnet, anchor, testnets = args.mainnet, args.anchor, []
+    local_poa: dict[str, Any] | None = None
     if args.config:
         from edge.config import load_config
 
-        f = load_config(args.config).forward
+        loaded = load_config(args.config)
+        f = loaded.forward
+        local_poa = {"engine": loaded.poa.engine, "period_s": loaded.poa.period_s, "epoch": loaded.poa.epoch}
         mainnet = mainnet or f.mainnet.url
         anchor = anchor or f.mainnet.anchor
         testnets = [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets]
@@ -212,7 +215,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         key = bytes.fromhex(Path(args.auditor_key).read_text().strip().removeprefix("0x"))
     except (OSError, ValueError) as e:
         raise UsageError("--auditor-key", f"cannot read a hex private key from {args.auditor_key}: {e}") from e
-    auditor = Auditor(mainnet, bytes.fromhex(anchor.removeprefix("0x")), testnets, key, local_ws=args.local)
+    auditor = Auditor(mainnet, bytes.fromhex(anchor.removeprefix("0x")), testnets, key, local_ws=args.local,
+                      local_poa=local_poa)
 
     async def go() -> int:
         async with auditor:

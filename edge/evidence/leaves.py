@@ -22,10 +22,24 @@ contract can recompute:
                uint32 txIndex, uint32 logIndex, bytes32 txHash, address emitter,
                bytes32[] topics, bytes data)
 
+- signer-set change (Clique, EIP-225), kind 3::
+
+    abi.encode(uint8 3, uint64 chainId, uint64 blockNumber, bytes32 blockHash,
+               uint32 seq, uint8 change, address signer, address[] voters,
+               address[] signers)
+
+  ``change``: 0 genesis (the initial set), 1 authorized, 2 dropped (a vote passed;
+  ``signer`` is the one added/dropped, ``voters`` the signers whose votes passed it),
+  3 checkpoint (an epoch checkpoint's list replaced a different tracked set); ``signer``
+  is the zero address and ``voters`` empty unless 1/2; ``signers`` is the full set after
+  the change, ascending; ``seq`` orders changes within a block. The set applies from
+  block ``blockNumber + 1`` on: so an auditor sees who was allowed to seal, and when.
+
 ``leaf = keccak256(encoding)`` (see :func:`edge.evidence.merkle.record_leaf`) and
 ``crc = CRC-32C(encoding)`` (RFC 3720). Leaves of a checkpoint are ordered by
 :attr:`RecordKey.sort_key` = ``(block_number, kind, tx_index, index)``: in each block
-the header first, then deployments, then logs, each in transaction order.
+the header first, then deployments, then logs, each in transaction order, then the
+signer-set changes (key ``(block, 3, 0, seq)``).
 """
 
 from __future__ import annotations
@@ -37,12 +51,17 @@ from eth_abi.abi import encode as abi_encode
 from edge.evidence.crc import crc32c
 from edge.evidence.merkle import record_leaf
 
-__all__ = ["KIND_BLOCK", "KIND_CONTRACT", "KIND_LOG", "RecordKey", "Leaf", "Finding",
-           "encode_block", "encode_contract", "encode_log", "make_leaf"]
+__all__ = ["KIND_BLOCK", "KIND_CONTRACT", "KIND_LOG", "KIND_SIGNERS", "KIND_NAMES", "SIGNER_CHANGES", "RecordKey",
+           "Leaf", "Finding", "encode_block", "encode_contract", "encode_log", "encode_signer_change", "make_leaf"]
 
 KIND_BLOCK = 0
 KIND_CONTRACT = 1
 KIND_LOG = 2
+KIND_SIGNERS = 3
+KIND_NAMES = ("block", "contract", "log", "signers")
+"""The name of each record kind, by kind number (``edge verify --record BLOCK:KIND:TX:INDEX``)."""
+SIGNER_CHANGES = ("genesis", "authorized", "dropped", "checkpoint")
+"""The ``change`` code of a signer-set change leaf is its index here (module doc)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -109,6 +128,20 @@ def encode_log(chain_id: int, block_number: int, block_hash: bytes, tx_index: in
     return abi_encode(
         ["uint8", "uint64", "uint64", "bytes32", "uint32", "uint32", "bytes32", "address", "bytes32[]", "bytes"],
         [KIND_LOG, chain_id, block_number, block_hash, tx_index, log_index, tx_hash, emitter, topics, data],
+    )
+
+
+def encode_signer_change(chain_id: int, block_number: int, block_hash: bytes, seq: int, change: str,
+                         signer: bytes | None, voters: list[bytes], signers: list[bytes]) -> bytes:
+    """ABI encoding of a signer-set change (kind 3; module doc). ``change`` is a name of
+    :data:`SIGNER_CHANGES` (ValueError otherwise); addresses are 20 bytes; ``signers``
+    is sorted here (ascending, the EIP-225 order)."""
+    if change not in SIGNER_CHANGES:
+        raise ValueError(f"signer-set change {change!r} is not a checkpoint record (one of {SIGNER_CHANGES})")
+    return abi_encode(
+        ["uint8", "uint64", "uint64", "bytes32", "uint32", "uint8", "address", "address[]", "address[]"],
+        [KIND_SIGNERS, chain_id, block_number, block_hash, seq, SIGNER_CHANGES.index(change),
+         signer if signer is not None else bytes(20), voters, sorted(signers)],
     )
 
 

@@ -243,6 +243,25 @@ class ChainReader:
                 out[(f.block.number, c.address)] = code
         return out
 
+    async def headers(self, lo: int, hi: int, per_batch: int = 256) -> list[Mapping[str, Any]]:
+        """Raw headers ``lo..hi`` (``eth_getBlockByNumber``, hashes only), in order, in
+        batches of ``per_batch``; stops early at the first block the node does not have.
+        For replaying the Clique snapshot over blocks already stored. Raises ChainError."""
+        out: list[Mapping[str, Any]] = []
+        m = "eth_getBlockByNumber"
+        for start in range(lo, hi + 1, per_batch):
+            end = min(hi, start + per_batch - 1)
+            res = await self.rpc.batch([(m, [hex(n), False]) for n in range(start, end + 1)])
+            for n, r in zip(range(start, end + 1), res):
+                if r is None:
+                    return out
+                h = codec.as_dict(r, m, "result")
+                got = codec.quantity(codec.field(h, "number", m, "result"), m, "result.number")
+                if got != n:
+                    raise RpcProtocolError(m, f"asked for {n}, got {got}")
+                out.append(h)
+        return out
+
     async def canonical_hashes(self, lo: int, hi: int) -> dict[int, bytes | None]:
         """The node's canonical hash of each block ``lo..hi``; None where the node has no
         such block (yet): a lagging node, not evidence of a reorg. Raises ChainError."""

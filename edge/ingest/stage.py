@@ -11,7 +11,12 @@ the injected JSON-RPC transport and the parsing (:mod:`edge.chain.extract`). One
 3. keep the prefix that links to the cursor hash by ``parentHash``; if even the first
    block does not link, a reorg happened: find the fork point by comparing stored and
    canonical hashes and roll back above it (:func:`edge.store.chain_data.rollback_to`);
-4. write the blocks, their records and the new cursor in ONE outbox transaction.
+4. on a Clique chain, apply the linked headers to the EIP-225 signer-set snapshot of the
+   cursor's block (:mod:`edge.ingest.clique`): a verdict per block (sealer, authorized,
+   in turn, the snapshot after it, signer-set changes, the rules it broke);
+5. write the blocks, their records, their Clique verdicts (snapshots, changes, one alarm
+   row per violation) and the new cursor in ONE outbox transaction; then log each
+   violation. A broken rule is an alarm, never a stall.
 
 So a kill at any instant leaves the outbox at a block boundary, and a restart continues
 from the cursor: no record is lost or written twice. ``newHeads`` notifications only
@@ -47,6 +52,7 @@ from edge.chain.extract import parse_block
 from edge.chain.proof_probe import probe_proofs
 from edge.chain.verify import VerificationError, verify_header
 from edge.ingest.adapter import ChainReader, FetchedBlock
+from edge.ingest.clique import CliqueFollower, verdict_seal
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
@@ -74,6 +80,10 @@ class IngestStats:
     """Live counters of the extract stage (read by the status line and the demo).
 
     Block numbers are ints (-1: none yet); ``started`` is the clock's monotonic seconds.
+    ``chain_alarms`` counts Clique rule violations (``last_alarm`` the newest, one line),
+    ``foreign_sealers`` blocks sealed outside the signer set (Clique ``unauthorized_signer``,
+    AuRa ``foreign_sealer``), ``signer_changes`` signer-set changes seen, ``signers`` the
+    current Clique set's size.
     """
 
     chain_id: int = 0
@@ -86,6 +96,10 @@ class IngestStats:
     reorgs: int = 0
     rolled_back: int = 0
     foreign_sealers: int = 0
+    chain_alarms: int = 0
+    last_alarm: str = ""
+    signer_changes: int = 0
+    signers: int = 0
     reconnects: int = 0
     lagging: int = 0
     mismatches: int = 0
@@ -108,7 +122,9 @@ class Ingester:
         outbox: an open :class:`Outbox`.
         rpc_factory: makes the connection to ``cfg.node.ws_url`` (a new one per reconnect).
         clock: waits and timestamps (tests inject :class:`edge.clock.MockClock`).
-        seal_check: optional PoA seal check (see :data:`SealCheck`); None = off.
+        seal_check: optional PoA seal check (see :data:`SealCheck`); None = off. Not used
+            while the chain is followed as Clique (:mod:`edge.ingest.clique`, ``poa.engine``
+            ``"clique"``, or ``"auto"`` on a Clique chain), whose snapshot judges every seal.
         poll_s: seconds between head polls when no notification arrives.
         pause_s: seconds between capacity checks while the outbox is full.
 
@@ -145,6 +161,7 @@ class Ingester:
         self._proofs_said = ""
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
+        self.clique = CliqueFollower(cfg, outbox)
 
     async def __aenter__(self) -> Ingester:
         return self
@@ -351,8 +368,15 @@ class Ingester:
             assert cur is not None  # prev is None only without a cursor
             await self._reorg(reader, cur.block_number)
             return True
-        bundles = await self._bundles(reader, linked)
-        await chain_data.write_blocks(ob, chain_id, bundles, head, conf)
+        clique = None
+        if await self.clique.decide(chain_id, linked[0].raw):
+            clique = await self.clique.step(reader, chain_id, cur, nxt, [f.raw for f in linked], head - conf)
+            linked = [FetchedBlock(_sealed(f.block, *verdict_seal(v)), f.raw, f.logs, f.creations)
+                      for f, v in zip(linked, clique.verdicts)]
+        bundles = await self._bundles(reader, linked, seal=clique is None)
+        await chain_data.write_blocks(ob, chain_id, bundles, head, conf, clique)
+        if clique is not None:
+            self.clique.report(clique, self.stats)
         self._batch = min(self.cfg.ingest.batch_blocks, self._batch + 1)  # grows back while the node keeps up
         s = self.stats
         s.cursor = bundles[-1].block.number
@@ -361,8 +385,8 @@ class Ingester:
         s.contracts += sum(len(b.contracts) for b in bundles)
         return True
 
-    async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock]) -> list[BlockBundle]:
-        sealed = [(await self._seal(f.block, f.raw), f) for f in fetched]
+    async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock], seal: bool = True) -> list[BlockBundle]:
+        sealed = [(await self._seal(f.block, f.raw) if seal else f.block, f) for f in fetched]
         codes = await reader.codes([(f, c) for _, f in sealed for c in f.creations])
         out: list[BlockBundle] = []
         for block, f in sealed:
@@ -390,8 +414,7 @@ class Ingester:
             log.error("block %d sealed by %s, which is NOT in poa.authorities", block.number, who)
             await chain_data.add_alarm(self.outbox, self.stats.chain_id, block.number, "foreign_sealer",
                                        f"block {block.number} sealed by {who}")
-        return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp, block.miner,
-                           block.tx_count, sealer, ok)
+        return _sealed(block, sealer, ok)
 
     # -- reorgs -----------------------------------------------------------------------
 
@@ -430,3 +453,8 @@ class Ingester:
                    f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
             log.error("%s", msg)
             await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)
+
+
+def _sealed(block: BlockRecord, sealer: bytes | None, ok: bool | None) -> BlockRecord:
+    return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp, block.miner,
+                       block.tx_count, sealer, ok)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge.chain.records import BlockBundle
+from edge.store.clique import CliqueWrite, write_verdicts
 from edge.store.db import Outbox, Tx
 
 __all__ = [
@@ -63,7 +64,8 @@ async def get_cursor(ob: Outbox, chain_id: int) -> Cursor | None:
 
 
 async def write_blocks(
-    ob: Outbox, chain_id: int, bundles: Sequence[BlockBundle], head: int, confirmations: int
+    ob: Outbox, chain_id: int, bundles: Sequence[BlockBundle], head: int, confirmations: int,
+    clique: CliqueWrite | None = None,
 ) -> None:
     """Write consecutive blocks and all their records, move the cursor, mark finality.
 
@@ -75,6 +77,9 @@ async def write_blocks(
             and finality are updated).
         head: the newest block number the node reported.
         confirmations: a block is final once ``head - number >= confirmations``.
+        clique: the Clique verdicts of these blocks (snapshots, signer-set changes,
+            alarms; :func:`edge.store.clique.write_verdicts`), written in the same
+            transaction; None when the chain is not followed as Clique.
 
     Raises:
         OutboxFull / OutboxError: from the transaction (rolled back whole).
@@ -151,6 +156,8 @@ async def write_blocks(
                 " head=excluded.head, updated_at=excluded.updated_at",
                 (chain_id, last.number, last.hash, head, now),
             )
+            if clique is not None:
+                await write_verdicts(tx, chain_id, clique)
         else:
             await tx.execute(
                 "UPDATE cursor SET head=?, updated_at=? WHERE chain_id=?", (head, now, chain_id)
@@ -181,7 +188,8 @@ async def stored_hashes(ob: Outbox, chain_id: int, lo: int, hi: int) -> dict[int
 async def rollback_to(ob: Outbox, chain_id: int, number: int) -> tuple[int, int]:
     """Undo every block above ``number`` with its records, and move the cursor back.
 
-    Used on a reorg: afterwards the outbox holds blocks up to ``number`` only (if
+    Used on a reorg: afterwards the outbox holds blocks up to ``number`` only, with their
+    Clique snapshots and signer-set changes (alarms are events and are kept) (if
     ``number`` is below the first stored block, the cursor is removed and ingest starts
     again from the configured start block). One transaction.
 
@@ -195,7 +203,8 @@ async def rollback_to(ob: Outbox, chain_id: int, number: int) -> tuple[int, int]
             (chain_id, number),
         )
         removed, final_removed = (int(row[0]), int(row[1])) if row else (0, 0)
-        for table, col in (("logs", "block_number"), ("contracts", "block_number"), ("blocks", "number")):
+        for table, col in (("logs", "block_number"), ("contracts", "block_number"), ("blocks", "number"),
+                           ("clique_snapshots", "number"), ("signer_changes", "block_number")):
             await tx.execute(f"DELETE FROM {table} WHERE chain_id=? AND {col}>?", (chain_id, number))
         kept = await tx.fetchone(
             "SELECT hash FROM blocks WHERE chain_id=? AND number=?", (chain_id, number)

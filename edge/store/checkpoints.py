@@ -15,14 +15,17 @@ from edge.evidence.leaves import (
     KIND_BLOCK,
     KIND_CONTRACT,
     KIND_LOG,
+    KIND_SIGNERS,
     Finding,
     Leaf,
     RecordKey,
     encode_block,
     encode_contract,
     encode_log,
+    encode_signer_change,
     make_leaf,
 )
+from edge.store.clique import signer_changes
 from edge.store.db import Outbox, Tx
 
 __all__ = ["CheckpointRow", "Finding", "range_leaves", "range_findings", "last_checkpoint_end",
@@ -57,7 +60,8 @@ def _row(r: Sequence[Any]) -> CheckpointRow:
 
 
 async def range_leaves(ob: Outbox | Tx, chain_id: int, lo: int, hi: int) -> list[Leaf]:
-    """Leaves of every record of blocks ``lo..hi`` (inclusive) in key order."""
+    """Leaves of every record of blocks ``lo..hi`` (inclusive) in key order: headers,
+    deployments, logs and the Clique signer-set changes (not the ``start`` records)."""
     out: list[Leaf] = []
     hashes: dict[int, bytes] = {}
     for n, h, ph, ts, miner, txc in await ob.fetchall(
@@ -79,6 +83,10 @@ async def range_leaves(ob: Outbox | Tx, chain_id: int, lo: int, hi: int) -> list
         out.append(make_leaf(RecordKey(n, KIND_LOG, ti, li),
                              encode_log(chain_id, n, hashes[n], ti, li, bytes(txh), bytes(addr),
                                         [t[i:i + 32] for i in range(0, len(t), 32)], bytes(data))))
+    for c in await signer_changes(ob, chain_id, lo, hi, with_start=False):
+        out.append(make_leaf(RecordKey(c.block_number, KIND_SIGNERS, 0, c.seq),
+                             encode_signer_change(chain_id, c.block_number, c.block_hash, c.seq, c.kind, c.address,
+                                                  list(c.voters), list(c.signers))))
     out.sort(key=lambda lf: lf.key.sort_key)
     return out
 

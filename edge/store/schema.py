@@ -47,6 +47,16 @@ Version 3 adds the tx sender's state (:mod:`edge.forward.txsender`):
   hash, raw signed bytes, fees, block at broadcast. Written durably *before* broadcast.
 - ``nonces``: the next nonce per ``(chain_id, sender)``, advanced in the same transaction
   that stores a signed attempt.
+
+Version 5 adds Clique (EIP-225) tracking (:mod:`edge.chain.clique`, :mod:`edge.store.clique`):
+
+- ``clique_snapshots``: the signer-set snapshot after a block (canonical JSON), written with
+  the block; pruned to the non-final window plus one per 1024 blocks and one per change.
+- ``signer_changes``: each change of the signer set (``genesis``, ``authorized``,
+  ``dropped``, ``checkpoint``, ``start``) at a block, with the voters and the full set after
+  it (``voters``/``signers``: concatenated 20-byte addresses); carried in checkpoints.
+- ``blocks.in_turn``: the sealer was the in-turn signer (difficulty 2); ``alarms.block_hash``
+  and ``alarms.signer``: the block and sealer an alarm names.
 """
 
 from __future__ import annotations
@@ -248,6 +258,31 @@ MIGRATIONS: tuple[str, ...] = (
         chain_id   INTEGER PRIMARY KEY,
         next_block INTEGER NOT NULL
     );
+    """,
+    # 4 -> 5: Clique (EIP-225) signer-set snapshots and signer-set changes (issue 12)
+    """
+    CREATE TABLE clique_snapshots (
+        chain_id INTEGER NOT NULL,
+        number   INTEGER NOT NULL,
+        hash     BLOB    NOT NULL,
+        snapshot BLOB    NOT NULL,
+        PRIMARY KEY (chain_id, number)
+    ) WITHOUT ROWID;
+    CREATE TABLE signer_changes (
+        chain_id     INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        block_hash   BLOB    NOT NULL,
+        seq          INTEGER NOT NULL,
+        kind         TEXT    NOT NULL CHECK (kind IN
+                         ('genesis', 'authorized', 'dropped', 'checkpoint', 'start')),
+        address      BLOB,
+        voters       BLOB    NOT NULL,
+        signers      BLOB    NOT NULL,
+        PRIMARY KEY (chain_id, block_number, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE blocks ADD COLUMN in_turn INTEGER;
+    ALTER TABLE alarms ADD COLUMN block_hash BLOB;
+    ALTER TABLE alarms ADD COLUMN signer BLOB;
     """,
 )
 
