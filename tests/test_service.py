@@ -427,19 +427,26 @@ async def test_run_appliance_shows_the_fault_on_a_fatal_agent_error(chain_factor
 
     from edge.appliance.notify import Notifier
     from edge.appliance.runner import run_appliance
-    from edge.errors import ConfigError
+    from edge.errors import CryptoError
     from edge.agent import Agent
     from tests.conftest import make_config
 
     tmp, state, sock = dirs
     chain = await chain_factory(extra_args=("--no-mining",))
-    cfg = make_config(chain, state / "edge.sqlite", node={"chain_id": 999}, metrics={"enabled": False},
-                      gpio={"enabled": True, "pin_factory": "mock"})
+    # a fatal error at run time: forwarding is on but the keystore passphrase cannot be read
+    # (a wrong chain id is no longer fatal: it is an alarm and a wait)
+    nowhere = "http://127.0.0.1:9"
+    cfg = make_config(chain, state / "edge.sqlite", metrics={"enabled": False},
+                      gpio={"enabled": True, "pin_factory": "mock"},
+                      device={"keystore": "device.json", "passphrase": "env:EDGE_TEST_NO_SUCH_VARIABLE"},
+                      forward={"enabled": True, "auditors": ["0x02" + "11" * 32],
+                               "testnets": [{"url": nowhere, "chain_id": 7301, "store": "0x" + "22" * 20}],
+                               "mainnet": {"url": nowhere, "chain_id": 7401, "anchor": "0x" + "33" * 20}})
     factory = MockFactory()
     notify = NotifySocket(sock)
     try:
         async with Agent(cfg, score=False) as agent:
-            with pytest.raises(ConfigError, match=r"node\.chain_id: is 999 but the node .* reports 7201"):
+            with pytest.raises(CryptoError, match=r"environment variable EDGE_TEST_NO_SUCH_VARIABLE is not set"):
                 await run_appliance(agent, notifier=Notifier({"NOTIFY_SOCKET": sock}), pin_factory=factory,
                                     metrics_power=None, fault_hold_s=0.55)
         changes = [s.state for s in factory.pin(17).states]
@@ -451,4 +458,4 @@ async def test_run_appliance_shows_the_fault_on_a_fatal_agent_error(chain_factor
     assert all(0.07 < g < 0.25 for g in gaps), gaps  # fast blink (0.1 s), not slow (1 s)
     texts = [n.text for n in notify.notes]
     assert texts[0].startswith("READY=1") and texts[-1] == "STOPPING=1"
-    assert any(t.startswith("STATUS=edge: config: node.chain_id: is 999") for t in texts)
+    assert any(t.startswith("STATUS=edge: passphrase: environment variable EDGE_TEST_NO_SUCH_VARIABLE") for t in texts)
