@@ -120,7 +120,7 @@ async def test_missing_model_fails_on_enter(tmp_path: Path) -> None:
         with pytest.raises(ModelError, match="cannot read model"):
             async with ScoreStage(ob, tmp_path / "missing.onnx"):
                 pass
-        with pytest.raises(ModelError):
+        with pytest.raises(ValueError, match="batch_size must be >= 1"):  # a programming error, not the model's
             ScoreStage(ob, default_model_path(), batch_size=0)
 
 

@@ -114,6 +114,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.init = init
         self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Outbox:
@@ -141,6 +142,15 @@ class Outbox:
             await conn.close()
             self._conn = None
             raise
+        try:  # reads go to their own connection: they see committed data only (WAL snapshot)
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=5000")
+            await reader.execute("PRAGMA query_only=ON")
+        except (sqlite3.Error, OSError) as e:
+            await conn.close()
+            self._conn = None
+            raise OutboxError(f"cannot open a read connection to outbox {self.path}: {e}") from e
+        self._reader = reader
         return self
 
     def _prepare_file(self) -> None:
@@ -256,6 +266,9 @@ class Outbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -313,7 +326,7 @@ class Outbox:
                         await _rollback_quietly(conn)
                     raise
             except sqlite3.OperationalError as e:
-                if "full" in str(e).lower():
+                if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                     raise OutboxFull(f"outbox {self.path}: disk full ({e}); rolled back") from e
                 raise OutboxError(f"outbox {self.path}: {e}") from e
             except sqlite3.Error as e:
@@ -322,14 +335,22 @@ class Outbox:
                 if durable:
                     await conn.execute("PRAGMA synchronous=NORMAL")
 
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read-only connection (``PRAGMA query_only``). Raises OutboxError when closed."""
+        if self._reader is None:
+            raise OutboxError("outbox is not open (use it as an async context manager)")
+        return self._reader
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read-only query outside any write transaction; return all rows."""
-        async with self.conn.execute(sql, params) as cur:
+        """Run a read-only query on the read connection; return all rows. It sees every
+        committed transaction and never another task's uncommitted one."""
+        async with self.reader.execute(sql, params) as cur:
             return [tuple(r) for r in await cur.fetchall()]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        """Run a read-only query; return the first row, or None."""
-        async with self.conn.execute(sql, params) as cur:
+        """Run a read-only query on the read connection; return the first row, or None."""
+        async with self.reader.execute(sql, params) as cur:
             row = await cur.fetchone()
         return tuple(row) if row is not None else None
 

@@ -118,14 +118,13 @@ async def count_in_states(ob: Outbox, acct: Account, states: Sequence[str], *, n
 
 async def rows_in_states(ob: Outbox, acct: Account, states: Sequence[str], limit: int = -1) -> list[IntentRow]:
     """This account's txs in ``states``: intents in id order, others in nonce order
-    (read inside a transaction, so only committed rows are seen)."""
+    (committed rows only: reads go to the outbox's read connection)."""
     marks = ",".join("?" * len(states))
     order = "id" if tuple(states) == ("queued",) else "nonce, id"
-    async with ob.transaction() as tx:
-        rows = await tx.fetchall(
-            f"SELECT id, to_addr, data, value, gas, nonce, state, mined_block, mined_hash FROM txs"
-            f" WHERE chain_id=? AND sender=? AND state IN ({marks}) ORDER BY {order} LIMIT ?",
-            (acct.chain_id, acct.sender, *states, limit))
+    rows = await ob.fetchall(
+        f"SELECT id, to_addr, data, value, gas, nonce, state, mined_block, mined_hash FROM txs"
+        f" WHERE chain_id=? AND sender=? AND state IN ({marks}) ORDER BY {order} LIMIT ?",
+        (acct.chain_id, acct.sender, *states, limit))
     return [IntentRow(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
 
