@@ -144,3 +144,35 @@ async def test_config_section_and_unknown_flags(tmp_path: Path) -> None:
         assert stage.budget_s == 2.5 and stage.alert_flags == {"is_proxy"}
         with pytest.raises(ConfigError, match="capabilities.alert_flags.*is_mintabel"):
             AnalysisStage(ob, alert_flags=["is_mintabel"])
+
+
+async def test_the_agent_analyses_what_it_ingests(chain_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Real anvil: two deployed tokens are ingested, scored, and analysed in the worker;
+    the owner-mint one raises the configured alert; ingest did not wait for it."""
+    from edge.agent import Agent
+    from edge.devnet.activity import Activity
+    from tests.conftest import make_config
+
+    chain = await chain_factory()
+    act = Activity(chain)
+    await act.use_account(0)
+    mint, plain = _art("OwnerMintToken"), _art("OzPlainToken")
+    await act.deploy([mint, plain])
+    await act.settle()
+    cfg = make_config(chain, tmp_path / "edge.sqlite", capabilities={"alert_flags": ["is_mintable"]},
+                      ingest={"confirmations": 0})
+    async with Agent(cfg) as agent:
+        assert agent.analysis is not None
+        task = asyncio.create_task(agent.run(seal=False))
+        try:
+            stats = await asyncio.wait_for(agent.analysis.wait_until(lambda s: s.analyzed >= 2), 120)
+            assert stats.alerted == 1 and "mint(address,uint256)" in stats.last_alert
+            assert agent.stats.contracts == 2 and "analyzed 2 with flags 1" in agent.stats_line()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        from eth_hash.auto import keccak
+
+        row = await get_capability(agent.outbox, keccak(mint))
+        assert row is not None and row.flags == ("is_mintable",)

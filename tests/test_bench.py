@@ -95,7 +95,15 @@ def test_score_writes_one_line_per_row(corpus: Path, tmp_path: Path) -> None:
     for src, got in zip(rows[:300], lines[:300]):
         assert got["bytecode_keccak"] == src["bytecode_keccak"]
         assert 0.0 <= got["score"] <= 1.0 and isinstance(got["flagged"], bool)
+        assert got["capability_status"] in ("ok", "timeout", "empty")
+        assert [e["name"] for e in got["capability_evidence"]] == got["capabilities"]
+        assert all(e["reason"] for e in got["capability_evidence"])
+    flags = {f for got in lines[:300] for f in got["capabilities"]}
+    assert {"is_mintable", "owner_can_withdraw"} <= flags  # the slice holds such tokens and vaults
+    minted = next(e for got in lines[:300] for e in got["capability_evidence"] if e["name"] == "is_mintable")
+    assert minted["selectors"] and minted["selectors"][0].startswith("0x")
     assert lines[300]["score"] is None and "not hex" in lines[300]["error"]
+    assert "capabilities" not in lines[300]
     assert "301 rows scored" in r.stderr and "1 unusable" in r.stderr
 
 
