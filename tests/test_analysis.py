@@ -176,3 +176,15 @@ async def test_the_agent_analyses_what_it_ingests(chain_factory, tmp_path: Path)
 
         row = await get_capability(agent.outbox, keccak(mint))
         assert row is not None and row.flags == ("is_mintable",)
+
+
+async def test_checkpoint_findings_carry_each_contracts_flags(tmp_path: Path) -> None:
+    from edge.store.checkpoints import range_findings
+
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        hashes = await _record(ob, [_art("OwnerMintToken"), _art("OzPlainToken"), _art("PausableToken")])
+        await put_capability(ob, CapabilityRow(hashes[0], ANALYZER_VERSION, "ok", ("is_mintable",), (), 1, 1))
+        await put_capability(ob, CapabilityRow(hashes[1], ANALYZER_VERSION, "ok", (), (), 1, 1))
+        found = await range_findings(ob, 7201, 1, 3)
+    assert [f.code_hash for f in found] == hashes
+    assert [f.capabilities for f in found] == [("is_mintable",), (), None]  # None: not analysed yet
