@@ -14,7 +14,9 @@ Where things go (each folder is one part of the data path)::
 - a **block** is read by ``ingest/`` (``adapter.py`` asks the node, ``stage.py`` links,
   follows reorgs, checks the seal with ``chain/poa.py``) and written to ``store/chain_data.py``;
 - a **contract** is written with its block, then scored by ``scoring/stage.py``
-  (``features.py`` -> ``model.py``) into ``store/scores.py``;
+  (``features.py`` -> ``model.py``) into ``store/scores.py``, and once per distinct code
+  analysed by ``scoring/analysis.py`` (``capabilities.py`` in a worker process, off the
+  hot path) into ``store/capabilities.py``;
 - a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,
   attested by ``fleet/``, sealed for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
 - a **transaction** to a public chain is queued by ``forward/stage.py`` and sent, bumped
