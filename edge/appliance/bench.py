@@ -376,11 +376,11 @@ def run_bench(
             shutil.rmtree(folder, ignore_errors=True)
     if keep is not None:
         keep.extend(results)
-    res = _summarise(results, wall, meter, corpus, batch, with_code)
+    summary = _summarise(results, wall, meter, corpus, batch, with_code)
     if analysis_codes > 0:
-        res = dataclasses.replace(res, analysis=run_analysis_bench(corpus, analysis_codes, analysis_budget_s,
-                                                                   limit=limit))
-    return res
+        summary = dataclasses.replace(summary, analysis=run_analysis_bench(corpus, analysis_codes,
+                                                                           analysis_budget_s, limit=limit))
+    return summary
 
 
 def run_analysis_bench(corpus: Path, codes: int, budget_s: float, *, limit: int | None = None) -> dict[str, Any]:
