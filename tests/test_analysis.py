@@ -188,3 +188,40 @@ async def test_checkpoint_findings_carry_each_contracts_flags(tmp_path: Path) ->
         found = await range_findings(ob, 7201, 1, 3)
     assert [f.code_hash for f in found] == hashes
     assert [f.capabilities for f in found] == [("is_mintable",), (), None]  # None: not analysed yet
+
+
+async def test_a_full_outbox_pauses_the_analysis_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.errors import OutboxFull
+    from edge.scoring import analysis
+
+    clock = MockClock()
+    calls: list[bytes] = []
+    real_put = analysis.put_capability
+
+    async def full_once(ob: Outbox, row: CapabilityRow) -> None:
+        calls.append(row.code_hash)
+        if len(calls) == 1:
+            raise OutboxFull("outbox o.sqlite: disk full (database or disk is full); rolled back")
+        await real_put(ob, row)
+
+    monkeypatch.setattr(analysis, "put_capability", full_once)
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        (h,) = await _record(ob, [_art("OwnerMintToken")])
+        async with AnalysisStage(ob, budget_s=10, clock=clock) as stage:
+            task = asyncio.create_task(stage.run())
+            try:
+                with caplog.at_level(logging.WARNING, logger="edge.capabilities"):
+                    await asyncio.wait_for(clock.wait_sleepers(1), 60)  # paused, not stopped
+                assert any("paused for 30 s" in r.getMessage() for r in caplog.records)
+                assert stage.stats.analyzed == 0 and await get_capability(ob, h) is None
+                clock.advance(analysis.RETRY_S)
+                await asyncio.wait_for(stage.wait_until(lambda s: s.analyzed >= 1), 60)
+                assert not task.done() and calls == [h, h]
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        row = await get_capability(ob, h)
+        assert row is not None and row.flags == ("is_mintable",)

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 from edge.aio import Changed
 from edge.clock import SYSTEM_CLOCK, Clock
-from edge.errors import ConfigError
+from edge.errors import ConfigError, OutboxFull
 from edge.scoring.capabilities import ANALYZER_VERSION, FLAG_NAMES, CapabilityReport, analyze
-from edge.scoring.capability_worker import AnalyzeFn, CapabilityWorker
+from edge.scoring.capability_worker import AnalyzeFn, CapabilityWorker, CapabilityWorkerUnavailable
 from edge.store.capabilities import (
     CapabilityRow,
     count_unanalyzed,
@@ -51,9 +51,12 @@ from edge.store.scores import deployments_of
 if TYPE_CHECKING:
     from edge.config import Config
 
-__all__ = ["AnalysisStage", "AnalysisStats", "alert_sentence", "places_text"]
+__all__ = ["RETRY_S", "AnalysisStage", "AnalysisStats", "alert_sentence", "places_text"]
 
 log = logging.getLogger("edge.capabilities")
+
+RETRY_S = 30.0
+"""Wait (s) after a transient fault (outbox full, worker not starting) before trying again."""
 
 
 @dataclass(slots=True)
@@ -191,9 +194,18 @@ class AnalysisStage:
 
     async def run(self) -> None:
         """Analyse forever: whatever waits, then look again every ``poll_s``. Cancel to
-        stop (a code being analysed is simply picked again at the next start)."""
+        stop (a code being analysed is simply picked again at the next start). A full
+        outbox or a worker that did not start is a transient fault: logged, retried
+        after ``RETRY_S`` (nothing is lost: the outbox is the queue); it never stops
+        the agent."""
         while True:
-            if await self.analyze_once() == 0:
+            try:
+                n = await self.analyze_once()
+            except (OutboxFull, CapabilityWorkerUnavailable) as e:
+                log.warning("capability analysis paused for %.0f s: %s", RETRY_S, e)
+                await self.clock.sleep(RETRY_S)
+                continue
+            if n == 0:
                 await self.clock.sleep(self.poll_s)
 
     async def drain(self) -> int:

@@ -38,13 +38,17 @@ from types import TracebackType
 from edge.errors import EdgeError
 from edge.scoring.capabilities import CapabilityReport, analyze
 
-__all__ = ["CapabilityBacklogFull", "CapabilityWorker"]
+__all__ = ["CapabilityBacklogFull", "CapabilityWorker", "CapabilityWorkerUnavailable"]
 
 AnalyzeFn = Callable[..., CapabilityReport]
 
 
 class CapabilityBacklogFull(EdgeError):
     """More codes are waiting for analysis than ``max_pending``; try again later."""
+
+
+class CapabilityWorkerUnavailable(EdgeError):
+    """The analysis child process did not start (a transient fault: try again later)."""
 
 
 class CapabilityWorker:
@@ -119,6 +123,7 @@ class CapabilityWorker:
 
         Raises:
             CapabilityBacklogFull: ``max_pending`` codes are already waiting.
+            CapabilityWorkerUnavailable: a fresh child did not start (it is replaced).
             EdgeError: the worker is not entered.
         """
         if self._pool is None:
@@ -142,7 +147,7 @@ class CapabilityWorker:
                 await asyncio.wait_for(loop.run_in_executor(self._pool, _ready, self._fn), _SPAWN_LIMIT_S)
             except (TimeoutError, BrokenProcessPool) as e:
                 self._restart()
-                raise EdgeError(f"capabilities: the analysis worker did not start within {_SPAWN_LIMIT_S:.0f} s"
+                raise CapabilityWorkerUnavailable(f"capabilities: the analysis worker did not start within {_SPAWN_LIMIT_S:.0f} s"
                                 f" ({type(e).__name__})") from e
             self._warm = True
         t0 = time.perf_counter()
