@@ -16,7 +16,9 @@ Where things go (each folder is one part of the data path)::
   carries the EIP-225 signer-set snapshot of ``chain/clique.py``) and written to
   ``store/chain_data.py`` (snapshots, signer-set changes, alarms: ``store/clique.py``);
 - a **contract** is written with its block, then scored by ``scoring/stage.py``
-  (``features.py`` -> ``model.py``) into ``store/scores.py``;
+  (``features.py`` -> ``model.py``) into ``store/scores.py``, and once per distinct code
+  analysed by ``scoring/analysis.py`` (``capabilities.py`` in a worker process, off the
+  hot path) into ``store/capabilities.py``;
 - a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,
   attested by ``fleet/``, sealed for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
 - a **transaction** to a public chain is queued by ``forward/stage.py`` and sent, bumped

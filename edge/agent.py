@@ -25,6 +25,7 @@ from edge.store.db import Outbox
 if TYPE_CHECKING:  # imported lazily at run time: the forward and fleet stages pull in eth-account
     from edge.fleet.stage import FleetStage
     from edge.forward.stage import ForwardStage
+    from edge.scoring.analysis import AnalysisStage
     from edge.scoring.stage import ScoreStage
 
 __all__ = ["Agent", "make_seal_check"]
@@ -53,7 +54,8 @@ def make_seal_check(cfg: Config) -> SealCheck | None:
 
 
 class Agent:
-    """One device's agent: outbox + ingest (+ scoring when a model is configured).
+    """One device's agent: outbox + ingest (+ scoring when a model is configured, + the
+    capability analysis in its worker process when ``[capabilities] enabled``).
 
     An async context manager. ``await agent.run(stop_at=None)`` runs until cancelled, or
     until the ingest cursor reaches ``stop_at`` (then the scoring stage drains and
@@ -61,7 +63,8 @@ class Agent:
 
     Args:
         cfg: the validated config.
-        score: run the scoring stage (needs the ONNX model).
+        score: run the scoring stage (needs the ONNX model) and, when
+            ``[capabilities] enabled``, the analysis stage.
         rpc_factory: every JSON-RPC connection of every stage is made by it (default
             :func:`edge.rpc.open_rpc`; tests inject :class:`edge.rpc.mock.MockNetwork`
             or a wrapper around a real node).
@@ -81,6 +84,7 @@ class Agent:
         self.ingester = Ingester(cfg, self.outbox, rpc_factory=rpc_factory, clock=clock,
                                  seal_check=make_seal_check(cfg))
         self.scorer: ScoreStage | None = None
+        self.analysis: AnalysisStage | None = None
         self.checkpointer: CheckpointStage | None = None
         self.forwarder: ForwardStage | None = None
         self.fleet: FleetStage | None = None
@@ -98,6 +102,11 @@ class Agent:
 
             self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock)
             parts.append(self.scorer)
+            if self.cfg.capabilities.enabled:
+                from edge.scoring.analysis import AnalysisStage
+
+                self.analysis = AnalysisStage.from_config(self.cfg, self.outbox, clock=self.clock)
+                parts.append(self.analysis)
         await enter_all(self._stack, parts)
         return self
 
@@ -109,12 +118,16 @@ class Agent:
 
         With ``seal`` (and ``stop_at`` None) the checkpoint stage runs, and the forward
         stage when ``[forward]`` is enabled. The first error of any stage cancels the
-        others and is raised as itself (not wrapped in an ExceptionGroup)."""
+        others and is raised as itself (not wrapped in an ExceptionGroup). The analysis
+        stage runs beside them and is not drained at ``stop_at`` (it is seconds per code;
+        what it has not done is picked up at the next start)."""
         try:
             async with asyncio.TaskGroup() as tg:
                 side = [tg.create_task(self._stats_loop(), name="stats")]
                 stage = self.scorer
                 scorer = tg.create_task(stage.run(), name="score") if stage is not None else None
+                if self.analysis is not None:
+                    side.append(tg.create_task(self.analysis.run(), name="analysis"))
                 if seal and stop_at is None:
                     side.append(tg.create_task(self._seal_and_forward(), name="seal"))
                 await self.ingester.run(stop_at)
@@ -172,6 +185,9 @@ class Agent:
                 f"logs {s.logs} contracts {s.contracts} reorgs {s.reorgs} reconnects {s.reconnects}")
         if self.scorer is not None:
             line += f" | scored {self.scorer.stats.scored} flagged {self.scorer.stats.flagged}"
+        if self.analysis is not None:
+            a = self.analysis.stats
+            line += f" | analyzed {a.analyzed} with flags {a.flagged} timeouts {a.timeouts}"
         if self.checkpointer is not None:
             line += f" | checkpoints {self.checkpointer.stats.checkpoints}"
         if self.forwarder is not None:

@@ -41,6 +41,11 @@ Example (all keys optional except ``node.ws_url``)::
     batch_seconds = 0.5
     threshold = -1.0                 # < 0: the model's own threshold
 
+    [capabilities]                   # what each code lets someone do (off the hot path)
+    enabled = true
+    budget_s = 5.0                   # analysis time budget per distinct code (s)
+    alert_flags = []                 # flags that light the alert LED; [] = none (the score alerts)
+
     [log]
     level = "info"
     stats_interval_s = 30.0
@@ -120,6 +125,7 @@ __all__ = [
     "PoaConfig",
     "OutboxConfig",
     "ScoringConfig",
+    "CapabilitiesConfig",
     "LogConfig",
     "load_config",
     "parse_config",
@@ -236,6 +242,23 @@ class ScoringConfig:
         _range("scoring.batch_seconds", self.batch_seconds, 0.0, 3600.0)
         if self.threshold > 1.0:
             raise ConfigError("scoring.threshold", f"must be <= 1 (or < 0 for the model's), got {self.threshold}")
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitiesConfig:
+    """``[capabilities]``: the capability analysis (:mod:`edge.scoring.analysis`): on or
+    off, its time budget per distinct code (seconds), and which flags (names of
+    :data:`edge.scoring.capabilities.FLAG_NAMES`) light the alert LED by themselves."""
+
+    enabled: bool = True
+    budget_s: float = 5.0
+    alert_flags: tuple[str, ...] = ()
+
+    def _check(self) -> None:
+        _range("capabilities.budget_s", self.budget_s, 0.01, 3600.0)
+        for name in self.alert_flags:  # the names themselves are checked by the stage (scoring layer)
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ConfigError("capabilities.alert_flags", f"not a flag name: {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +430,7 @@ class Config:
     poa: PoaConfig = field(default_factory=PoaConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    capabilities: CapabilitiesConfig = field(default_factory=CapabilitiesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

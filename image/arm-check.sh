@@ -12,9 +12,11 @@
 #    gcc; the ONNX model packaged in edge/data/ as in the image);
 # 4. copies a temporary slice of ../shared/data/contracts/unlabeled_train.jsonl.gz into
 #    the rootfs /tmp and runs image/smoke.py there: score >= 100 real contracts, write
-#    them to a SQLite outbox, Merkle root, EIP-712 sign + verify, ECIES round trip;
+#    them to a SQLite outbox, Merkle root, EIP-712 sign + verify, ECIES round trip,
+#    capability reports of 40 distinct codes (image/capabilities_digest.py);
 # 5. runs the same smoke on the host (.venv) when it exists and checks that features,
-#    Merkle root, checkpoint id and signature are bit-identical on x86 and arm64.
+#    Merkle root, checkpoint id, signature and the capability digest are bit-identical
+#    on x86 and arm64.
 # Exit 0 when everything passed, 1 otherwise. Needs root (debootstrap, chroot, mounts).
 #
 # Usage: bash image/arm-check.sh [--relock | --clean | --help]
@@ -331,6 +333,7 @@ stage_work() {
     cp -al "$WHEELS" "$ROOTFS$WORK/wheels" 2>/dev/null || cp -a "$WHEELS" "$ROOTFS$WORK/wheels"
     cp "$LOCK" "$ROOTFS$WORK/requirements.txt"
     cp "$HERE/smoke.py" "$ROOTFS$WORK/smoke.py"
+    cp "$HERE/capabilities_digest.py" "$ROOTFS$WORK/capabilities_digest.py"  # imported by smoke.py
     copy_source "$ROOTFS$WORK/src"
 }
 
@@ -478,6 +481,7 @@ path, verdict, mode, total, steps = sys.argv[1:]
 lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
 arm = json.loads(lines[-1]) if lines else {}
 keep = ("arch", "python", "features_backend", "scored", "flagged", "outbox_rows", "merkle_root",
+        "capability_codes", "capability_flags", "capabilities_sha256",
         "signer", "signature_verified", "us_per_contract_featurize_score", "timings_s", "error")
 out = {"ok": verdict == "0", "mode": mode, "total_s": float(total), "steps_s": json.loads(steps),
        "arm64": {k: (arm.get("checks", {}).get(k) if k == "signature_verified" else arm.get(k))

@@ -9,7 +9,10 @@ Two subcommands:
     OpenZeppelin-compatible :class:`edge.evidence.merkle.MerkleTree`), signs the checkpoint
     (EIP-712, :func:`edge.evidence.eip712.sign_checkpoint`) and recovers the signer, seals a
     payload for an auditor (ECIES envelope, :mod:`edge.crypto.ecies`) and opens it, and
-    round-trips a scrypt keystore (:mod:`edge.crypto.keys`, Web3 Secret Storage v3).
+    round-trips a scrypt keystore (:mod:`edge.crypto.keys`, Web3 Secret Storage v3), and
+    analyses the capabilities of the first ``--cap-limit`` distinct codes
+    (:func:`capabilities_digest.report_digest`, the module beside this script: the
+    pure-Python analyzer the device runs off the hot path).
     Prints ONE JSON line on stdout with the results and the wall time of every step
     (seconds). Exit 0 when every check passed, else 1.
 
@@ -22,8 +25,8 @@ Two subcommands:
 ``check`` (standard library only; runs on the host)
     Reads the JSON line(s) of an arm64 run (and optionally of a reference run on the
     host) and exits 0 when the arm64 run passed with at least ``--min-scored`` contracts
-    and, with a reference, when features, Merkle root, checkpoint id and signature are
-    bit-identical across the two architectures (scores may differ in the last float32
+    and, with a reference, when features, Merkle root, checkpoint id, signature and the
+    capability reports' digest are bit-identical across the two architectures (scores may differ in the last float32
     ulp: their largest difference is reported and must stay below ``--score-tol``).
 """
 
@@ -114,6 +117,7 @@ def run(
     limit: int | None,
     scores_out: Path | None,
     keystore: bool = True,
+    cap_limit: int = 40,
 ) -> SmokeResult:
     """Run every smoke step; never raises for a failed step (it lands in ``error``).
 
@@ -126,13 +130,14 @@ def run(
         limit: score at most this many rows (None: all of them).
         scores_out: if given, the float32 scores are written there as a JSON list.
         keystore: also round-trip a scrypt keystore (imports eth-account: slow in qemu).
+        cap_limit: analyse the capabilities of this many distinct codes (0: skip).
 
     Returns:
         A :class:`SmokeResult`.
     """
     res = SmokeResult()
     try:
-        _run_steps(res, corpus, model_path, db_path, limit, scores_out, keystore)
+        _run_steps(res, corpus, model_path, db_path, limit, scores_out, keystore, cap_limit)
         res.ok = bool(res.checks) and all(res.checks.values())
         if not res.ok and res.error is None:
             failed = sorted(k for k, v in res.checks.items() if not v)
@@ -151,6 +156,7 @@ def _run_steps(
     limit: int | None,
     scores_out: Path | None,
     keystore: bool,
+    cap_limit: int = 40,
 ) -> None:
     t_all = time.perf_counter()
     res.info["arch"] = platform.machine()
@@ -302,6 +308,21 @@ def _run_steps(
                 loaded = load_key(path, b"smoke passphrase")
         res.checks["keystore_roundtrip"] = loaded.address == addr
 
+    if cap_limit > 0:
+        with _timed(res, "capabilities"):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))  # capabilities_digest.py, beside us
+            from capabilities_digest import report_digest
+
+            first: dict[bytes, bytes] = {}
+            for ch, code in zip(code_hashes, codes):
+                if len(first) < cap_limit:
+                    first.setdefault(ch, code)
+            n_cap, n_flags, digest = report_digest(([ch.hex()], code) for ch, code in first.items())
+        res.info["capability_codes"] = n_cap
+        res.info["capability_flags"] = n_flags
+        res.info["capabilities_sha256"] = digest
+        res.checks["capabilities_analyzed"] = n_cap == len(first) > 0
+
     res.checks["scored_all_rows"] = res.info["scored"] == len(codes) and res.info["bad_rows"] == 0
     res.timings_s["total"] = round(time.perf_counter() - t_all, 4)
 
@@ -322,7 +343,8 @@ def _xor_all(values: Iterable[int]) -> int:
 # ----------------------------------------------------------------------------- check
 
 _SAME_ACROSS_ARCH = ("features_sha256", "merkle_root", "checkpoint_id", "signature", "signer",
-                     "leaves_crc32c_xor", "n_features", "model_id")
+                     "leaves_crc32c_xor", "n_features", "model_id", "capabilities_sha256",
+                     "capability_codes", "capability_flags")
 
 
 def _last_json(path: Path) -> dict[str, Any]:
@@ -408,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--limit", type=int, default=None)
     r.add_argument("--scores-out", type=Path, default=None)
     r.add_argument("--no-keystore", action="store_true")
+    r.add_argument("--cap-limit", type=int, default=40,
+                   help="analyse the capabilities of this many distinct codes (0: skip)")
     c = sub.add_parser("check", help="judge an arm64 run against the thresholds and a host run")
     c.add_argument("--arm", type=Path, required=True)
     c.add_argument("--host", type=Path, default=None)
@@ -419,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "run":
         res = run(args.corpus, args.model, args.db, limit=args.limit,
-                  scores_out=args.scores_out, keystore=not args.no_keystore)
+                  scores_out=args.scores_out, keystore=not args.no_keystore, cap_limit=args.cap_limit)
         print(res.as_json(), flush=True)
         return 0 if res.ok else 1
     try:

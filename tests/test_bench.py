@@ -45,10 +45,15 @@ def _last_json(out: str) -> dict[str, object]:
 
 
 def test_bench_json_figures_are_sane(corpus: Path) -> None:
-    r = _edge("bench", "--corpus", str(corpus), "--json", "--batch", "64")
+    r = _edge("bench", "--corpus", str(corpus), "--json", "--batch", "64", "--analysis-codes", "40")
     assert r.returncode == 0, r.stderr
     res = _last_json(r.stdout)
     assert KEYS <= set(res)
+    a = res["analysis"]  # measured apart from the hot path, in the worker process
+    assert isinstance(a, dict) and a["codes"] == 40 and a["codes_per_s"] > 0 and a["budget_s"] == 5.0
+    assert 0 < a["ms_p50"] <= a["ms_p99"] <= a["ms_max"] and a["roundtrip_ms_p99"] > 0
+    assert sum(a["flags"].values()) > 0 and 0 <= a["timeouts"] <= 40
+    assert "codes/s" in r.stdout and "capabilities 40 distinct codes" in r.stdout
     assert res["contracts"] == 300 and res["bad_rows"] == 1 and res["workers"] == 1
     assert isinstance(res["seconds"], float) and res["seconds"] > 0
     cps = res["contracts_per_s"]
@@ -68,9 +73,10 @@ def test_bench_json_figures_are_sane(corpus: Path) -> None:
 
 def test_bench_with_a_meter_and_two_workers(corpus: Path) -> None:
     r = _edge("bench", "--corpus", str(corpus), "--json", "--workers", "2", "--watts", "5",
-              "--batch", "32", "--no-progress", "--with-code")
+              "--batch", "32", "--no-progress", "--with-code", "--analysis-codes", "0")
     assert r.returncode == 0, r.stderr
     res = _last_json(r.stdout)
+    assert res["analysis"] is None and "capabilities not measured" in r.stdout
     assert res["contracts"] == 300 and res["workers"] == 2
     assert res["watts"] == 5.0 and res["watts_source"] == "meter"
     assert res["contracts_per_s_per_w"] == pytest.approx(res["contracts_per_s"] / 5.0, rel=0.01)  # type: ignore[operator]
@@ -95,7 +101,15 @@ def test_score_writes_one_line_per_row(corpus: Path, tmp_path: Path) -> None:
     for src, got in zip(rows[:300], lines[:300]):
         assert got["bytecode_keccak"] == src["bytecode_keccak"]
         assert 0.0 <= got["score"] <= 1.0 and isinstance(got["flagged"], bool)
+        assert got["capability_status"] in ("ok", "timeout", "empty")
+        assert [e["name"] for e in got["capability_evidence"]] == got["capabilities"]
+        assert all(e["reason"] for e in got["capability_evidence"])
+    flags = {f for got in lines[:300] for f in got["capabilities"]}
+    assert {"is_mintable", "owner_can_withdraw"} <= flags  # the slice holds such tokens and vaults
+    minted = next(e for got in lines[:300] for e in got["capability_evidence"] if e["name"] == "is_mintable")
+    assert minted["selectors"] and minted["selectors"][0].startswith("0x")
     assert lines[300]["score"] is None and "not hex" in lines[300]["error"]
+    assert "capabilities" not in lines[300]
     assert "301 rows scored" in r.stderr and "1 unusable" in r.stderr
 
 

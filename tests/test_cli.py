@@ -28,6 +28,13 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     chain = await chain_factory(extra_args=("--no-mining",))
     await chain.rpc("anvil_mine", "0x9")
     await ingest_to(make_config(chain, tmp_path / "edge.sqlite"), 9)
+    from edge.store.capabilities import CapabilityRow, put_capability
+    from edge.store.db import Outbox
+
+    async with Outbox(tmp_path / "edge.sqlite") as ob:
+        for i, (status, flags) in enumerate((("ok", ("is_mintable", "is_proxy")), ("ok", ("is_mintable",)),
+                                             ("timeout", ()))):
+            await put_capability(ob, CapabilityRow(bytes([i]) * 32, "cap-1", status, flags, (), 1.0, 1.0))
     cfg = tmp_path / "edge.toml"
     cfg.write_text(f'[node]\nws_url = "{chain.ws_url}"\n\n[outbox]\npath = "edge.sqlite"\n\n[metrics]\nport = 0\n')
     r = _edge("status", "--config", str(cfg), "--json")
@@ -35,9 +42,11 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     info = json.loads(r.stdout)
     assert (info["chain_id"], info["cursor"], info["head"], info["lag"]) == (7201, 9, 9, 0)
     assert info["blocks"] == 10 and info["final_blocks"] == 7  # confirmations = 3
+    assert info["capabilities"] == {"by_status": {"ok": 2, "timeout": 1}, "by_flag": {"is_mintable": 2, "is_proxy": 1}}
     text = _edge("status", "--config", str(cfg))
     assert "chain 7201: head 9  cursor 9  lag 0" in text.stdout
     assert "records: 10 blocks (7 final)" in text.stdout
+    assert "capabilities: 3 codes analysed (1 timed out); codes per flag: is_mintable 2, is_proxy 1" in text.stdout
 
 
 def test_status_without_outbox_is_a_clear_error(tmp_path: Path) -> None:

@@ -388,3 +388,29 @@ async def test_a_clique_rule_violation_lights_the_alert(tmp_path: Path) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert alerts == ["1 Clique rule violation(s); latest: block 6: unauthorized_signer (0xabc): not one of 2 signers"]
+
+
+async def test_follow_alerts_on_a_capability_flag_with_its_sentence(
+        tmp_path: Path, factory: MockFactory, caplog: pytest.LogCaptureFixture) -> None:
+    async with _agent(tmp_path, score=True) as agent, StatusPanel(cfg(), factory=factory) as p:
+        assert agent.analysis is not None
+        raised = asyncio.Event()
+        original = p.alert
+
+        def alert(reason: str) -> None:
+            original(reason)
+            raised.set()
+
+        p.alert = alert  # type: ignore[method-assign]
+        task = asyncio.create_task(follow(agent, p, every_s=0.01))
+        try:
+            agent.analysis.stats.alerted = 2
+            agent.analysis.stats.last_alert = "is_mintable: contract 0xab (chain 7201, block 3): owner-only mint"
+            with caplog.at_level(logging.WARNING):
+                await asyncio.wait_for(raised.wait(), 30)
+        finally:
+            task.cancel()
+        assert p.alerting
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert: capability")]
+        assert lines == ["alert: capability is_mintable: contract 0xab (chain 7201, block 3): owner-only mint"
+                         " (and 1 more)"]

@@ -32,3 +32,29 @@ def test_unit_runs_the_agent_with_the_boot_partition_config() -> None:
     unit = (REPO / "image" / "edge.service").read_text()
     assert "Type=notify" in unit and "WatchdogSec=" in unit
     assert "--config /boot/firmware/edge.toml" in unit
+
+
+def test_smoke_check_compares_the_capability_digest_across_architectures(tmp_path: Path) -> None:
+    """arm-check's judge: a capability digest that differs between x86 and arm64 fails it."""
+    import importlib.util
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("smoke", REPO / "image" / "smoke.py")
+    assert spec is not None and spec.loader is not None
+    smoke = importlib.util.module_from_spec(spec)
+    sys.modules["smoke"] = smoke  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(smoke)
+    finally:
+        del sys.modules["smoke"]
+    common = {"ok": True, "scored": 200, "checks": {"signature_verified": True}, "capability_codes": 40,
+              "capability_flags": 30, "capabilities_sha256": "ab" * 32}
+    host, arm = tmp_path / "host.json", tmp_path / "arm.json"
+    host.write_text(json.dumps({**common, "arch": "x86_64"}) + "\n")
+    arm.write_text(json.dumps({**common, "arch": "aarch64"}) + "\n")
+    assert smoke.check(arm, host, min_scored=100, require_backend=None) == []
+    arm.write_text(json.dumps({**common, "arch": "aarch64", "capabilities_sha256": "cd" * 32}) + "\n")
+    problems = smoke.check(arm, host, min_scored=100, require_backend=None)
+    assert len(problems) == 1 and problems[0].startswith("capabilities_sha256 differs")
+    assert "capabilities" in smoke._SAME_ACROSS_ARCH[-3]

@@ -95,3 +95,29 @@ def test_out_of_order_chunks_do_not_decrypt() -> None:
 def test_malformed_metadata_is_named(blob: bytes, fragment: str) -> None:
     with pytest.raises(CryptoError, match=fragment):
         decode_metadata(blob)
+
+
+def test_findings_carry_capability_flags_and_old_findings_still_decode() -> None:
+    import dataclasses
+    import json
+    import struct
+
+    dev, privs, pubs = _keys()
+    md = _metadata(3, dev)
+    flagged = dataclasses.replace(md.findings[0], capabilities=("is_mintable", "transfer_pausable"))
+    pending = Finding(RecordKey(12, 1, 0, 0), os.urandom(20), os.urandom(32), 0.1, False, "ab" * 32, None)
+    md = dataclasses.replace(md, findings=(flagged, pending))
+    sm = seal_metadata(md, auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=1024)
+    man = open_manifest(privs[0], sm.manifest)
+    by_key = {c.key: c.data for c in sm.chunks}
+    got, _ = open_metadata(privs[0], [by_key[r.key] for r in man.chunks])
+    assert got.findings[0].capabilities == ("is_mintable", "transfer_pausable")  # the auditor reads them
+    assert got.findings[1].capabilities is None
+    # metadata written before the capability analysis: findings of 8 fields
+    blob = encode_metadata(md)
+    (hlen,) = struct.unpack(">I", blob[5:9])
+    header = json.loads(blob[9:9 + hlen])
+    header["findings"] = [f[:8] for f in header["findings"]]
+    h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    old = blob[:5] + struct.pack(">I", len(h)) + h + blob[9 + hlen:]
+    assert [f.capabilities for f in decode_metadata(old).findings] == [None, None]

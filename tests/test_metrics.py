@@ -19,6 +19,7 @@ from edge.errors import ConfigError
 from edge.agent import Agent
 from edge.appliance.power import FixedWatts
 from edge.checkpoint.stage import CheckpointStage
+from edge.store.capabilities import CapabilityRow, put_capability
 from edge.store.checkpoints import CheckpointRow, insert_checkpoint
 from tests.conftest import corpus_codes, make_config
 
@@ -120,6 +121,11 @@ async def test_values_from_the_agent_stats_and_the_outbox(tmp_path: Path) -> Non
                     "INSERT INTO txs (chain_id, sender, purpose, to_addr, data, gas, nonce, state, created_at,"
                     " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (cid, b"\5" * 20, purpose, b"\6" * 20, b"", gas, i, state, 0.0, 0.0))
+        for i, (status, flags) in enumerate((("ok", ("is_mintable", "is_proxy")), ("ok", ("is_mintable",)),
+                                             ("ok", ()), ("timeout", ()))):
+            await put_capability(agent.outbox, CapabilityRow(bytes([i]) * 32, "cap-1", status, flags, (), 1.0, 1.0))
+        assert agent.analysis is not None
+        agent.analysis.stats.analyzed, agent.analysis.stats.timeouts = 4, 1
         snap = await m.update(agent)
         assert snap.outbox_depth == 3
         text = scrape(m.port)
@@ -135,6 +141,12 @@ async def test_values_from_the_agent_stats_and_the_outbox(tmp_path: Path) -> Non
     assert value(text, "edge_contracts_scored_total") == 12
     assert value(text, "edge_contracts_high_risk_total") == 3
     assert value(text, "edge_checkpoints_cut_total") == 4
+    assert value(text, "edge_capability_codes", flag="is_mintable") == 2
+    assert value(text, "edge_capability_codes", flag="is_proxy") == 1
+    assert value(text, "edge_capability_codes", flag="selfdestruct") == 0  # present before the first
+    assert value(text, "edge_capability_reports", status="timeout") == 1
+    assert value(text, "edge_capability_reports", status="ok") == 3
+    assert value(text, "edge_capability_analyzed_total") == 4 and value(text, "edge_capability_timeouts_total") == 1
     assert ("edge_checkpoints_anchored_total", ()) not in samples(text)  # no forward stage running
     assert value(text, "edge_outbox_checkpoints", state="sealed") == 2
     assert value(text, "edge_outbox_checkpoints", state="uploaded") == 1

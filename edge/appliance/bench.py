@@ -16,12 +16,21 @@ is inside the measured time and reported as its own stage. Latency per contract 
 batch size; p50/p99 are over contracts. Peak RSS is each process's ``ru_maxrss``.
 Power: see :mod:`edge.appliance.power` (unknown when nothing is readable; never invented).
 
+The capability analysis is NOT in that loop (on a device it runs in its own worker
+process, off the hot path). It is measured after it, as on a device: the first
+``analysis_codes`` distinct codes of the corpus (by keccak-256, as the agent analyses
+once per code hash) go one at a time through the agent's
+:class:`edge.scoring.capability_worker.CapabilityWorker` (a spawned child, budget per
+code); reported: distinct codes/s (wall, IPC included), p50/p99/max ms per code (the
+analyzer's own time), round-trip p99, and timeouts at the budget.
+
 Nothing here imports web3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing as mp
 import os
 import resource
@@ -40,7 +49,7 @@ import numpy as np
 from edge.errors import EdgeError
 from edge.appliance.power import PowerMeter, detect_source
 
-__all__ = ["BenchResult", "WorkerResult", "run_bench"]
+__all__ = ["BenchResult", "WorkerResult", "run_analysis_bench", "run_bench"]
 
 _STAGES = ("read", "featurize", "score", "explain", "buffer")
 _TOP_K = 5
@@ -116,6 +125,8 @@ class BenchResult:
     pinned_cpus: list[int | None]
     corpus: str
     buffered: str
+    analysis: dict[str, Any] | None = None
+    """Capability analysis figures (module doc), or None when not measured."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded)."""
@@ -123,7 +134,7 @@ class BenchResult:
         for k, v in out.items():
             if isinstance(v, float):
                 out[k] = round(v, 3)
-            elif isinstance(v, dict):
+            elif isinstance(v, dict) and all(isinstance(x, float) for x in v.values()):
                 out[k] = {kk: round(vv, 3) for kk, vv in v.items()}
             elif isinstance(v, list) and v and isinstance(v[0], float):
                 out[k] = [round(x, 3) for x in v]
@@ -288,6 +299,8 @@ def run_bench(
     progress: bool = True,
     with_code: bool = False,
     keep: list[WorkerResult] | None = None,
+    analysis_codes: int = 0,
+    analysis_budget_s: float = 5.0,
 ) -> BenchResult:
     """Run the benchmark and return its summary.
 
@@ -303,6 +316,9 @@ def run_bench(
             only the score rows the scoring stage writes.
         keep: when given, each worker's raw :class:`WorkerResult` is appended to it
             (per-batch latencies for ``--report``).
+        analysis_codes: after the hot path, analyse this many distinct codes of the
+            corpus in the capability worker (0: do not measure the analysis).
+        analysis_budget_s: the analysis time budget per code (s).
 
     Raises:
         EdgeError: bad arguments, unreadable corpus, model or outbox problems, or a
@@ -360,7 +376,75 @@ def run_bench(
             shutil.rmtree(folder, ignore_errors=True)
     if keep is not None:
         keep.extend(results)
-    return _summarise(results, wall, meter, corpus, batch, with_code)
+    summary = _summarise(results, wall, meter, corpus, batch, with_code)
+    if analysis_codes > 0:
+        summary = dataclasses.replace(summary, analysis=run_analysis_bench(corpus, analysis_codes,
+                                                                           analysis_budget_s, limit=limit))
+    return summary
+
+
+def run_analysis_bench(corpus: Path, codes: int, budget_s: float, *, limit: int | None = None) -> dict[str, Any]:
+    """Capability analysis figures over the first ``codes`` distinct codes (module doc).
+
+    Returns a dict: ``codes``, ``codes_per_s`` (wall, one worker process), ``ms_p50``,
+    ``ms_p99``, ``ms_max`` (the analyzer's time per code), ``roundtrip_ms_p99`` (submit
+    to answer, IPC included), ``timeouts``, ``budget_s``, ``flags`` (codes per flag).
+
+    Raises:
+        EdgeError: bad ``codes`` / ``budget_s``, unreadable corpus.
+    """
+    from edge.scoring.capability_worker import CapabilityWorker
+    from edge.scoring.corpus_reader import iter_codes
+
+    if codes < 1 or not budget_s > 0:
+        raise EdgeError(f"bench: --analysis-codes must be >= 1 and the budget > 0, got {codes}, {budget_s}")
+    keccak: Callable[[bytes], bytes] | None = None
+    picked: dict[bytes, bytes] = {}
+    for r in iter_codes(corpus, limit=limit):
+        if r.code is None:
+            continue
+        h = r.keccak
+        if h is None:
+            if keccak is None:
+                from eth_hash.auto import keccak as _k
+
+                keccak = _k
+            h = keccak(r.code)
+        picked.setdefault(h, r.code)
+        if len(picked) >= codes:
+            break
+
+    async def go() -> tuple[float, list[float], list[float], list[Any]]:
+        async with CapabilityWorker(budget_s=budget_s) as w:
+            reports, trips = [], []
+            first = next(iter(picked.items()), None)
+            if first is not None:  # start the child (spawn + imports) outside the timed region
+                await w.analyze(first[1], "0x" + first[0].hex())
+            t0 = time.perf_counter()
+            for h, code in picked.items():
+                t = time.perf_counter()
+                reports.append(await w.analyze(code, "0x" + h.hex()))
+                trips.append((time.perf_counter() - t) * 1e3)
+            wall = time.perf_counter() - t0
+        return wall, [r.elapsed_s * 1e3 for r in reports], trips, reports
+
+    wall, ms, trips, reports = asyncio.run(go())
+    flags: dict[str, int] = {}
+    for rep in reports:
+        for f in rep.flag_names:
+            flags[f] = flags.get(f, 0) + 1
+    n = len(ms)
+    return {
+        "codes": n,
+        "codes_per_s": round(n / wall, 2) if wall > 0 else float("nan"),
+        "ms_p50": round(float(np.percentile(ms, 50)), 3) if ms else float("nan"),
+        "ms_p99": round(float(np.percentile(ms, 99)), 3) if ms else float("nan"),
+        "ms_max": round(max(ms), 3) if ms else float("nan"),
+        "roundtrip_ms_p99": round(float(np.percentile(trips, 99)), 3) if trips else float("nan"),
+        "timeouts": sum(1 for r in reports if r.status == "timeout"),
+        "budget_s": budget_s,
+        "flags": dict(sorted(flags.items())),
+    }
 
 
 def _run_processes(

@@ -380,9 +380,11 @@ async def follow(agent: AgentLike, panel: StatusPanel, every_s: float = 1.0) -> 
     Every ``every_s`` seconds: set the status LED from :func:`state_from`, and raise the
     alert when the scorer's ``flagged`` count (high-risk contracts), the count of blocks
     sealed by a stranger (``foreign_sealers``), the count of Clique rule violations
-    (``chain_alarms``, EIP-225) or the fleet's divergence count has grown since the last look.
+    (``chain_alarms``, EIP-225), the fleet's divergence count or the analysis stage's
+    ``alerted`` count (contracts whose capability flags intersect ``[capabilities]
+    alert_flags``; the alert line is the stage's sentence) has grown since the last look.
     """
-    flagged = foreign = diverged = chain_alarms = 0
+    flagged = foreign = diverged = chain_alarms = cap_alerts = 0
     while True:
         panel.set_state(state_from(agent))
         fleet = getattr(agent, "fleet", None)
@@ -394,6 +396,12 @@ async def follow(agent: AgentLike, panel: StatusPanel, every_s: float = 1.0) -> 
         if now_flagged > flagged:
             panel.alert(f"{now_flagged - flagged} high-risk contract(s) flagged ({now_flagged} since start)")
         flagged = now_flagged
+        analysis = getattr(agent, "analysis", None)
+        now_cap = int(analysis.stats.alerted) if analysis is not None else 0
+        if analysis is not None and now_cap > cap_alerts:
+            more = now_cap - cap_alerts - 1
+            panel.alert(f"capability {analysis.stats.last_alert}" + (f" (and {more} more)" if more else ""))
+        cap_alerts = now_cap
         now_alarms = agent.stats.chain_alarms
         now_foreign = agent.stats.foreign_sealers
         if now_alarms > chain_alarms:

@@ -22,6 +22,12 @@ Exposed families (``_total`` = counter since the process started; others are gau
                                        ``edge_foreign_sealed_blocks_total``
 ``edge_contracts_scored_total``        codes scored (scoring stage running)
 ``edge_contracts_high_risk_total``     of which flagged high-risk
+``edge_capability_analyzed_total``     codes analysed since start (analysis stage running),
+                                       ``edge_capability_timeouts_total`` of which timed out
+``edge_capability_codes{flag}``        codes in the outbox whose capability report carries
+                                       the flag (every flag of the analyzer, 0 until seen)
+``edge_capability_reports{status}``    capability reports in the outbox per status (ok,
+                                       timeout, empty): the timeouts kept across restarts
 ``edge_checkpoints_cut_total``         checkpoints sealed (checkpoint stage running)
 ``edge_checkpoints_anchored_total``    checkpoints anchored by this device (forward stage)
 ``edge_outbox_bytes``                  database + WAL size; ``edge_outbox_max_bytes`` the cap
@@ -64,6 +70,8 @@ from edge import __version__
 from edge.chain.clique import RULES
 from edge.config import MetricsConfig
 from edge.errors import ConfigError
+from edge.scoring.capabilities import FLAG_NAMES
+from edge.store.capabilities import capability_counts
 from edge.store.status import counts_by_state
 from edge.appliance.power import Pi5Pmic, PowerSource, detect_source
 
@@ -134,6 +142,10 @@ class Snapshot:
     scored: int | None = None
     flagged: int | None = None
     checkpoints_cut: int | None = None
+    analyzed: int | None = None
+    analysis_timeouts: int | None = None
+    capability_codes: tuple[tuple[str, int], ...] = ()
+    capability_reports: tuple[tuple[str, int], ...] = ()
     checkpoints_anchored: int | None = None
     outbox_bytes: int = 0
     outbox_max_bytes: int | None = None
@@ -178,12 +190,25 @@ class _SnapshotCollector(Collector):
             ("edge_foreign_sealed_blocks", "Blocks sealed by a signer outside poa.authorities.", s.foreign_sealers),
             ("edge_contracts_scored", "Contract codes scored since start.", s.scored),
             ("edge_contracts_high_risk", "Contract codes flagged high-risk since start.", s.flagged),
+            ("edge_capability_analyzed", "Codes whose capabilities were analysed since start.", s.analyzed),
+            ("edge_capability_timeouts", "Capability analyses that ran out of time since start.",
+             s.analysis_timeouts),
             ("edge_checkpoints_cut", "Checkpoints sealed since start.", s.checkpoints_cut),
             ("edge_checkpoints_anchored", "Checkpoints anchored by this device since start.",
              s.checkpoints_anchored),
         ):
             if v is not None:
                 yield CounterMetricFamily(name, doc, value=v)
+        caps = GaugeMetricFamily("edge_capability_codes", "Codes in the outbox whose capability report carries "
+                                 "the flag.", labels=["flag"])
+        for flag, n in s.capability_codes:
+            caps.add_metric([flag], n)
+        yield caps
+        reps = GaugeMetricFamily("edge_capability_reports", "Capability reports in the outbox per status.",
+                                 labels=["status"])
+        for status, n in s.capability_reports:
+            reps.add_metric([status], n)
+        yield reps
         yield GaugeMetricFamily("edge_outbox_bytes", "Outbox database + WAL size.", value=s.outbox_bytes)
         if s.outbox_max_bytes is not None:
             yield GaugeMetricFamily("edge_outbox_max_bytes", "Outbox size cap (outbox.max_mb).",
@@ -313,8 +338,8 @@ class Metrics:
     async def update(self, agent: MetricsSource) -> Snapshot:
         """Build a new :class:`Snapshot` from the agent and serve it; returns it.
 
-        Reads the agent's stage counters (no I/O), four GROUP BY queries on the small
-        ``checkpoints``, ``anchors``, ``txs`` and ``alarms`` tables, the outbox file sizes, and one
+        Reads the agent's stage counters (no I/O), GROUP BY queries on the small
+        ``checkpoints``, ``anchors``, ``txs``, ``alarms`` and ``capabilities`` tables, the outbox file sizes, and one
         power reading (in a thread: ``vcgencmd`` spawns a process).
         """
         s = agent.stats
@@ -322,6 +347,8 @@ class Metrics:
         scorer, cp, fw = agent.scorer, agent.checkpointer, agent.forwarder
         watts = await asyncio.to_thread(self._read_watts) if self.power is not None else None
         grouped = await counts_by_state(ob)
+        by_flag, by_status = await capability_counts(ob)
+        analysis = getattr(agent, "analysis", None)
         snap = Snapshot(
             chain_id=s.chain_id, head=s.head, cursor=s.cursor, lag=s.lag, connected=s.connected, paused=s.paused,
             blocks=s.blocks, logs=s.logs, contracts=s.contracts, reorgs=s.reorgs, reconnects=s.reconnects,
@@ -329,6 +356,10 @@ class Metrics:
             scored=int(scorer.stats.scored) if scorer is not None else None,
             flagged=int(scorer.stats.flagged) if scorer is not None else None,
             checkpoints_cut=int(cp.stats.checkpoints) if cp is not None else None,
+            analyzed=int(analysis.stats.analyzed) if analysis is not None else None,
+            analysis_timeouts=int(analysis.stats.timeouts) if analysis is not None else None,
+            capability_codes=tuple(sorted({**dict.fromkeys(FLAG_NAMES, 0), **by_flag}.items())),
+            capability_reports=tuple(sorted({"ok": 0, "timeout": 0, "empty": 0, **by_status}.items())),
             checkpoints_anchored=int(fw.stats.checkpoints_anchored) if fw is not None else None,
             outbox_bytes=ob.size_bytes(), outbox_max_bytes=ob.max_bytes,
             checkpoints_by_state=tuple((str(a), int(b)) for a, b in grouped["checkpoints"]),

@@ -1,5 +1,6 @@
 """``edge bench``: the command line of :mod:`edge.appliance.bench` (featurize + score +
-buffer throughput, contracts/s and per watt).
+buffer throughput, contracts/s and per watt; then, apart, the capability analysis:
+distinct codes/s and ms per code in the worker process).
 
 The engine is imported when the command runs, so ``edge --help`` and the agent's start-up
 never load numpy or onnxruntime for it.
@@ -40,7 +41,20 @@ def report(res: BenchResult) -> str:
         f"  power        {power}",
         f"  efficiency   {eff}",
         f"  flagged      {res.flagged:,} of {res.contracts:,}; bad rows skipped: {res.bad_rows}",
+        *_analysis_lines(res),
     ])
+
+
+def _analysis_lines(res: BenchResult) -> list[str]:
+    a = res.analysis
+    if a is None:
+        return ["  capabilities not measured (--analysis-codes 0)"]
+    return [
+        f"  capabilities {a['codes']:,} distinct codes in the worker process (not in the loop above): "
+        f"{a['codes_per_s']:,.1f} codes/s; per code p50 {a['ms_p50']:.1f} ms, p99 {a['ms_p99']:.1f} ms, "
+        f"max {a['ms_max']:.1f} ms (round trip p99 {a['roundtrip_ms_p99']:.1f} ms); "
+        f"{a['timeouts']} timeout(s) at {a['budget_s']:g} s",
+    ]
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -61,6 +75,8 @@ def _cmd(args: argparse.Namespace) -> int:
         pin=not args.no_pin,
         progress=not args.no_progress,
         with_code=args.with_code,
+        analysis_codes=args.analysis_codes,
+        analysis_budget_s=args.analysis_budget,
     )
     print(report(res))
     if args.json:
@@ -84,6 +100,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--with-code", action="store_true",
                    help="buffer the code blobs too (ingest's share), not only the score rows")
     p.add_argument("--no-pin", action="store_true", help="do not pin workers to CPUs")
+    p.add_argument("--analysis-codes", type=int, default=200,
+                   help="then analyse this many distinct codes' capabilities in the worker process "
+                        "(0: skip; default 200)")
+    p.add_argument("--analysis-budget", type=float, default=5.0,
+                   help="capability analysis time budget per code, seconds (default 5)")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="run 1..--workers workers and write DIR/index.html (plots) and DIR/bench.json "
                         "(needs the [report] extra: matplotlib)")

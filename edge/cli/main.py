@@ -106,6 +106,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"records: {info['blocks']} blocks ({info['final_blocks']} final), {info['contracts']} contracts "
               f"({info['codes']} distinct codes), {info['logs']} logs")
         print(f"risk: {info['scored']} codes scored, {info['flagged']} high-risk")
+        caps = info["capabilities"]
+        done = sum(caps["by_status"].values())
+        timeouts = caps["by_status"].get("timeout", 0)
+        flags = ", ".join(f"{f} {n}" for f, n in sorted(caps["by_flag"].items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"capabilities: {done} codes analysed ({timeouts} timed out); codes per flag: {flags or 'none'}")
         cp = info["checkpoints"]
         print("checkpoints: " + (", ".join(f"{n} {s}" for s, n in sorted(cp.items())) or "none yet")
               + f"; last anchored: {info['last_anchored'] or '-'}")

@@ -3,7 +3,11 @@
 Writes one JSON object per corpus row, in corpus order::
 
     {"line": 1, "bytecode_keccak": "0x...", "score": 0.0312, "flagged": false,
-     "top_features": [["count:SELFDESTRUCT", 1.0, 0.0123], ...]}
+     "top_features": [["count:SELFDESTRUCT", 1.0, 0.0123], ...],
+     "capabilities": ["is_mintable"], "capability_status": "ok",
+     "capability_evidence": [{"name": "is_mintable", "confidence": 0.9,
+         "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"], "slots": [...],
+         "opcodes": [...], "reason": "owner-only function 0x40c10f19 mint(address,uint256) ..."}]}
 
 ``score`` is the model's probability of malicious (0..1), ``flagged`` is
 ``score >= threshold`` at the shipped threshold (or ``--threshold``). A row whose
@@ -11,6 +15,14 @@ bytecode is not valid hex gets ``"score": null, "flagged": null, "error": "..."`
 instead (the run goes on; the count of such rows is printed and the exit status is 1).
 ``bytecode_keccak`` is the row's own field when it has one, else keccak-256 computed
 here (eth-hash). The corpus is streamed in batches; nothing here imports web3.
+
+``capabilities`` (flag names, GoPlus token-security fields) and ``capability_evidence``
+(one object per flag, with the sentence ``reason``) come from
+:func:`edge.scoring.capabilities.analyze`, once per distinct code (by hash) with a time
+budget per code (``--capability-budget``, s); ``capability_status`` is ``ok``,
+``timeout`` (no flags: the budget ran out) or ``empty``. ``--no-capabilities`` leaves
+the three fields out. This is an offline tool: the analysis runs in this process (the
+agent runs it in a worker process, off its event loop).
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ def score_corpus(
     model: Path | None = None,
     threshold: float | None = None,
     limit: int | None = None,
+    capabilities: bool = True,
+    capability_budget_s: float = 5.0,
 ) -> tuple[int, int, int]:
     """Score a corpus, writing JSON Lines to ``out``.
 
@@ -45,6 +59,8 @@ def score_corpus(
         out: text stream for the output lines.
         model: ONNX model (default: the shipped one). threshold: override the model's.
         limit: only the first rows.
+        capabilities: add the capability fields (module doc). capability_budget_s: the
+            analysis time budget per distinct code, seconds (> 0).
 
     Returns:
         ``(rows, flagged, bad_rows)``.
@@ -58,6 +74,11 @@ def score_corpus(
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise EdgeError(f"score: --threshold must be in [0, 1], got {threshold}")
+    if capabilities and not capability_budget_s > 0:
+        raise EdgeError(f"score: --capability-budget must be > 0, got {capability_budget_s}")
+    from edge.scoring.capabilities import analyze
+
+    reports: dict[bytes, dict[str, object]] = {}
     risk = RiskModel(model or default_model_path())
     rows_iter = iter_codes(corpus, limit=limit)
     n = flagged = bad = 0
@@ -89,6 +110,13 @@ def score_corpus(
                 s, f, t = by_index[r.index]
                 obj.update(score=round(s, 6), flagged=bool(f), top_features=t)
                 flagged += int(f)
+                if capabilities and r.code is not None and h is not None:
+                    js = reports.get(h)
+                    if js is None:
+                        js = reports[h] = analyze(r.code, code_hash="0x" + h.hex(),
+                                                  budget_s=capability_budget_s).to_json()
+                    obj.update(capabilities=js["capabilities"], capability_status=js["status"],
+                               capability_evidence=js["evidence"])
             else:
                 obj.update(score=None, flagged=None, error=r.error or "unusable row")
                 bad += 1
@@ -111,6 +139,8 @@ def _cmd(args: argparse.Namespace) -> int:
                 model=Path(args.model) if args.model else None,
                 threshold=args.threshold,
                 limit=args.limit,
+                capabilities=not args.no_capabilities,
+                capability_budget_s=args.capability_budget,
             )
         tmp.replace(out_path)
     except OSError as e:
@@ -131,4 +161,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--model", default=None, help="ONNX model (default: the shipped models/risk.onnx)")
     p.add_argument("--threshold", type=float, default=None, help="flag threshold (default: the model's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--no-capabilities", action="store_true",
+                   help="leave out the capability report (capabilities, capability_evidence)")
+    p.add_argument("--capability-budget", type=float, default=5.0,
+                   help="capability analysis time budget per distinct code, seconds (default 5)")
     p.set_defaults(func=_cmd)

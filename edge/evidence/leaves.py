@@ -93,7 +93,9 @@ class Leaf:
 class Finding:
     """The risk finding of one deployment in a checkpoint (travels in the metadata only):
     key, 20-byte address, 32-byte code hash, score 0..1 (None: not scored, e.g. oversize),
-    flagged, model id."""
+    flagged, model id, and the code's capability flags (GoPlus token-security names, see
+    :mod:`edge.scoring.capabilities`; None: no report stored yet, ``()``: none found or
+    the analysis timed out)."""
 
     key: RecordKey
     address: bytes
@@ -101,6 +103,7 @@ class Finding:
     score: float | None
     flagged: bool
     model_id: str | None
+    capabilities: tuple[str, ...] | None = None
 
 
 def encode_block(chain_id: int, number: int, block_hash: bytes, parent_hash: bytes, timestamp: int,

@@ -4,7 +4,10 @@ What travels (encrypted) per checkpoint:
 
 - the **metadata**: header (chain id, range, last block hash, root, id, leaf count, the
   device that produced it), per record its key, CRC-32C and leaf, and the risk findings
-  (score, flag, model id) of its deployments. Binary layout::
+  of its deployments: ``[block, tx_index, index, address, code_hash, score, flagged,
+  model_id, capabilities]`` (``capabilities``: the code's capability flag names, or null
+  when no report was stored yet; a finding of 8 fields, from an agent before the
+  capability analysis, decodes with ``capabilities`` None). Binary layout::
 
       b"EDGM" | u8 version=1 | u32 header_len | header (UTF-8 JSON, sorted keys)
       | n x (u64 block | u8 kind | u32 tx_index | u32 index | u32 crc | bytes32 leaf)
@@ -162,7 +165,8 @@ def encode_metadata(md: Metadata) -> bytes:
         "leaves": len(md.records),
         "findings": [
             [f.key.block_number, f.key.tx_index, f.key.index, f.address.hex(), f.code_hash.hex(), f.score,
-             f.flagged, f.model_id] for f in md.findings
+             f.flagged, f.model_id, None if f.capabilities is None else list(f.capabilities)]
+            for f in md.findings
         ],
     }
     h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
@@ -185,7 +189,8 @@ def decode_metadata(blob: bytes) -> Metadata:
             raise CryptoError(f"metadata: record table of {len(body)} bytes is not a multiple of {_REC.size}")
         recs = tuple(Leaf(RecordKey(b, k, t, i), leaf, crc) for b, k, t, i, crc, leaf in _REC.iter_unpack(body))
         findings = tuple(
-            Finding(RecordKey(f[0], 1, f[1], f[2]), bytes.fromhex(f[3]), bytes.fromhex(f[4]), f[5], bool(f[6]), f[7])
+            Finding(RecordKey(f[0], 1, f[1], f[2]), bytes.fromhex(f[3]), bytes.fromhex(f[4]), f[5], bool(f[6]), f[7],
+                    None if len(f) < 9 or f[8] is None else tuple(str(x) for x in f[8]))
             for f in h["findings"])
         md = Metadata(int(h["chain_id"]), int(h["from_block"]), int(h["to_block"]), bytes.fromhex(h["last_hash"]),
                       bytes.fromhex(h["root"]), bytes.fromhex(h["id"]), str(h["device"]), recs, findings)

@@ -17,13 +17,18 @@ The backlog is bounded (``max_pending``): :meth:`CapabilityWorker.analyze` raise
 :class:`CapabilityBacklogFull` instead of queueing without limit, so the caller (the
 scoring side) decides to retry later; nothing is lost and ingest never waits on it.
 
-Not wired into the agent here: see the integration notes in the branch report.
+The child dies with the agent (``PR_SET_PDEATHSIG`` SIGKILL, Linux) and ignores SIGINT
+(a Ctrl-C goes to the agent, which kills the child itself): no orphan, no second
+traceback. The agent's :class:`edge.scoring.analysis.AnalysisStage` owns one worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -33,13 +38,17 @@ from types import TracebackType
 from edge.errors import EdgeError
 from edge.scoring.capabilities import CapabilityReport, analyze
 
-__all__ = ["CapabilityBacklogFull", "CapabilityWorker"]
+__all__ = ["CapabilityBacklogFull", "CapabilityWorker", "CapabilityWorkerUnavailable"]
 
 AnalyzeFn = Callable[..., CapabilityReport]
 
 
 class CapabilityBacklogFull(EdgeError):
     """More codes are waiting for analysis than ``max_pending``; try again later."""
+
+
+class CapabilityWorkerUnavailable(EdgeError):
+    """The analysis child process did not start (a transient fault: try again later)."""
 
 
 class CapabilityWorker:
@@ -76,6 +85,7 @@ class CapabilityWorker:
         self._pool: ProcessPoolExecutor | None = None
         self._pending = 0
         self._lock = asyncio.Lock()
+        self._warm = False
         self.restarts = 0
         """How many times the child was killed and replaced."""
 
@@ -99,7 +109,8 @@ class CapabilityWorker:
         return self._pending
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_child_init)
 
     async def analyze(self, code: bytes, code_hash: str) -> CapabilityReport:
         """The capability report of one code, computed in the child process.
@@ -112,6 +123,7 @@ class CapabilityWorker:
 
         Raises:
             CapabilityBacklogFull: ``max_pending`` codes are already waiting.
+            CapabilityWorkerUnavailable: a fresh child did not start (it is replaced).
             EdgeError: the worker is not entered.
         """
         if self._pool is None:
@@ -130,6 +142,14 @@ class CapabilityWorker:
     async def _run(self, code: bytes, code_hash: str) -> CapabilityReport:
         assert self._pool is not None
         loop = asyncio.get_running_loop()
+        if not self._warm:  # start the child first: the hard limit is per code, not per spawn
+            try:
+                await asyncio.wait_for(loop.run_in_executor(self._pool, _ready, self._fn), _SPAWN_LIMIT_S)
+            except (TimeoutError, BrokenProcessPool) as e:
+                self._restart()
+                raise CapabilityWorkerUnavailable(f"capabilities: the analysis worker did not start within {_SPAWN_LIMIT_S:.0f} s"
+                                f" ({type(e).__name__})") from e
+            self._warm = True
         t0 = time.perf_counter()
         fut = loop.run_in_executor(
             self._pool, _call, self._fn, bytes(code), code_hash, self.budget_s
@@ -137,10 +157,32 @@ class CapabilityWorker:
         try:
             return await asyncio.wait_for(fut, self.hard_timeout_s)
         except (TimeoutError, BrokenProcessPool):
-            _kill(self._pool)
-            self._pool = self._new_pool()
-            self.restarts += 1
+            self._restart()
             return CapabilityReport(code_hash, "timeout", (), (), time.perf_counter() - t0)
+
+    def _restart(self) -> None:
+        assert self._pool is not None
+        _kill(self._pool)
+        self._pool = self._new_pool()
+        self._warm = False
+        self.restarts += 1
+
+
+_SPAWN_LIMIT_S = 120.0
+"""Longest wait for a fresh child to start (interpreter, imports) before its first code."""
+
+
+def _ready(fn: AnalyzeFn) -> bool:
+    """Runs in the child: answers once it is up and has imported ``fn``'s module."""
+    return callable(fn)
+
+
+def _child_init() -> None:
+    """In the child, once: die with the parent (PR_SET_PDEATHSIG, prctl(2); the parent
+    forks it from the event loop's thread, which lives as long as the agent), ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _call(fn: AnalyzeFn, code: bytes, code_hash: str, budget_s: float) -> CapabilityReport:

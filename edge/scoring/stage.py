@@ -224,14 +224,13 @@ class ScoreStage:
         ]
 
     async def _report(self, row: ScoreRow) -> None:
-        where = await deployments_of(self.outbox, row.code_hash)
-        places = ", ".join(f"0x{a.hex()} (chain {c}, block {b})" for c, b, a in where)
-        top = ", ".join(name for name, _, _ in row.top_features[:3])
-        log.warning(
-            "HIGH RISK contract code 0x%s score %.3f >= %.3f at %s; top features: %s",
-            row.code_hash.hex(),
-            row.score,
-            self.threshold,
-            places or "(no contract recorded)",
-            top or "-",
-        )
+        """Log a flagged code as a sentence: where it is, its score, and what its code lets
+        someone do (the capability report's reasons; "pending" until the analysis stage
+        has stored it, which then logs the reasons itself)."""
+        from edge.scoring.analysis import alert_sentence, places_text
+        from edge.store.capabilities import get_capability
+
+        places = places_text(await deployments_of(self.outbox, row.code_hash))
+        cap = await get_capability(self.outbox, row.code_hash)
+        log.warning("HIGH RISK %s", alert_sentence(places, row.code_hash, cap, score=row.score,
+                                                   threshold=self.threshold))

@@ -6,6 +6,7 @@ ingested and final, so a checkpoint never covers a block the outbox does not hol
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,20 +93,23 @@ async def range_leaves(ob: Outbox | Tx, chain_id: int, lo: int, hi: int) -> list
 
 
 async def range_findings(ob: Outbox, chain_id: int, lo: int, hi: int) -> list[Finding]:
-    """Risk findings (latest score per code) of the deployments of blocks ``lo..hi``."""
+    """Risk findings (latest score per code, and the code's capability flags: None when no
+    capability report is stored) of the deployments of blocks ``lo..hi``."""
     rows = await ob.fetchall(
         "SELECT c.block_number, c.tx_index, c.create_index, c.address, c.code_hash, s.score, s.flagged,"
-        " s.model_id FROM contracts c LEFT JOIN scores s ON s.code_hash = c.code_hash"
+        " s.model_id, a.flags FROM contracts c LEFT JOIN scores s ON s.code_hash = c.code_hash"
+        " LEFT JOIN capabilities a ON a.code_hash = c.code_hash"
         " WHERE c.chain_id=? AND c.block_number BETWEEN ? AND ?"
         " ORDER BY c.block_number, c.tx_index, c.create_index, s.scored_at DESC", (chain_id, lo, hi))
     seen: set[tuple[int, int, int]] = set()
     out: list[Finding] = []
-    for n, ti, ci, addr, ch, score, flagged, model in rows:
+    for n, ti, ci, addr, ch, score, flagged, model, flags in rows:
         if (n, ti, ci) in seen:
             continue
         seen.add((n, ti, ci))
         out.append(Finding(RecordKey(n, KIND_CONTRACT, ti, ci), bytes(addr), bytes(ch),
-                           None if score is None else float(score), bool(flagged), model))
+                           None if score is None else float(score), bool(flagged), model,
+                           None if flags is None else tuple(str(f) for f in json.loads(flags))))
     return out
 
 

@@ -284,6 +284,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alarms ADD COLUMN block_hash BLOB;
     ALTER TABLE alarms ADD COLUMN signer BLOB;
     """,
+    # 5 -> 6: the capability report of each distinct
+    # runtime code (edge.scoring.analysis, edge/store/capabilities.py). One row per
+    # code_hash, replaced when a newer analyzer version analyses it again; status ok |
+    # timeout | empty (a timeout is a result: it is not retried by the same analyzer);
+    # flags: JSON list of flag names; evidence: JSON list of one object per flag.
+    """
+    CREATE TABLE capabilities (
+        code_hash   BLOB    PRIMARY KEY,
+        analyzer    TEXT    NOT NULL,
+        status      TEXT    NOT NULL CHECK (status IN ('ok', 'timeout', 'empty')),
+        flags       TEXT    NOT NULL,
+        evidence    TEXT    NOT NULL,
+        elapsed_ms  REAL    NOT NULL,
+        analyzed_at REAL    NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX capabilities_by_analyzer ON capabilities (analyzer);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

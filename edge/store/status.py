@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.errors import OutboxError
 from edge.store import chain_data
+from edge.store.capabilities import capability_counts
 from edge.store.db import Outbox
 
 __all__ = ["status_info"]
@@ -18,7 +19,9 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
 
     Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, final_blocks,
     logs, contracts, codes, scored, flagged, alarms), checkpoints by state, the last
-    anchored range, transactions by state, the newest alarm, and outbox_mb.
+    anchored range, transactions by state, the newest alarm, outbox_mb, and
+    ``capabilities``: ``{"by_status": {status: codes}, "by_flag": {flag: codes}}`` (the
+    capability reports stored, :mod:`edge.store.capabilities`).
     Raises: OutboxError if the file is missing or unusable.
     """
     if not path.exists():
@@ -43,6 +46,7 @@ async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
         last = await ob.fetchone("SELECT from_block, to_block FROM checkpoints WHERE chain_id=? AND state='anchored'"
                                  " ORDER BY to_block DESC LIMIT 1", (chain_id,))
         txs = dict(await ob.fetchall("SELECT state, count(*) FROM txs GROUP BY state"))
+        by_flag, by_status = await capability_counts(ob)
         alarm = await ob.fetchone("SELECT kind, detail FROM alarms WHERE chain_id=? ORDER BY id DESC LIMIT 1",
                                   (chain_id,))
         return {
@@ -64,6 +68,7 @@ async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
             "flagged": c.flagged,
             "alarms": c.alarms,
             "outbox_mb": round(ob.size_bytes() / 2**20, 3),
+            "capabilities": {"by_status": by_status, "by_flag": by_flag},
         }
 
 
