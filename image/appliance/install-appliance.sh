@@ -187,7 +187,12 @@ step_network() {  # wired DHCP with systemd-networkd, unless the OS brings Netwo
     fi
     install -d -m 755 /etc/systemd/network
     install -m 644 "$APP/20-edge-wired.network" /etc/systemd/network/20-edge-wired.network
-    systemctl enable systemd-networkd.service >/dev/null 2>&1
+    # network-online.target (edge.service wants it): any one link up, 30 s at most, so a
+    # device without a cable still starts its agent (which reconnects by itself).
+    install -d -m 755 /etc/systemd/system/systemd-networkd-wait-online.service.d
+    install -m 644 "$APP/wait-online-any.conf" \
+        /etc/systemd/system/systemd-networkd-wait-online.service.d/50-edge.conf
+    systemctl enable systemd-networkd.service systemd-networkd-wait-online.service >/dev/null 2>&1
 }
 
 step_manifest() {  # what is in the image: packages and wheels with their versions

@@ -24,6 +24,12 @@ check() {
 }
 figure() { emit "{\"figure\": \"$1\", \"value\": $2}"; }
 prop() { systemctl show -P "$2" "$1"; }
+# usec PROP-VALUE: a systemd time span as shown by systemctl ("1min 30s", "10s") in µs.
+usec() {
+    python3 -c 'import re, sys
+u = {"us": 1, "ms": 1e3, "s": 1e6, "min": 6e7, "h": 3.6e9}
+print(int(sum(float(n) * u[k] for n, k in re.findall(r"([0-9.]+)(us|ms|min|s|h)", sys.argv[1]))))' "$1"
+}
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 # wait_for SECONDS CMD...: poll CMD every second until it succeeds; 1 on timeout.
@@ -120,17 +126,21 @@ check_watchdog() {
     local pid1 n1 wd_us t0 t1 pid2
     pid1=$(prop edge.service MainPID)
     n1=$(prop edge.service NRestarts)
-    wd_us=$(prop edge.service WatchdogUSec)
+    wd_us=$(usec "$(prop edge.service WatchdogUSec)")
     t0=$(uptime_s)
     kill -STOP "$pid1"
     new_pid() { local p; p=$(prop edge.service MainPID); [ "$p" != 0 ] && [ "$p" != "$pid1" ]; }
     wait_for 600 new_pid
     t1=$(uptime_s)
     pid2=$(prop edge.service MainPID)
-    local dt limit
+    local dt limit abort_us restart_us
     dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-    # Within WatchdogSec of the stop, plus RestartSec (5 s) and the time to spawn it.
-    limit=$(awk -v w="$wd_us" 'BEGIN { printf "%.1f", w / 1e6 + 5 + 10 }')
+    # Caught within WatchdogSec of the stop; then SIGABRT, SIGKILL after TimeoutAbortSec
+    # (a stopped process takes no SIGABRT), RestartSec, and 15 s to spawn it under TCG.
+    abort_us=$(usec "$(prop edge.service TimeoutAbortUSec)")
+    restart_us=$(usec "$(prop edge.service RestartUSec)")
+    limit=$(awk -v w="$wd_us" -v a="$abort_us" -v r="$restart_us" \
+        'BEGIN { printf "%.1f", (w + a + r) / 1e6 + 15 }')
     local why
     why=$(journalctl -b -u edge.service -o cat | grep -m1 -i 'watchdog timeout' || true)
     check watchdog_restarts_stopped_agent "$([ "$pid2" != "$pid1" ] && [ -n "$why" ] \
