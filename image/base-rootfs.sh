@@ -16,7 +16,8 @@
 #
 # Speed (measured gotchas, see ../shared/field-notes.md): update-initramfs is diverted while
 # the packages install (the kernel and initramfs-tools would each run mkinitramfs under
-# qemu-user, minutes each) and run once at the end; raspi-firmware's consoles are set
+# qemu-user, minutes each) and run once at the end, with a module list
+# (image/base-initramfs.sh); raspi-firmware's consoles are set
 # (its detection in a chroot finds only tty0) and its hook gets /proc (mmdebstrap's root
 # mode mounts it). The tarball's mtimes are clamped to SOURCE_DATE_EPOCH (the date of the
 # last commit that changed this file, unless set), so two builds differ as little as
@@ -47,7 +48,7 @@ die() { printf '[base-rootfs] ERROR: %s\n' "$*" >&2; exit 1; }
 pkg_list() { printf '%s\n' "${PACKAGES[@]}" | sort -u | paste -sd, -; }
 
 key() {
-    { echo "$SUITE"; pkg_list; sed -n '/^build() {/,/^}/p' "${BASH_SOURCE[0]}"; } \
+    { echo "$SUITE"; pkg_list; sed -n '/^build() {/,/^}/p' "${BASH_SOURCE[0]}"; cat "$HERE/base-initramfs.sh"; } \
         | sha256sum | cut -c1-16
 }
 
@@ -100,6 +101,7 @@ build() {
     mmdebstrap --format=tar --architectures=arm64 --variant=minbase --components=main,non-free-firmware \
         --include="$(pkg_list)" \
         --aptopt='Acquire::Retries "3"' \
+        --dpkgopt=force-unsafe-io --dpkgopt=force-confold --dpkgopt=force-confdef \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
         --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -108,7 +110,7 @@ build() {
         --essential-hook='mkdir -p "$1/etc/default" "$1/boot/firmware"; printf "CONSOLES=\"tty0 ttyS1,115200\"\nROOTPART=LABEL=RASPIROOT\n" >"$1/etc/default/raspi-firmware"' \
         --customize-hook='rm -f "$1/usr/sbin/update-initramfs"; chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs' \
         --customize-hook='printf "deb http://deb.debian.org/debian bookworm main non-free-firmware\ndeb http://deb.debian.org/debian bookworm-updates main non-free-firmware\ndeb http://deb.debian.org/debian-security bookworm-security main non-free-firmware\n" >"$1/etc/apt/sources.list"' \
-        --customize-hook='chroot "$1" update-initramfs -c -k all' \
+        --customize-hook="$HERE/base-initramfs.sh" \
         --customize-hook='ls "$1"/boot/firmware/initrd.img* "$1"/boot/firmware/vmlinuz* "$1"/boot/firmware/config.txt "$1"/boot/firmware/cmdline.txt >/dev/null' \
         --customize-hook='chroot "$1" dpkg-query -W -f "\${Package}\t\${Version}\t\${Architecture}\n" >"$1/usr/share/edge-base-manifest.tsv"' \
         "$SUITE" "$out" \

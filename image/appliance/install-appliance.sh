@@ -79,11 +79,12 @@ step_venv() {  # /opt/edge/venv: the pinned wheels (hashes checked), then the ag
     # --system-site-packages: python3-lgpio (gpiozero's pin factory on a Pi 5, an apt
     # package of Raspberry Pi OS) where it exists; everything else comes from the wheels.
     python3 -m venv --system-site-packages "$VENV"
-    "$VENV/bin/pip" install -q --no-cache-dir --no-index --find-links "$DIST/wheels" \
+    # --no-compile: the .pyc files are compiled once below (unchecked-hash).
+    "$VENV/bin/pip" install -q --no-cache-dir --no-compile --no-index --find-links "$DIST/wheels" \
         --require-hashes -r "$DIST/requirements-aarch64.txt"
     # The agent from source: gcc builds its C featurizer for aarch64 (without a compiler the
     # pure-Python featurizer is used; it gives the same bits).
-    "$VENV/bin/pip" install -q --no-cache-dir --no-index --no-deps --no-build-isolation \
+    "$VENV/bin/pip" install -q --no-cache-dir --no-compile --no-index --no-deps --no-build-isolation \
         "$DIST"/edge_gateway-*.tar.gz
     "$VENV/bin/pip" check >/dev/null || say "warning: pip check: $("$VENV/bin/pip" check 2>&1 | head -n 3)"
     "$VENV/bin/python" - <<'PY'
