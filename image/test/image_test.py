@@ -48,6 +48,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 ANVIL_PKG = "@foundry-rs/anvil-linux-arm64"
+# npm's dist.integrity of the linux-arm64 anvil, by version (package-lock.json records it
+# only where npm installed on an arm64 machine; the project pins @foundry-rs/anvil).
+ANVIL_ARM64_INTEGRITY = {
+    "1.7.1": "sha512-ykHJmFOGdBR8+9smOKBm9ZZDCCCkLQctiHOAddLvmYx9mPeBDMfq6jP51hKYsO5MG8ClPLSlWe+JpiXPjoXgBQ==",
+}
 METRICS_PORT_EDITED = 9118
 BAD_KEY = "ingest.confirmations"
 GROW_MIB = 1024
@@ -119,9 +124,13 @@ def _menv() -> dict[str, str]:
 
 def anvil_binary(work: Path) -> Path:
     """The linux-arm64 anvil of package-lock.json's version, from npm, integrity checked."""
-    lock = json.loads((REPO / "package-lock.json").read_text())
-    entry = lock["packages"][f"node_modules/{ANVIL_PKG}"]
+    lock = json.loads((REPO / "package-lock.json").read_text())["packages"]
+    version = lock["node_modules/@foundry-rs/anvil"]["version"]
+    entry = lock.get(f"node_modules/{ANVIL_PKG}") or {"version": version,
+                                                      "integrity": ANVIL_ARM64_INTEGRITY.get(version)}
     want = entry["integrity"]
+    if not want:
+        raise ImageTestError(f"no integrity known for {ANVIL_PKG}@{version}: add it to ANVIL_ARM64_INTEGRITY")
     tgz_dir = work / "npm"
     tgz_dir.mkdir(exist_ok=True)
     tgzs = list(tgz_dir.glob("*.tgz"))
@@ -175,13 +184,28 @@ def inject_test_units(disk: Path, work: Path) -> None:
         f"write {HERE / '90-emulation.conf'} {sysd}/edge.service.d/90-emulation.conf",
         f"mkdir {sysd}/edge-firstboot.service.d",
         f"write {HERE / '90-emulation-firstboot.conf'} {sysd}/edge-firstboot.service.d/90-emulation.conf",
-        f"write {HERE / 'mnt-edgetest.mount'} {sysd}/mnt-edgetest.mount",
         f"write {HERE / 'edge-test-anvil.service'} {sysd}/edge-test-anvil.service",
         f"write {HERE / 'edge-image-check.service'} {sysd}/edge-image-check.service",
         f"symlink {sysd}/multi-user.target.wants/edge-test-anvil.service {sysd}/edge-test-anvil.service",
         f"symlink {sysd}/multi-user.target.wants/edge-image-check.service {sysd}/edge-image-check.service",
         "mkdir /mnt/edgetest",
     ]
+    # fstab of the test copy: the shipped lines with a 10-minute device timeout (TCG on a
+    # busy host: udev's coldplug can take minutes; systemd's 90 s default is for real
+    # hardware), and the test disk.
+    fstab = run(["debugfs", "-R", "cat /etc/fstab", spec]).stdout
+    if "LABEL=RASPIFIRM" not in fstab:
+        raise ImageTestError(f"the image's /etc/fstab has no RASPIFIRM line: {fstab!r}")
+    lines = []
+    for ln in fstab.splitlines():
+        f = ln.split()
+        if len(f) >= 4 and not ln.startswith("#"):
+            f[3] += ",x-systemd.device-timeout=600s"
+            ln = "  ".join(f)
+        lines.append(ln)
+    lines.append("LABEL=EDGETEST  /mnt/edgetest  ext4  ro,x-systemd.device-timeout=600s  0 0")
+    (work / "fstab").write_text("\n".join(lines) + "\n")
+    cmds += ["rm /etc/fstab", f"write {work / 'fstab'} /etc/fstab"]
     script = work / "debugfs.cmds"
     script.write_text("\n".join(cmds) + "\n")
     p = run(["debugfs", "-w", "-f", str(script), spec])
@@ -258,7 +282,8 @@ def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, wor
 def main(argv: list[str] | None = None) -> int:
     """Command line (see the module doc); returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--image", type=Path, default=None, help="the .img.xz (default: build/'s)")
+    ap.add_argument("--image", type=Path, default=None,
+                    help="the .img.xz, or an unpacked .img (default: build/'s .img.xz)")
     ap.add_argument("--keep", action="store_true", help="keep build/image-test/disk.img")
     args = ap.parse_args(argv)
     for tool in ("qemu-system-aarch64", "mcopy", "sfdisk", "debugfs", "mke2fs", "xz", "ssh-keygen", "npm"):
@@ -274,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
 
     disk = work / "disk.img"
     say(f"unpacking {image.name} to a test copy (+{GROW_MIB} MiB for the root to grow into)")
-    with disk.open("wb") as out:
-        subprocess.run(["xz", "-dc", "-T2", str(image)], stdout=out, check=True)
+    if image.suffix == ".img":  # an unpacked image (--image build/...img)
+        run(["cp", "--sparse=always", str(image), str(disk)])
+    else:
+        with disk.open("wb") as out:
+            subprocess.run(["xz", "-dc", "-T2", str(image)], stdout=out, check=True)
     raw_mib = disk.stat().st_size / 2**20
     before = partitions(disk)
     with disk.open("r+b") as f:
