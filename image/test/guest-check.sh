@@ -18,7 +18,7 @@ emit() { printf '%s\n' "$1" >"$PORT"; printf 'edge-image-check: %s\n' "$1"; }
 # check NAME OK DETAIL: one verdict line (OK is 0 for pass, as a shell status).
 check() {
     local name=$1 ok=$2 detail=${3:-}
-    detail=${detail//\\/\\\\}; detail=${detail//\"/\\\"}; detail=$(printf '%s' "$detail" | tr '\n\t' '  ')
+    detail=${detail//\\/\\\\}; detail=${detail//\"/\\\"}; detail=$(printf '%s' "$detail" | tr '\n\t' '  ' | tr -d '\000-\037')
     if [ "$ok" -eq 0 ]; then emit "{\"check\": \"$name\", \"ok\": true, \"detail\": \"$detail\"}"
     else emit "{\"check\": \"$name\", \"ok\": false, \"detail\": \"$detail\"}"; fi
 }

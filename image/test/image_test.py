@@ -263,8 +263,9 @@ def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, wor
         if not line.startswith("{"):
             continue
         try:
-            doc = json.loads(line)
+            doc = json.loads(line, strict=False)
         except json.JSONDecodeError:
+            b.checks[f"verdict_line_{len(b.checks)}"] = (False, f"not JSON: {line[:120]}")
             continue
         if "check" in doc:
             b.checks[str(doc["check"])] = (bool(doc["ok"]), str(doc.get("detail", "")))
