@@ -5,6 +5,7 @@
 #   bash image/base-rootfs.sh tarball      build (or reuse) it; print its path
 #   bash image/base-rootfs.sh extract DIR  build (or reuse) it and unpack it into DIR
 #   bash image/base-rootfs.sh key          print the cache key (sha256 of the inputs, 16 hex)
+#   bash image/base-rootfs.sh cached       print the tarball's path if it is built (else exit 1)
 #   bash image/base-rootfs.sh binfmt       make sure arm64 programs run here (qemu-user)
 #
 # What is in it: Debian bookworm arm64 (--variant=minbase, components main and
@@ -161,6 +162,7 @@ extract() {
 
 case "${1:-}" in
     key) key ;;
+    cached) t="${IMAGE_CACHE:-$HERE/cache}/base-arm64-$(key).tar"; [ -s "$t" ] && echo "$t" ;;
     binfmt) ensure_host_tools; setup_binfmt ;;
     tarball) tarball ;;
     extract) [ $# -eq 2 ] || die "usage: base-rootfs.sh extract DIR"; extract "$2" ;;
