@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities bench-traces train arm-check clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities bench-traces train arm-check image image-test clean
 
 all: test
 
@@ -80,6 +80,16 @@ train: setup
 
 arm-check: $(VENV)/.stamp-py
 	bash image/arm-check.sh
+
+# The appliance image from Debian bookworm arm64 packages (root; installs its host tools
+# with apt): build/edge-gateway-<version>-arm64.img.xz. The arm64 base root file system is
+# cached under image/cache/ and shared with arm-check.
+image: $(VENV)/.stamp-py
+	bash image/build-image.sh
+
+# Boot that image under qemu-system-aarch64 (systemd as PID 1, no network) and check it.
+image-test: node_modules/.stamp-npm
+	bash image/test/image-test.sh
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache

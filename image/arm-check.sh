@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # arm64 smoke test of the agent (`make arm-check`).
 #
-# 1. debootstraps an arm64 Debian bookworm rootfs (minbase + python3, venv, gcc) into
-#    image/cache/rootfs-arm64 (git-ignored; reused between runs);
+# 1. when `make image` has built it (or with ARM_CHECK_SHARED_BASE=1), unpacks the arm64
+#    Debian bookworm base root file system of the image (image/base-rootfs.sh: mmdebstrap
+#    once, a tarball cached under image/cache/ keyed by its inputs) into
+#    image/cache/rootfs-arm64 (git-ignored; reused between runs); else (and without
+#    binfmt_misc, or with ARM_CHECK_DEBOOTSTRAP=1) debootstraps minbase + python3, venv,
+#    gcc there;
 # 2. runs it with qemu-user-static: binfmt_misc (mounted if needed, qemu-aarch64 enabled)
 #    and chroot, or, where binfmt_misc cannot be used, `qemu-aarch64-static -L ROOTFS`;
 # 3. downloads the pinned aarch64 wheels of image/requirements-aarch64.txt on the host
@@ -262,7 +266,32 @@ in_qemu() {
 
 rootfs_stamp() { cat "$CACHE/rootfs-arm64.stamp" 2>/dev/null || true; }
 
+# binfmt mode: the rootfs is the base of `make image` (image/base-rootfs.sh: mmdebstrap,
+# cached as a tarball keyed by its inputs), so the arm64 root file system is built once for
+# both. Its packages include python3-venv, gcc, libc6-dev and python3-dev.
+build_rootfs_shared() {
+    local want have
+    want="base $(bash "$HERE/base-rootfs.sh" key)"
+    have=$(rootfs_stamp)
+    if [ "$have" = "$want" ] && [ -x "$ROOTFS/usr/bin/python3" ]; then
+        say "rootfs cached (${want}): ${ROOTFS#"$REPO"/}"
+        return 0
+    fi
+    safe_rm "$ROOTFS"
+    rm -f "$CACHE/rootfs-arm64.stamp"
+    IMAGE_CACHE=$CACHE bash "$HERE/base-rootfs.sh" extract "$ROOTFS" \
+        || die "the shared arm64 base root file system could not be built (image/base-rootfs.sh)"
+    echo "$want" >"$CACHE/rootfs-arm64.stamp"
+}
+
 build_rootfs() {
+    # The shared base when `make image` has built it (or ARM_CHECK_SHARED_BASE=1 builds it
+    # here); else the smaller debootstrap rootfs (minutes less on a fresh CI clone).
+    if [ "$MODE" = binfmt ] && [ "$WITH_CC" = 1 ] && [ "${ARM_CHECK_DEBOOTSTRAP:-0}" != 1 ] \
+        && { [ "${ARM_CHECK_SHARED_BASE:-0}" = 1 ] || IMAGE_CACHE=$CACHE bash "$HERE/base-rootfs.sh" cached >/dev/null; }; then
+        build_rootfs_shared
+        return
+    fi
     local want2="stage2 $SUITE minbase $ROOTFS_PKGS" want1="stage1 $SUITE minbase $ROOTFS_PKGS"
     local have mirror
     have=$(rootfs_stamp)

@@ -1,27 +1,22 @@
 #!/bin/bash -e
-# Build host side: copy the agent (pinned aarch64 wheels + its source), the systemd units,
-# the first-boot helper and the default config into the image.
-# files/dist/ is filled by image/pi-gen/prepare.sh: requirements-aarch64.txt, wheels/,
-# edge_gateway-*.tar.gz (the agent's source, with edge/data/risk.onnx), edge.service, edge.toml.
+# Build host side: copy what image/stage-dist.sh staged (files/dist: the pinned aarch64
+# wheels, the agent's source, the unit, the default config and image/appliance/) into the
+# image, with this pi-gen config's administrator and hostname in build.conf. The
+# appliance itself is installed by 01-run-chroot.sh with image/appliance/install-appliance.sh,
+# the same script `make image` runs.
 
 DIST=files/dist
 
-install -d -m 755 "${ROOTFS_DIR}/opt/edge/dist/wheels"
-install -m 644 "${DIST}/requirements-aarch64.txt" "${ROOTFS_DIR}/opt/edge/dist/"
-install -m 644 "${DIST}"/edge_gateway-*.tar.gz "${ROOTFS_DIR}/opt/edge/dist/"
-install -m 644 "${DIST}"/wheels/*.whl "${ROOTFS_DIR}/opt/edge/dist/wheels/"
-
-# The service (image/edge.service) and the first-boot helper that must run before it.
-install -m 644 "${DIST}/edge.service" "${ROOTFS_DIR}/etc/systemd/system/edge.service"
-install -m 644 files/edge-firstboot.service "${ROOTFS_DIR}/etc/systemd/system/"
-install -m 755 files/edge-firstboot "${ROOTFS_DIR}/usr/local/sbin/edge-firstboot"
-
-# The default config on the boot partition (FAT: a technician edits it from a laptop).
-# Never overwrite one already there (a rebuild on top of a customised work dir).
-install -d "${ROOTFS_DIR}/boot/firmware"
-if [ ! -e "${ROOTFS_DIR}/boot/firmware/edge.toml" ]; then
-	install -m 644 "${DIST}/edge.toml" "${ROOTFS_DIR}/boot/firmware/edge.toml"
+# pi-gen wrote PUBKEY_SSH_FIRST_USER to the first user's authorized_keys (stage2): that
+# user is the appliance's administrator, reachable by SSH with that key only.
+AUTH="${ROOTFS_DIR}/home/${FIRST_USER_NAME}/.ssh/authorized_keys"
+if [ ! -s "${AUTH}" ]; then
+	echo "stage-edge: ${AUTH#"${ROOTFS_DIR}"} is empty: set PUBKEY_SSH_FIRST_USER in the config" >&2
+	exit 1
 fi
 
-# /etc/edge holds the keystore passphrase (a systemd credential, LoadCredential=).
-install -d -m 700 "${ROOTFS_DIR}/etc/edge"
+rm -rf "${ROOTFS_DIR}/opt/edge/dist"
+install -d -m 755 "${ROOTFS_DIR}/opt/edge"
+cp -a "${DIST}" "${ROOTFS_DIR}/opt/edge/dist"
+sed -i -e "s/^ADMIN_USER=.*/ADMIN_USER=${FIRST_USER_NAME}/" \
+	-e "s/^EDGE_HOSTNAME=.*/EDGE_HOSTNAME=${TARGET_HOSTNAME}/" "${ROOTFS_DIR}/opt/edge/dist/build.conf"
