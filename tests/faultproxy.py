@@ -102,8 +102,8 @@ def _applies(f: "Fault", item: dict[str, Any]) -> bool:
     try:
         for path in (f.path, f.other) if f.action == "swap" else (f.path,):
             v = get_path(result, path)
-            if f.action in ("cut", "flip") and not (isinstance(v, str) and len(v) > 3):
-                return False
+            if f.action in ("cut", "flip") and not (isinstance(v, str) and v.startswith("0x") and len(v) >= 3):
+                return False  # what _cut and _flip can rewrite (a hex string with a digit)
     except (KeyError, IndexError, TypeError):
         return False
     return True
