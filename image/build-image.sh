@@ -113,7 +113,7 @@ EOF
 rm -f "$ROOT/var/lib/dbus/machine-id"
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/* \
     "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/var/log/*.log "$ROOT"/var/cache/debconf/*-old \
-    "$ROOT"/var/lib/dpkg/*-old "$ROOT/root/.cache"
+    "$ROOT"/var/lib/dpkg/*-old "$ROOT/root"/.cache
 # Clamp every file time to SOURCE_DATE_EPOCH (the venv's .pyc files are unchecked-hash ones,
 # so their sources' times do not matter).
 find "$ROOT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

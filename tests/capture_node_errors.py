@@ -12,6 +12,9 @@ or one ``eth_estimateGas`` and stores the node's error object verbatim (code, me
 data) with the kind :func:`edge.forward.node_errors.classify` must give it.
 """
 
+# EthereumJS runs only through edge.devnet.ethereumjs: --discDns false --discV4 false
+# --dnsAddr 127.0.0.1 --extIP 127.0.0.1, every port on 127.0.0.1, inside a network namespace.
+
 from __future__ import annotations
 
 import asyncio

@@ -2,6 +2,9 @@
 EthereumJS (tests/capture_node_errors.py), and the documented messages of geth,
 Nethermind, Besu and Erigon (tests/data/node_errors.json cites each source file)."""
 
+# EthereumJS runs only through edge.devnet.ethereumjs: --discDns false --discV4 false
+# --dnsAddr 127.0.0.1 --extIP 127.0.0.1, every port on 127.0.0.1, inside a network namespace.
+
 from __future__ import annotations
 
 import json
