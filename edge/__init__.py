@@ -24,18 +24,18 @@ Where things go (each folder is one part of the data path)::
 - a **transaction** to a public chain is queued by ``forward/stage.py`` and sent, bumped
   and confirmed by ``forward/txsender.py`` from the outbox.
 
-The layers; imports go downwards only::
+The layers; imports go downwards only (checked against the code)::
 
-    cli                         the command line (edge run | status | verify | demo | ...)
-    devnet, appliance           embedded dev chains and the demo; systemd, GPIO, metrics, bench
-    audit                       edge verify
-    agent                       one outbox and the stages, in one TaskGroup
-    ingest scoring evidence     the stages (each reads the previous one's durable state)
-      fleet forward
-    contracts chain crypto      ABI bindings; headers, seals, records; ECIES and keys
-    store                       ALL SQL: the outbox, migrations, every query
-    rpc                         JsonRpc (call, batch, subscribe): WebSocket, HTTP, MockRpc
-    errors config clock aio     primitives (the error tree, the TOML config, injected time)
+    cli                          the command line (edge run | status | verify | demo | ...)
+    devnet  appliance            embedded dev chains and the demo; systemd, GPIO, metrics, bench
+    audit                        edge verify
+    agent                        one outbox and the stages, in one TaskGroup
+    ingest scoring checkpoint    the stages, each reading the previous one's durable state
+      fleet forward              (the fleet stage wraps the forward stage)
+    store  contracts             ALL SQL: the outbox, migrations, every query; ABI bindings
+    chain  evidence              headers, seals, records; leaves, CRC, Merkle, EIP-712, metadata
+    rpc  crypto                  JsonRpc (call, batch, subscribe): WebSocket, HTTP, MockRpc; ECIES, keys
+    errors config clock aio      primitives (the error tree, the TOML config, injected time)
 
 Every network edge (an :class:`edge.rpc.RpcFactory`) and the clock
 (:class:`edge.clock.Clock`) are injected at start-up by the owner (``Agent``, the CLI),
