@@ -16,6 +16,7 @@ from edge.devnet.anvil import TierSpec
 from edge.rpc.http import HttpRpc
 from tests.conftest import corpus_codes
 from tests.test_forward import FAST_TIERS, run_until_anchored, start_net
+from tests.test_crash import _cursor_beyond
 
 KILLS = 30
 
@@ -55,12 +56,15 @@ async def test_kill9_during_forwarding(tmp_path: Path) -> None:
         driver = asyncio.create_task(drive())
         cfg_path = tmp_path / "edge.toml"
         seen_states = []
+        last = -1
         try:
             for _ in range(KILLS):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "edge", "run", "--config", str(cfg_path), "--no-score",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-                await asyncio.sleep(rng.uniform(0.8, 2.5))
+                # kill at a random instant once this life has written a block (not during start-up)
+                last = await _cursor_beyond(tmp_path / "edge.sqlite", last, proc)
+                await asyncio.sleep(rng.uniform(0.3, 2.0))
                 assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()
