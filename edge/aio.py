@@ -4,6 +4,8 @@
   :class:`contextlib.AsyncExitStack`, all or nothing.
 * :func:`first_error` picks the error that matters out of a :class:`BaseExceptionGroup`
   raised by an :class:`asyncio.TaskGroup`.
+* :func:`cancel_and_wait` stops a task and waits for its end without swallowing a
+  cancel of the caller's own.
 * :class:`Changed`: a broadcast "my state changed", so a caller waits for a condition
   by notification instead of polling or sleeping.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
-__all__ = ["enter_all", "first_error", "Changed"]
+__all__ = ["enter_all", "first_error", "cancel_and_wait", "Changed"]
 
 
 async def enter_all(stack: AsyncExitStack, cms: Iterable[AbstractAsyncContextManager[Any]]) -> None:
@@ -52,6 +54,22 @@ def first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(e, asyncio.CancelledError):
             return e
     return eg.exceptions[0]
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended.
+
+    Unlike ``task.cancel(); await task`` inside ``except CancelledError: pass``, a
+    cancel of the *caller* that arrives meanwhile is not swallowed: it is raised.
+
+    Raises:
+        BaseException: the task's own error when it ended with one other than its
+            cancellation; CancelledError when the caller itself is cancelled.
+    """
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 class Changed:

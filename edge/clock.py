@@ -58,8 +58,13 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
-        """``asyncio.wait_for(aw, timeout)``."""
-        return await asyncio.wait_for(aw, timeout)
+        """``aw``'s result, or TimeoutError after ``timeout`` s.
+
+        Built on ``asyncio.timeout`` (not ``asyncio.wait_for``): Python 3.11's
+        ``wait_for`` loses a cancel that arrives as ``aw`` completes (CPython gh-86296),
+        and a lost cancel leaves a stage running after its owner stopped it."""
+        async with asyncio.timeout(timeout):
+            return await aw
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,48 @@ async def ingest_to(cfg: Config, stop_at: int) -> Agent:
     async with Agent(cfg, score=False) as agent:
         await agent.run(stop_at=stop_at)
     return agent
+
+
+def task_stacks() -> str:
+    """Every asyncio task of the running loop with its stack (for a failure message)."""
+    out = io.StringIO()
+    for t in asyncio.all_tasks():
+        out.write(f"--- {t.get_name()} {'(cancelling)' if t.cancelling() else ''}\n")
+        t.print_stack(file=out)
+    return out.getvalue()
+
+
+@asynccontextmanager
+async def running(agent: Agent, stop_timeout: float = 30.0) -> AsyncIterator[asyncio.Task[None]]:
+    """``agent.run()`` as a task for the body; at exit it is cancelled and must end
+    within ``stop_timeout`` s (else the test fails with every task's stack). An error
+    the task ended with (other than the cancel) is raised."""
+    task = asyncio.create_task(agent.run(), name="agent")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=stop_timeout)
+        if not done:
+            pytest.fail(f"agent did not stop within {stop_timeout:g} s of its cancel:\n{task_stacks()}")
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def until(agent: Agent, what: str, predicate: Callable[[Any], bool], timeout: float,
+                task: asyncio.Task[None] | None = None) -> None:
+    """Wait (by notification) until ``predicate(agent.ingester.stats)``; fail naming
+    ``what``, the stats and every task's stack after ``timeout`` s, or at once when
+    ``task`` (the agent's run) ends first."""
+    waiter = asyncio.ensure_future(agent.ingester.wait_until(predicate))
+    watch = {waiter} | ({task} if task is not None else set())
+    done, _ = await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        return
+    waiter.cancel()
+    if task is not None and task in done:
+        pytest.fail(f"agent ended while waiting for {what}: {task.exception() if not task.cancelled() else 'cancelled'}")
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}; stats {agent.ingester.stats}\n{task_stacks()}")
 
 
 async def mine_all(chain: DevChain, max_blocks: int = 200) -> int:

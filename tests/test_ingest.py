@@ -14,7 +14,7 @@ from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChain
 from edge.agent import Agent
 from edge.store.db import Outbox
-from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config, mine_all
+from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config, mine_all, running, until
 
 BIG_BLOCKS = ("--no-mining", "--gas-limit", "300000000")
 
@@ -106,15 +106,11 @@ async def test_truncated_chain_is_lag_until_a_replacing_block_proves_the_reorg(c
     cfg = make_config(chain, db, ingest={"confirmations": 5})
     await ingest_to(cfg, 10)
     await chain.rpc("anvil_rollback", 3)  # head 7, no new block on top
-    async with Agent(cfg, score=False) as agent:
-        task = asyncio.create_task(agent.run())
-        await asyncio.wait_for(agent.ingester.wait_until(lambda s: s.lagging >= 1), 30)
+    async with Agent(cfg, score=False) as agent, running(agent) as task:
+        await until(agent, "the lag to be seen", lambda s: s.lagging >= 1, 30, task)
         assert agent.stats.reorgs == 0 and dump_outbox(db)["cursor"][0][1] == 10
         await chain.rpc("evm_mine")  # a new block 8 replaces the stored block 8
-        await asyncio.wait_for(agent.ingester.wait_until(lambda s: s.reorgs >= 1 and s.cursor >= 8), 30)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await until(agent, "the reorg and block 8", lambda s: s.reorgs >= 1 and s.cursor >= 8, 30, task)
     assert agent.stats.reorgs == 1 and agent.stats.rolled_back == 3
     assert dump_outbox(db)["cursor"][0][1] == 8
 

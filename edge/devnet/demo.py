@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.aio import cancel_and_wait
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChains
 from edge.devnet.tiers import deploy_public_tiers, tier_specs
@@ -139,11 +140,7 @@ async def _run(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
                 say("activity stopped; waiting for the agent to catch up and anchor the backlog")
                 await _drain(agent, runner, poa, say, t0, opts.drain_timeout, opts.min_anchored)
             finally:
-                runner.cancel()
-                try:
-                    await runner
-                except asyncio.CancelledError:
-                    pass
+                await cancel_and_wait(runner)
             result = await _result(agent, act, t0)
         say("auditor: verifying every anchored checkpoint (mainnet -> testnets -> local chain)")
         fwd = cfg.forward

@@ -81,10 +81,8 @@ class WsRpc:
 
     async def __aenter__(self) -> WsRpc:
         try:
-            self._ws = await asyncio.wait_for(
-                websockets.connect(self.url, max_size=_MAX_FRAME, open_timeout=self.timeout),
-                self.timeout,
-            )
+            async with asyncio.timeout(self.timeout):  # not wait_for: it can lose a cancel (gh-86296)
+                self._ws = await websockets.connect(self.url, max_size=_MAX_FRAME, open_timeout=self.timeout)
         except TimeoutError as e:
             raise RpcTimeout(f"cannot connect to {self.url}: no answer within {self.timeout:g} s") from e
         except (OSError, websockets.exceptions.WebSocketException, ValueError) as e:
@@ -104,12 +102,11 @@ class WsRpc:
     async def close(self) -> None:
         """Close the connection; pending requests fail with NodeUnavailable."""
         if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
-                pass
-            self._reader = None
+            reader, self._reader = self._reader, None
+            reader.cancel()
+            await asyncio.wait({reader})  # the reader's end is not ours to raise; a cancel of ours is
+            if not reader.cancelled():
+                reader.exception()  # retrieved: closing anyway
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
@@ -192,7 +189,8 @@ class WsRpc:
 
     async def _wait(self, fut: asyncio.Future[Any], method: str) -> Any:
         try:
-            return await asyncio.wait_for(fut, self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: it can lose a cancel (gh-86296)
+                return await fut
         except TimeoutError:
             raise RpcTimeout(f"{method}: no answer from {self.url} within {self.timeout:g} s") from None
 

@@ -144,7 +144,8 @@ class CapabilityWorker:
         loop = asyncio.get_running_loop()
         if not self._warm:  # start the child first: the hard limit is per code, not per spawn
             try:
-                await asyncio.wait_for(loop.run_in_executor(self._pool, _ready, self._fn), _SPAWN_LIMIT_S)
+                async with asyncio.timeout(_SPAWN_LIMIT_S):  # not wait_for: it can lose a cancel (gh-86296)
+                    await loop.run_in_executor(self._pool, _ready, self._fn)
             except (TimeoutError, BrokenProcessPool) as e:
                 self._restart()
                 raise CapabilityWorkerUnavailable(f"capabilities: the analysis worker did not start within {_SPAWN_LIMIT_S:.0f} s"
@@ -155,7 +156,8 @@ class CapabilityWorker:
             self._pool, _call, self._fn, bytes(code), code_hash, self.budget_s
         )
         try:
-            return await asyncio.wait_for(fut, self.hard_timeout_s)
+            async with asyncio.timeout(self.hard_timeout_s):  # not wait_for: it can lose a cancel (gh-86296)
+                return await fut
         except (TimeoutError, BrokenProcessPool):
             self._restart()
             return CapabilityReport(code_hash, "timeout", (), (), time.perf_counter() - t0)

@@ -33,7 +33,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -316,14 +316,17 @@ class Outbox:
             if durable:
                 await conn.execute("PRAGMA synchronous=FULL")
             try:
-                await conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # BEGIN, COMMIT and ROLLBACK run to their end even when this task is
+                    # cancelled meanwhile (the statement runs on aiosqlite's thread either
+                    # way): a cancel never leaves a transaction open without an owner
+                    await _settled(conn.execute("BEGIN IMMEDIATE"))
                     yield Tx(conn)
-                    await conn.execute("COMMIT")
+                    await _settled(conn.execute("COMMIT"))
                 except BaseException:
                     # SQLite may already have rolled back (e.g. on SQLITE_FULL)
                     if conn.in_transaction:
-                        await _rollback_quietly(conn)
+                        await _settled(_rollback_quietly(conn))
                     raise
             except sqlite3.OperationalError as e:
                 if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
@@ -377,6 +380,23 @@ class Outbox:
                     f"outbox {self.path} holds {size / 2**20:.2f} MiB, at its limit of "
                     f"{self.max_bytes / 2**20:.2f} MiB (outbox.max_mb)"
                 )
+
+
+async def _settled(aw: Awaitable[Any]) -> Any:
+    """``await aw`` to its end even if the caller is cancelled meanwhile; the cancel is
+    raised after it. For statements that must not be abandoned half-way."""
+    fut = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        while not fut.done():
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                continue
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the cancel is what the caller gets
+        raise
 
 
 async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
