@@ -1,7 +1,7 @@
 """Upload plans for checkpoints of growing size on a 30M-gas testnet (a benchmark, no chain).
 
-For each record count: the metadata (binary, then deflated), its sealed envelope and
-chunks, the manifest (as one sealed blob, and as the root of a split tree), the
+For each record count: the metadata (binary, then deflated), its encrypted envelope and
+chunks, the manifest (as one encrypted blob, and as the root of a split tree), the
 ``createMany`` transactions per testnet and the largest planned gas of one of them,
 against the block gas limit. The "single manifest" column is what the manifest would
 cost stored whole, as before this planner (the issue's 776-record case needed 47.3M gas).
@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO))
 import coincurve  # noqa: E402
 from eth_hash.auto import keccak  # noqa: E402
 
-from edge.forward.uploads import UploadBudget, create_many_gas, plan_transactions, seal_checkpoint_upload  # noqa: E402
+from edge.forward.uploads import UploadBudget, create_many_gas, plan_transactions, encrypt_checkpoint_upload  # noqa: E402
 from edge.evidence.eip712 import checkpoint_id  # noqa: E402
 from edge.crypto.keys import DeviceKey  # noqa: E402
 from edge.evidence.leaves import Leaf, RecordKey  # noqa: E402
-from edge.evidence.manifest_tree import sealed_manifest_size  # noqa: E402
+from edge.evidence.manifest_tree import encrypted_manifest_size  # noqa: E402
 from edge.evidence.merkle import MerkleTree  # noqa: E402
 from edge.evidence.metadata import Metadata, chunk_metadata, compress, encode_metadata  # noqa: E402
 
@@ -50,8 +50,8 @@ def row(n: int, budget: UploadBudget, chunk_bytes: int) -> dict[str, Any]:
     max_blob = budget.max_value_bytes()
     _, whole = chunk_metadata(md, auditors=[auditor], device_key=dev.private_key, stores=STORES,
                               chunk_bytes=min(chunk_bytes, max_blob))
-    single = sealed_manifest_size(whole, 1)
-    _, items = seal_checkpoint_upload(md, auditors=[auditor], device_key=dev.private_key, stores=STORES,
+    single = encrypted_manifest_size(whole, 1)
+    _, items = encrypt_checkpoint_upload(md, auditors=[auditor], device_key=dev.private_key, stores=STORES,
                                       chunk_bytes=chunk_bytes, max_blob=max_blob)
     groups = {cid: plan_transactions(rows, budget) for cid, rows in items.items()}
     gas = [create_many_gas([len(r[2]) for r in g]) for gs in groups.values() for g in gs]

@@ -20,7 +20,7 @@ Where things go (each folder is one part of the data path)::
   analysed by ``scoring/analysis.py`` (``capabilities.py`` in a worker process, off the
   hot path) into ``store/capabilities.py``;
 - a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,
-  attested by ``fleet/``, sealed for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
+  attested by ``fleet/``, encrypted for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
 - a **transaction** to a public chain is queued by ``forward/stage.py`` and sent, bumped
   and confirmed by ``forward/txsender.py`` from the outbox.
 

@@ -113,10 +113,10 @@ class Agent:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    async def run(self, stop_at: int | None = None, *, seal: bool = True) -> None:
+    async def run(self, stop_at: int | None = None, *, checkpoints: bool = True) -> None:
         """Run the stages until cancelled or the cursor reaches ``stop_at``.
 
-        With ``seal`` (and ``stop_at`` None) the checkpoint stage runs, and the forward
+        With ``checkpoints`` (and ``stop_at`` None) the checkpoint stage runs, and the forward
         stage when ``[forward]`` is enabled. The first error of any stage cancels the
         others and is raised as itself (not wrapped in an ExceptionGroup). The analysis
         stage runs beside them and is not drained at ``stop_at`` (it is seconds per code;
@@ -128,8 +128,8 @@ class Agent:
                 scorer = tg.create_task(stage.run(), name="score") if stage is not None else None
                 if self.analysis is not None:
                     side.append(tg.create_task(self.analysis.run(), name="analysis"))
-                if seal and stop_at is None:
-                    side.append(tg.create_task(self._seal_and_forward(), name="seal"))
+                if checkpoints and stop_at is None:
+                    side.append(tg.create_task(self._checkpoint_and_forward(), name="checkpoint"))
                 await self.ingester.run(stop_at)
                 if stage is not None and scorer is not None:
                     await stage.drain()
@@ -139,7 +139,7 @@ class Agent:
         except BaseExceptionGroup as eg:
             raise first_error(eg) from eg
 
-    async def _seal_and_forward(self) -> None:
+    async def _checkpoint_and_forward(self) -> None:
         """Once the chain id is known: build, enter (once, here, their owner) and run the
         checkpoint stage and, when configured, the forward and fleet stages."""
         await self.ingester.chain_ready.wait()

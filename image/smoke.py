@@ -7,8 +7,8 @@ Two subcommands:
     scores to a real SQLite outbox (:class:`edge.store.db.Outbox`), builds a
     checkpoint-like Merkle tree over contract-deployment records (:mod:`edge.evidence.leaves`,
     OpenZeppelin-compatible :class:`edge.evidence.merkle.MerkleTree`), signs the checkpoint
-    (EIP-712, :func:`edge.evidence.eip712.sign_checkpoint`) and recovers the signer, seals a
-    payload for an auditor (ECIES envelope, :mod:`edge.crypto.ecies`) and opens it, and
+    (EIP-712, :func:`edge.evidence.eip712.sign_checkpoint`) and recovers the signer, encrypts a
+    payload for an auditor (ECIES envelope, :mod:`edge.crypto.ecies`) and decrypts it, and
     round-trips a scrypt keystore (:mod:`edge.crypto.keys`, Web3 Secret Storage v3), and
     analyses the capabilities of the first ``--cap-limit`` distinct codes
     (:func:`capabilities_digest.report_digest`, the module beside this script: the
@@ -287,12 +287,12 @@ def _run_steps(
              "scores": res.info["scores_sha256"]}
         ).encode()
         aad = cp.id
-        env = ecies.seal_for([ecies.public_key_of(auditor)], ecies.pad_to_bucket(payload), aad)
-        opened = ecies.unpad(ecies.open_sealed(auditor, env, aad))
+        env = ecies.encrypt_for([ecies.public_key_of(auditor)], ecies.pad_to_bucket(payload), aad)
+        opened = ecies.unpad(ecies.decrypt_from(auditor, env, aad))
         blob = ecies.encrypt(ecies.public_key_of(auditor), payload, aad)
         single = ecies.decrypt(auditor, blob, aad)
         try:
-            ecies.open_sealed(_test_key("stranger"), env, aad)
+            ecies.decrypt_from(_test_key("stranger"), env, aad)
             stranger_rejected = False
         except Exception as exc:  # any edge.errors type is a rejection
             stranger_rejected = type(exc).__module__ == "edge.errors"
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``smoke.py run ...`` or ``smoke.py check ...`` (see the module doc)."""
     ap = argparse.ArgumentParser(prog="smoke.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="score, store, seal, sign and verify; print one JSON line")
+    r = sub.add_parser("run", help="score, store, encrypt, sign and verify; print one JSON line")
     r.add_argument("--corpus", type=Path, required=True)
     r.add_argument("--model", type=Path, default=None,
                    help="ONNX model (default: the one packaged with the agent)")

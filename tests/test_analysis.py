@@ -163,7 +163,7 @@ async def test_the_agent_analyses_what_it_ingests(chain_factory, tmp_path: Path)
                       ingest={"confirmations": 0})
     async with Agent(cfg) as agent:
         assert agent.analysis is not None
-        task = asyncio.create_task(agent.run(seal=False))
+        task = asyncio.create_task(agent.run(checkpoints=False))
         try:
             stats = await asyncio.wait_for(agent.analysis.wait_until(lambda s: s.analyzed >= 2), 120)
             assert stats.alerted == 1 and "mint(address,uint256)" in stats.last_alert

@@ -19,12 +19,12 @@ from edge.crypto.ecies import (
     ECIES_OVERHEAD,
     SLOT_SIZE,
     decrypt,
+    decrypt_from,
     encrypt,
+    encrypt_for,
     envelope_size,
-    open_sealed,
     pad_to_bucket,
     public_key_of,
-    seal_for,
     unpad,
 )
 
@@ -180,19 +180,19 @@ def test_envelope_opens_for_every_recipient_only() -> None:
     keys = [_keypair() for _ in range(3)]
     outsider, _ = _keypair()
     payload = os.urandom(500)
-    env = seal_for([pub for _, pub in keys], payload, b"cp-7")
+    env = encrypt_for([pub for _, pub in keys], payload, b"cp-7")
     assert len(env) == envelope_size(3, 500) == 31 + 3 * SLOT_SIZE + 500
     for priv, _ in keys:
-        assert open_sealed(priv, env, b"cp-7") == payload
+        assert decrypt_from(priv, env, b"cp-7") == payload
     with pytest.raises(DecryptionError, match="none of the 3 recipient slots"):
-        open_sealed(outsider, env, b"cp-7")
+        decrypt_from(outsider, env, b"cp-7")
     with pytest.raises(DecryptionError, match="none of the 3 recipient slots"):
-        open_sealed(keys[0][0], env, b"cp-8")
+        decrypt_from(keys[0][0], env, b"cp-8")
 
 
 def test_envelope_slots_are_each_plain_ecies_of_one_data_key() -> None:
     keys = [_keypair() for _ in range(2)]
-    env = seal_for([pub for _, pub in keys], b"payload", b"a")
+    env = encrypt_for([pub for _, pub in keys], b"payload", b"a")
     slots = [env[3 + i * SLOT_SIZE : 3 + (i + 1) * SLOT_SIZE] for i in range(2)]
     data_keys = set()
     for priv, _ in keys:
@@ -213,7 +213,7 @@ def test_envelope_slots_are_each_plain_ecies_of_one_data_key() -> None:
 def test_envelope_tampering_any_region_fails() -> None:
     priv, pub = _keypair()
     _, pub2 = _keypair()
-    env = seal_for([pub, pub2], b"p" * 40, b"aad")
+    env = encrypt_for([pub, pub2], b"p" * 40, b"aad")
     n_head = 3 + 2 * SLOT_SIZE
     regions = {
         "version": [0],
@@ -228,33 +228,33 @@ def test_envelope_tampering_any_region_fails() -> None:
             bad = bytearray(env)
             bad[i] ^= 0x04
             with pytest.raises(DecryptionError):
-                open_sealed(priv, bytes(bad), b"aad")
+                decrypt_from(priv, bytes(bad), b"aad")
     for n in range(0, len(env), 5):
         with pytest.raises(DecryptionError):
-            open_sealed(priv, env[:n], b"aad")
+            decrypt_from(priv, env[:n], b"aad")
 
 
 def test_envelope_swapping_in_a_foreign_slot_fails() -> None:
     priv, pub = _keypair()
     _, pub2 = _keypair()
-    env_a = seal_for([pub, pub2], b"A" * 40)
-    env_b = seal_for([pub, pub2], b"B" * 40)
+    env_a = encrypt_for([pub, pub2], b"A" * 40)
+    env_b = encrypt_for([pub, pub2], b"B" * 40)
     n_head = 3 + 2 * SLOT_SIZE
     mixed = env_a[:n_head] + env_b[n_head:]  # slots of A, payload of B
     with pytest.raises(DecryptionError, match="payload authentication failed"):
-        open_sealed(priv, mixed)
+        decrypt_from(priv, mixed)
 
 
 def test_envelope_bad_arguments() -> None:
     priv, pub = _keypair()
     with pytest.raises(CryptoError, match="need 1..65535 recipients, got 0"):
-        seal_for([], b"x")
+        encrypt_for([], b"x")
     with pytest.raises(CryptoError, match="recipient 1 public key"):
-        seal_for([pub, b"\x05" * 33], b"x")
+        encrypt_for([pub, b"\x05" * 33], b"x")
     with pytest.raises(DecryptionError, match="unknown version 0x02"):
-        open_sealed(priv, b"\x02" + seal_for([pub], b"x")[1:])
+        decrypt_from(priv, b"\x02" + encrypt_for([pub], b"x")[1:])
     with pytest.raises(DecryptionError, match="0 recipient slots"):
-        open_sealed(priv, b"\x01\x00\x00" + bytes(40))
+        decrypt_from(priv, b"\x01\x00\x00" + bytes(40))
 
 
 # --------------------------------------------------------------------- padding
@@ -275,9 +275,9 @@ def test_pad_picks_the_smallest_bucket(size: int, padded: int) -> None:
 
 def test_padding_hides_size_inside_a_bucket() -> None:
     _, pub = _keypair()
-    sizes = {len(seal_for([pub], pad_to_bucket(os.urandom(n)))) for n in (0, 17, 500, 1020)}
+    sizes = {len(encrypt_for([pub], pad_to_bucket(os.urandom(n)))) for n in (0, 17, 500, 1020)}
     assert sizes == {envelope_size(1, DEFAULT_BUCKETS[0])}
-    assert len(seal_for([pub], pad_to_bucket(os.urandom(1021)))) == envelope_size(1, 4096)
+    assert len(encrypt_for([pub], pad_to_bucket(os.urandom(1021)))) == envelope_size(1, 4096)
 
 
 def test_padding_fill_is_random_not_zero() -> None:

@@ -24,7 +24,7 @@ from edge.config import Config, dump_toml, load_config
 from edge.agent import Agent
 from edge.evidence.eip712 import CheckpointMessage, Eip712Domain, sign_checkpoint
 from edge.crypto.keys import load_key, read_passphrase
-from edge.evidence.metadata import Metadata, open_manifest, open_metadata, seal_metadata
+from edge.evidence.metadata import Metadata, decrypt_manifest, decrypt_metadata, encrypt_metadata
 from edge.errors import DevChainError
 from edge.audit.verify import Auditor, TestnetRef, Verdict, parse_record_key
 from tests.conftest import corpus_codes
@@ -120,7 +120,7 @@ async def _with_records(net: Net) -> tuple[str, Metadata, Any]:
             cid = "0x" + ev.id.hex()
             man = await a.manifest(ev.locator)
             chunks = [await a.read(r.chain_id, r.key) for r in man.chunks]
-            md, _ = open_metadata(net.auditor_key, chunks)
+            md, _ = decrypt_metadata(net.auditor_key, chunks)
             if len(md.records) >= 20 and len(man.chunks) >= 2:
                 return cid, md, (ev, man)
     raise AssertionError("no anchored checkpoint with enough records")
@@ -192,7 +192,7 @@ async def test_dropped_record_is_named(pristine: Net) -> None:
     forged = Metadata(md.chain_id, md.from_block, md.to_block, md.last_hash, md.root, md.id, md.device,
                       tuple(r for r in md.records if r is not dropped), md.findings)
     stores = [(t.chain_id, bytes.fromhex(t.store[2:])) for t in net.cfg.forward.testnets]
-    sm = seal_metadata(forged, auditors=[coincurve.PrivateKey(net.auditor_key).public_key.format()],
+    sm = encrypt_metadata(forged, auditors=[coincurve.PrivateKey(net.auditor_key).public_key.format()],
                        device_key=key.private_key, stores=stores, chunk_bytes=2048)
     for t in net.cfg.forward.testnets:
         mine = [c for c in sm.chunks if c.chain_id == t.chain_id]
@@ -200,7 +200,7 @@ async def test_dropped_record_is_named(pristine: Net) -> None:
                             encode_create_many([c.key for c in mine], [c.data for c in mine]))
         # point the existing manifest (the anchored locator) at the forged chunks
         await net.as_device(_chain_name(t.chain_id), t.store, encode_update(ev.locator, sm.manifest))
-    assert open_manifest(net.auditor_key, sm.manifest).id == md.id
+    assert decrypt_manifest(net.auditor_key, sm.manifest).id == md.id
     v = (await net.verdicts(local=True))[cid]
     assert not v.ok
     assert any("hash to" in r and "a record was dropped, added or changed" in r for r in v.reasons), v.reasons

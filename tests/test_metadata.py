@@ -1,4 +1,4 @@
-"""Checkpoint metadata: binary round trip, sealing for several auditors, chunking that
+"""Checkpoint metadata: binary round trip, encryption for several auditors, chunking that
 leaks only a size bucket, and clear errors on wrong keys or malformed input."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from edge.evidence.metadata import (
     Metadata,
     decode_metadata,
     encode_metadata,
-    open_manifest,
-    open_metadata,
+    decrypt_manifest,
+    decrypt_metadata,
     recover_hash_signer,
-    seal_metadata,
+    encrypt_metadata,
 )
 
 STORES = [(7301, b"\x11" * 20), (7302, b"\x22" * 20)]
@@ -52,23 +52,23 @@ def test_encode_decode_round_trip() -> None:
 def test_every_auditor_opens_and_the_device_signature_holds() -> None:
     dev, privs, pubs = _keys()
     md = _metadata(100, dev)
-    sm = seal_metadata(md, auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=1024)
+    sm = encrypt_metadata(md, auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=1024)
     assert {c.chain_id for c in sm.chunks} == {7301, 7302}  # spread over both testnets
     for priv in privs:
-        man = open_manifest(priv, sm.manifest)
+        man = decrypt_manifest(priv, sm.manifest)
         by_key = {c.key: c.data for c in sm.chunks}
-        got, plain = open_metadata(priv, [by_key[r.key] for r in man.chunks])
+        got, plain = decrypt_metadata(priv, [by_key[r.key] for r in man.chunks])
         assert got == md
         assert keccak(plain) == man.metadata_hash
         assert recover_hash_signer(man.metadata_hash, man.device_sig) == dev.address
     with pytest.raises(DecryptionError):
-        open_manifest(os.urandom(32), sm.manifest)
+        decrypt_manifest(os.urandom(32), sm.manifest)
 
 
 def test_sizes_leak_only_the_bucket_and_keys_look_random() -> None:
     dev, _, pubs = _keys()
-    a = seal_metadata(_metadata(2, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=512)
-    b = seal_metadata(_metadata(7, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=512)
+    a = encrypt_metadata(_metadata(2, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=512)
+    b = encrypt_metadata(_metadata(7, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=512)
     assert sum(len(c.data) for c in a.chunks) == sum(len(c.data) for c in b.chunks)
     assert len(a.manifest) == len(b.manifest)
     keys = [c.key for c in a.chunks + b.chunks] + [a.manifest_key, b.manifest_key]
@@ -77,14 +77,14 @@ def test_sizes_leak_only_the_bucket_and_keys_look_random() -> None:
 
 def test_out_of_order_chunks_do_not_decrypt() -> None:
     dev, privs, pubs = _keys()
-    sm = seal_metadata(_metadata(60, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=256)
-    man = open_manifest(privs[0], sm.manifest)
+    sm = encrypt_metadata(_metadata(60, dev), auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=256)
+    man = decrypt_manifest(privs[0], sm.manifest)
     by_key = {c.key: c.data for c in sm.chunks}
     ordered = [by_key[r.key] for r in man.chunks]
     assert len(ordered) >= 2
     ordered[0], ordered[1] = ordered[1], ordered[0]
     with pytest.raises(DecryptionError):
-        open_metadata(privs[0], ordered)
+        decrypt_metadata(privs[0], ordered)
 
 
 @pytest.mark.parametrize("blob, fragment", [
@@ -107,10 +107,10 @@ def test_findings_carry_capability_flags_and_old_findings_still_decode() -> None
     flagged = dataclasses.replace(md.findings[0], capabilities=("is_mintable", "transfer_pausable"))
     pending = Finding(RecordKey(12, 1, 0, 0), os.urandom(20), os.urandom(32), 0.1, False, "ab" * 32, None)
     md = dataclasses.replace(md, findings=(flagged, pending))
-    sm = seal_metadata(md, auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=1024)
-    man = open_manifest(privs[0], sm.manifest)
+    sm = encrypt_metadata(md, auditors=pubs, device_key=dev.private_key, stores=STORES, chunk_bytes=1024)
+    man = decrypt_manifest(privs[0], sm.manifest)
     by_key = {c.key: c.data for c in sm.chunks}
-    got, _ = open_metadata(privs[0], [by_key[r.key] for r in man.chunks])
+    got, _ = decrypt_metadata(privs[0], [by_key[r.key] for r in man.chunks])
     assert got.findings[0].capabilities == ("is_mintable", "transfer_pausable")  # the auditor reads them
     assert got.findings[1].capabilities is None
     # metadata written before the capability analysis: findings of 8 fields

@@ -31,7 +31,7 @@ from edge.forward.uploads import (
     create_many_gas,
     is_size_refusal,
     plan_transactions,
-    seal_checkpoint_upload,
+    encrypt_checkpoint_upload,
 )
 from edge.chain.records import BlockBundle, BlockRecord, LogRecord
 from edge.evidence.eip712 import checkpoint_id
@@ -39,7 +39,7 @@ from edge.crypto.keys import DeviceKey, load_key, read_passphrase
 from edge.evidence.leaves import Leaf, RecordKey
 from edge.evidence.manifest_tree import expand_manifest, split_manifest
 from edge.evidence.merkle import MerkleTree
-from edge.evidence.metadata import ChunkRef, Manifest, Metadata, compress, decompress, open_manifest, open_metadata
+from edge.evidence.metadata import ChunkRef, Manifest, Metadata, compress, decompress, decrypt_manifest, decrypt_metadata
 from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store.db import Outbox
@@ -133,16 +133,16 @@ async def test_manifest_tree_splits_to_fit_and_expands_back() -> None:
     root, parts = split_manifest(m, [AUDITOR_PUB], 4_500)
     assert len(root) <= 4_500 and all(len(b) <= 4_500 for _, b in parts)
     store = dict(parts)
-    top = open_manifest(AUDITOR, root)
+    top = decrypt_manifest(AUDITOR, root)
     assert top.parts and not top.chunks and top.metadata_hash == m.metadata_hash
-    assert any(open_manifest(AUDITOR, b).parts for b in store.values())  # two levels: parts of parts
+    assert any(decrypt_manifest(AUDITOR, b).parts for b in store.values())  # two levels: parts of parts
 
     async def read(key: bytes, _want: bytes) -> bytes:
         return store[key]
 
     assert await expand_manifest(top, read, AUDITOR) == m
     # a changed part is named, not silently used
-    key = next(k for k, b in store.items() if not open_manifest(AUDITOR, b).parts)
+    key = next(k for k, b in store.items() if not decrypt_manifest(AUDITOR, b).parts)
     store[key] = root
     with pytest.raises(CryptoError, match="was changed"):
         await expand_manifest(top, read, AUDITOR)
@@ -158,12 +158,12 @@ def test_seal_checkpoint_upload_fits_the_budget_and_opens() -> None:
     md = Metadata(7201, 0, 800, last, root, checkpoint_id(7201, 0, 800, last, root), dev.address, recs, ())
     budget = UploadBudget.for_block(30_000_000)
     stores = [(7301, b"\x11" * 20), (7302, b"\x22" * 20)]
-    locator, items = seal_checkpoint_upload(md, auditors=[AUDITOR_PUB], device_key=dev.private_key, stores=stores,
+    locator, items = encrypt_checkpoint_upload(md, auditors=[AUDITOR_PUB], device_key=dev.private_key, stores=stores,
                                             chunk_bytes=2048, max_blob=budget.max_value_bytes())
     for rows in items.values():
         plan_transactions(rows, budget)  # raises if a row fits no transaction
     by_key = {k: d for rows in items.values() for _, k, d in rows}
-    man = open_manifest(AUDITOR, by_key[locator])
+    man = decrypt_manifest(AUDITOR, by_key[locator])
     assert [k for k, _ in man.parts] == [k for p, k, _ in items[7301] if p < -1]  # replicated on both testnets
     assert [k for p, k, _ in items[7301] if p < 0] == [k for p, k, _ in items[7302] if p < 0]
 
@@ -273,7 +273,7 @@ async def test_checkpoint_of_10000_records_is_forwarded_and_verified(tmp_path: P
 @pytest.mark.asyncio(loop_scope="function")
 async def test_a_block_gas_limit_that_shrinks_is_an_alarm_and_a_replan(tmp_path: Path) -> None:
     """Uploads planned for 30M blocks; testnet-b's limit drops to 8M before they are sent:
-    the refusal is an alarm, the checkpoint is re-sealed into smaller pieces (never the same
+    the refusal is an alarm, the checkpoint is re-encrypted into smaller pieces (never the same
     bytes again) and then anchored and verified."""
     async with DevChains(TIERS) as chains:
         async def shrink() -> None:
@@ -287,7 +287,7 @@ async def test_a_block_gas_limit_that_shrinks_is_an_alarm_and_a_replan(tmp_path:
     refused = [(cid_, bytes(data), err) for _, state, _, err, cid_, data in txs if state == "failed"]
     assert refused and all(c == 7302 and is_size_refusal(err) for c, _, err in refused), refused
     assert [k for k, _ in alarms] and all(k == "upload_too_large" for k, _ in alarms)
-    assert any("re-sealed" in d for _, d in alarms)
+    assert any("re-encrypted" in d for _, d in alarms)
     # the refused bytes are never sent again; what testnet-b confirmed fits its new limit
     confirmed = [(gas, bytes(data)) for purpose, state, gas, _, c, data in txs
                  if purpose == "upload" and state == "confirmed" and c == 7302]

@@ -28,7 +28,7 @@ Exposed families (``_total`` = counter since the process started; others are gau
                                        the flag (every flag of the analyzer, 0 until seen)
 ``edge_capability_reports{status}``    capability reports in the outbox per status (ok,
                                        timeout, empty): the timeouts kept across restarts
-``edge_checkpoints_cut_total``         checkpoints sealed (checkpoint stage running)
+``edge_checkpoints_cut_total``         checkpoints cut (checkpoint stage running)
 ``edge_checkpoints_anchored_total``    checkpoints anchored by this device (forward stage)
 ``edge_outbox_bytes``                  database + WAL size; ``edge_outbox_max_bytes`` the cap
 ``edge_outbox_checkpoints{state}``     checkpoints in the outbox per forwarding state
@@ -193,7 +193,7 @@ class _SnapshotCollector(Collector):
             ("edge_capability_analyzed", "Codes whose capabilities were analysed since start.", s.analyzed),
             ("edge_capability_timeouts", "Capability analyses that ran out of time since start.",
              s.analysis_timeouts),
-            ("edge_checkpoints_cut", "Checkpoints sealed since start.", s.checkpoints_cut),
+            ("edge_checkpoints_cut", "Checkpoints cut since start.", s.checkpoints_cut),
             ("edge_checkpoints_anchored", "Checkpoints anchored by this device since start.",
              s.checkpoints_anchored),
         ):

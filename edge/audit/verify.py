@@ -43,7 +43,7 @@ from edge.evidence.eip712 import checkpoint_id
 from edge.evidence.leaves import KIND_NAMES, Leaf, RecordKey
 from edge.evidence.manifest_tree import expand_manifest
 from edge.evidence.merkle import MerkleTree, verify_proof
-from edge.evidence.metadata import Manifest, Metadata, open_manifest, open_metadata, recover_hash_signer
+from edge.evidence.metadata import Manifest, Metadata, decrypt_manifest, decrypt_metadata, recover_hash_signer
 
 __all__ = ["Verdict", "Auditor", "TestnetRef", "parse_record_key"]
 
@@ -197,7 +197,7 @@ class Auditor:
                 errors.append(f"testnet {cid}: {e}")
                 continue
             try:
-                return open_manifest(self.auditor_key, blob)
+                return decrypt_manifest(self.auditor_key, blob)
             except CryptoError as e:
                 errors.append(f"testnet {cid}: manifest does not open: {e}")
         raise EdgeError(f"manifest 0x{key.hex()[:16]}.. not readable: " + "; ".join(errors))
@@ -274,7 +274,7 @@ class Auditor:
         if bad:
             return v
         try:
-            md, plain = open_metadata(self.auditor_key, chunks)
+            md, plain = decrypt_metadata(self.auditor_key, chunks)
         except CryptoError as e:
             v.reasons.append(f"metadata does not decrypt: {e}")
             return v
@@ -355,7 +355,7 @@ class Auditor:
                 (mid, await self.manifest(k)) for mid, k in manifest.members]
             for _cp_id, m in targets:
                 chunks = [await self.read(r.chain_id, r.key) for r in m.chunks]
-                md, _ = open_metadata(self.auditor_key, chunks)
+                md, _ = decrypt_metadata(self.auditor_key, chunks)
                 if not md.from_block <= key.block_number <= md.to_block:
                     continue
                 local = [lf for lf in await self._local_leaves(md.chain_id, key.block_number, key.block_number)

@@ -1,4 +1,4 @@
-"""The seal stage, part 1: cut the ingested chain into checkpoints (sync points).
+"""The checkpoint stage: cut the ingested chain into checkpoints (sync points).
 
 A checkpoint covers the block range after the previous one up to an aligned boundary:
 ``[prev_to + 1, (k+1)*B - 1]`` for the first multiple ``(k+1)*B`` above ``prev_to``, so
@@ -33,7 +33,7 @@ log = logging.getLogger("edge.checkpoint")
 
 @dataclass
 class CheckpointStats:
-    """Counters: checkpoints cut, records sealed, on-demand requests served."""
+    """Counters: checkpoints cut, records covered, on-demand requests served."""
 
     checkpoints: int = 0
     records: int = 0

@@ -19,7 +19,7 @@ into the key), so a change to *any* byte of the blob, a wrong recipient key or a
 ``aad`` all end in the same tag failure; GCM cannot tell them apart, and
 :class:`~edge.errors.DecryptionError` says so. The blob overhead is 62 bytes.
 
-Multi-recipient envelope, format v1 (:func:`seal_for` / :func:`open_sealed`)::
+Multi-recipient envelope, format v1 (:func:`encrypt_for` / :func:`decrypt_from`)::
 
     offset      size    field
     0           1       version = 0x01
@@ -63,12 +63,12 @@ __all__ = [
     "ENVELOPE_VERSION",
     "SLOT_SIZE",
     "decrypt",
+    "decrypt_from",
     "encrypt",
+    "encrypt_for",
     "envelope_size",
-    "open_sealed",
     "pad_to_bucket",
     "public_key_of",
-    "seal_for",
     "unpad",
 ]
 
@@ -227,11 +227,11 @@ def decrypt(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
 
 
 def envelope_size(n_recipients: int, plaintext_len: int) -> int:
-    """Return the byte size of a :func:`seal_for` envelope: ``31 + 94 N + len``."""
+    """Return the byte size of a :func:`encrypt_for` envelope: ``31 + 94 N + len``."""
     return _ENV_FIXED + SLOT_SIZE * n_recipients + _NONCE_LEN + plaintext_len + _TAG_LEN
 
 
-def seal_for(recipients: Sequence[bytes], plaintext: bytes, aad: bytes = b"") -> bytes:
+def encrypt_for(recipients: Sequence[bytes], plaintext: bytes, aad: bytes = b"") -> bytes:
     """Encrypt ``plaintext`` once for several recipients (envelope v1, module doc).
 
     Args:
@@ -247,16 +247,16 @@ def seal_for(recipients: Sequence[bytes], plaintext: bytes, aad: bytes = b"") ->
             message names its index).
     """
     if not isinstance(recipients, Sequence) or isinstance(recipients, (bytes, bytearray)):
-        raise CryptoError("seal_for: recipients must be a sequence of public keys")
+        raise CryptoError("encrypt_for: recipients must be a sequence of public keys")
     n = len(recipients)
     if not 1 <= n <= _MAX_RECIPIENTS:
-        raise CryptoError(f"seal_for: need 1..{_MAX_RECIPIENTS} recipients, got {n}")
+        raise CryptoError(f"encrypt_for: need 1..{_MAX_RECIPIENTS} recipients, got {n}")
     pubs = [
-        bytes(_parse_public(p, f"seal_for: recipient {i} public key").format(compressed=True))
+        bytes(_parse_public(p, f"encrypt_for: recipient {i} public key").format(compressed=True))
         for i, p in enumerate(recipients)
     ]
-    plaintext = _bytes_arg(plaintext, "seal_for: plaintext")
-    aad = _bytes_arg(aad, "seal_for: aad")
+    plaintext = _bytes_arg(plaintext, "encrypt_for: plaintext")
+    aad = _bytes_arg(aad, "encrypt_for: aad")
     data_key = os.urandom(_KEY_LEN)
     slot_aad = _SLOT_AAD_PREFIX + aad
     slots = [encrypt(p, data_key, slot_aad) for p in pubs]
@@ -266,8 +266,8 @@ def seal_for(recipients: Sequence[bytes], plaintext: bytes, aad: bytes = b"") ->
     return head + AESGCM(data_key).encrypt(nonce, plaintext, head + aad)
 
 
-def open_sealed(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
-    """Open an envelope made by :func:`seal_for` with one recipient's 32-byte ``priv``.
+def decrypt_from(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
+    """Decrypt an envelope made by :func:`encrypt_for` with one recipient's 32-byte ``priv``.
 
     Returns:
         The plaintext.
@@ -279,23 +279,23 @@ def open_sealed(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
             ``aad``, or slots tampered); or the payload fails authentication (tampered
             payload, nonce, header or ``aad``). The message names which.
     """
-    key = _parse_private(priv, "open_sealed: private key")
-    blob = _bytes_arg(blob, "open_sealed: envelope")
-    aad = _bytes_arg(aad, "open_sealed: aad")
+    key = _parse_private(priv, "decrypt_from: private key")
+    blob = _bytes_arg(blob, "decrypt_from: envelope")
+    aad = _bytes_arg(aad, "decrypt_from: aad")
     if len(blob) < _ENV_FIXED:
-        raise DecryptionError(f"open_sealed: envelope truncated: {len(blob)} bytes")
+        raise DecryptionError(f"decrypt_from: envelope truncated: {len(blob)} bytes")
     if blob[0] != ENVELOPE_VERSION:
         raise DecryptionError(
-            f"open_sealed: unknown version 0x{blob[0]:02x} "
+            f"decrypt_from: unknown version 0x{blob[0]:02x} "
             f"(this build reads 0x{ENVELOPE_VERSION:02x})"
         )
     n = int.from_bytes(blob[1:3], "big")
     if n == 0:
-        raise DecryptionError("open_sealed: envelope declares 0 recipient slots")
+        raise DecryptionError("decrypt_from: envelope declares 0 recipient slots")
     need = envelope_size(n, 0)
     if len(blob) < need:
         raise DecryptionError(
-            f"open_sealed: envelope truncated: {len(blob)} bytes, {n} slots need at "
+            f"decrypt_from: envelope truncated: {len(blob)} bytes, {n} slots need at "
             f"least {need}"
         )
     own_pub = bytes(key.public_key.format(compressed=True))
@@ -310,7 +310,7 @@ def open_sealed(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
         break
     if data_key is None or len(data_key) != _KEY_LEN:
         raise DecryptionError(
-            f"open_sealed: none of the {n} recipient slots opens with this key "
+            f"decrypt_from: none of the {n} recipient slots opens with this key "
             "(not a recipient, wrong associated data, or slots tampered)"
         )
     body = _ENV_FIXED + n * SLOT_SIZE
@@ -320,7 +320,7 @@ def open_sealed(priv: bytes, blob: bytes, aad: bytes = b"") -> bytes:
         return AESGCM(data_key).decrypt(nonce, blob[head_end:], blob[:head_end] + aad)
     except InvalidTag:
         raise DecryptionError(
-            "open_sealed: payload authentication failed: tampered payload, nonce or "
+            "decrypt_from: payload authentication failed: tampered payload, nonce or "
             "slots, or wrong associated data (AES-GCM tag mismatch)"
         ) from None
 

@@ -1,10 +1,10 @@
-"""Manifests of any size: split into a tree of sealed parts, and followed back.
+"""Manifests of any size: split into a tree of encrypted parts, and followed back.
 
 A manifest lists one entry per chunk (or per member, for a batch). A large checkpoint
-has hundreds of chunks, and its sealed manifest outgrows what one upload transaction
+has hundreds of chunks, and its encrypted manifest outgrows what one upload transaction
 can store. :func:`split_manifest` then cuts the entry list into ``"part"`` manifests,
-each sealed within ``max_blob`` bytes and stored under its own random key, and makes the
-manifest list those parts (key and keccak256 of the sealed blob) instead; if even that
+each encrypted within ``max_blob`` bytes and stored under its own random key, and makes the
+manifest list those parts (key and keccak256 of the encrypted blob) instead; if even that
 list is too large, the same is done again one level up (a manifest of manifests of
 manifests...). The root keeps its kind, id, metadata hash and device signature, and is
 stored under the locator, so mainnet still holds exactly one locator per anchor.
@@ -25,17 +25,17 @@ from eth_hash.auto import keccak
 
 from edge.errors import CryptoError
 from edge.crypto.ecies import envelope_size, pad_to_bucket
-from edge.evidence.metadata import Manifest, _manifest_json, compress, open_manifest, seal_manifest
+from edge.evidence.metadata import Manifest, _manifest_json, compress, decrypt_manifest, encrypt_manifest
 
-__all__ = ["MAX_DEPTH", "expand_manifest", "sealed_manifest_size", "split_manifest"]
+__all__ = ["MAX_DEPTH", "expand_manifest", "encrypted_manifest_size", "split_manifest"]
 
 MAX_DEPTH = 8
 """Deepest part tree :func:`expand_manifest` follows (a tree of 8 levels of 16 KB parts
 lists far more chunks than any checkpoint has)."""
 
 
-def sealed_manifest_size(m: Manifest, n_auditors: int) -> int:
-    """Bytes of ``seal_manifest(m, auditors)`` for ``n_auditors`` auditors (exact: the
+def encrypted_manifest_size(m: Manifest, n_auditors: int) -> int:
+    """Bytes of ``encrypt_manifest(m, auditors)`` for ``n_auditors`` auditors (exact: the
     compressed JSON is padded to a bucket, and the envelope size depends on its length)."""
     return envelope_size(n_auditors, len(pad_to_bucket(compress(_manifest_json(m)))))
 
@@ -57,14 +57,14 @@ def _entries(m: Manifest) -> tuple[str, tuple[Any, ...]]:
 
 
 def split_manifest(m: Manifest, auditors: Sequence[bytes], max_blob: int) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-    """Seal ``m`` so that no blob exceeds ``max_blob`` bytes.
+    """Encrypt ``m`` so that no blob exceeds ``max_blob`` bytes.
 
     Args:
-        m: the manifest (any kind). auditors: secp256k1 public keys it is sealed for.
+        m: the manifest (any kind). auditors: secp256k1 public keys it is encrypted for.
         max_blob: the largest blob one upload transaction can store (bytes).
 
     Returns:
-        ``(root blob, parts)``: the sealed root (store it under the locator) and the
+        ``(root blob, parts)``: the encrypted root (store it under the locator) and the
         ``(key, blob)`` of every part manifest (store each under its key, on every
         testnet, like the root). ``parts`` is empty when ``m`` fits whole.
 
@@ -72,8 +72,8 @@ def split_manifest(m: Manifest, auditors: Sequence[bytes], max_blob: int) -> tup
         CryptoError: ``max_blob`` cannot hold even one entry, or bad auditor keys.
     """
     n = len(auditors)
-    if sealed_manifest_size(m, n) <= max_blob:
-        return seal_manifest(m, auditors), ()
+    if encrypted_manifest_size(m, n) <= max_blob:
+        return encrypt_manifest(m, auditors), ()
     name, entries = _entries(m)
     if len(entries) < 2:
         raise CryptoError(f"manifest: {max_blob} bytes cannot hold a manifest of {len(entries)} entry")
@@ -82,7 +82,7 @@ def split_manifest(m: Manifest, auditors: Sequence[bytes], max_blob: int) -> tup
     i = 0
     while i < len(entries):
         def fits(j: int) -> bool:
-            return sealed_manifest_size(_part(m, name, entries[i:j]), n) <= max_blob
+            return encrypted_manifest_size(_part(m, name, entries[i:j]), n) <= max_blob
 
         if not fits(i + 1):
             raise CryptoError(f"manifest: {max_blob} bytes cannot hold one manifest entry")
@@ -93,7 +93,7 @@ def split_manifest(m: Manifest, auditors: Sequence[bytes], max_blob: int) -> tup
                 lo = mid
             else:
                 hi = mid - 1
-        blob = seal_manifest(_part(m, name, entries[i:lo]), auditors)
+        blob = encrypt_manifest(_part(m, name, entries[i:lo]), auditors)
         key = os.urandom(32)
         out.append((key, blob))
         refs.append((key, keccak(blob)))
@@ -111,7 +111,7 @@ async def expand_manifest(m: Manifest, read_blob: Callable[[bytes, bytes], Await
 
     Args:
         m: an opened manifest (a root or a part). read_blob: ``(key, keccak256 wanted)``
-            -> the sealed blob stored under the key (any testnet; it may use the hash to
+            -> the encrypted blob stored under the key (any testnet; it may use the hash to
             pick an intact replica). auditor_key: the auditor's private key.
 
     Raises:
@@ -131,7 +131,7 @@ async def expand_manifest(m: Manifest, read_blob: Callable[[bytes, bytes], Await
         if keccak(blob) != want:
             raise CryptoError(f"manifest part {i} (key 0x{key.hex()[:16]}..) was changed: its keccak256 differs "
                               "from the one its parent lists")
-        part = open_manifest(auditor_key, blob)
+        part = decrypt_manifest(auditor_key, blob)
         if part.kind != "part" or part.id != m.id:
             raise CryptoError(f"manifest part {i} (key 0x{key.hex()[:16]}..) is not a part of 0x{m.id.hex()[:16]}..")
         part = await expand_manifest(part, read_blob, auditor_key, _depth=_depth + 1)

@@ -1,4 +1,4 @@
-"""Checkpoint metadata for the testnet tier: format, sealing ("mixing and shaking"), opening.
+"""Checkpoint metadata for the testnet tier: format, encryption ("mixing and shaking"), opening.
 
 What travels (encrypted) per checkpoint:
 
@@ -15,10 +15,10 @@ What travels (encrypted) per checkpoint:
 - the **manifest**: where the chunks are (testnet chain id, store address, key) with the
   keccak256 of each chunk in order, the keccak256 of the metadata and the device's
   signature of it (EIP-191 ``personal_sign`` of that hash). A batch manifest lists the
-  member checkpoints (id, manifest key) instead of chunks. JSON, sealed likewise.
+  member checkpoints (id, manifest key) instead of chunks. JSON, encrypted likewise.
 
 A manifest too large for one upload transaction is split (:mod:`edge.evidence.manifest_tree`):
-it then lists ``parts`` (key and keccak256 of sealed ``"part"`` manifests stored on every
+it then lists ``parts`` (key and keccak256 of encrypted ``"part"`` manifests stored on every
 testnet, each holding a slice of the chunks, members or parts) instead of its chunks;
 the locator still names the one root manifest.
 
@@ -29,7 +29,7 @@ ISA-L's ``isal_zlib``) when that is shorter; a compressed plaintext starts with
 only a bucket (record contents an attacker chose could shift which bucket: CRIME-style
 leaks are bounded by the bucket sizes).
 
-Sealing: ``pad_to_bucket(bytes)`` (sizes leak only a bucket), then ``seal_for(auditors,
+Encryption: ``pad_to_bucket(bytes)`` (sizes leak only a bucket), then ``encrypt_for(auditors,
 ...)`` (ECIES envelope: :mod:`edge.crypto.ecies`), then the metadata envelope is cut into
 fixed-size chunks. Chunk keys are ``keccak256(chunk_secret || u32 i)`` with a fresh random
 secret, so they look random to anyone without the manifest; chunks are spread over the
@@ -51,11 +51,11 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from edge.errors import CryptoError
-from edge.crypto.ecies import open_sealed, pad_to_bucket, seal_for, unpad
+from edge.crypto.ecies import decrypt_from, encrypt_for, pad_to_bucket, unpad
 from edge.evidence.leaves import Finding, Leaf, RecordKey
 
-__all__ = ["Metadata", "ChunkRef", "Manifest", "Chunk", "SealedMetadata", "encode_metadata",
-           "decode_metadata", "seal_metadata", "seal_manifest", "open_manifest", "open_metadata",
+__all__ = ["Metadata", "ChunkRef", "Manifest", "Chunk", "EncryptedMetadata", "encode_metadata",
+           "decode_metadata", "encrypt_metadata", "encrypt_manifest", "decrypt_manifest", "decrypt_metadata",
            "sign_hash", "recover_hash_signer", "chunk_metadata", "compress", "decompress"]
 
 _MAGIC = b"EDGM"
@@ -126,7 +126,7 @@ class Manifest:
     """A decoded manifest. ``kind`` is ``"checkpoint"`` (``chunks``, ``metadata_hash``,
     ``device_sig`` set), ``"batch"`` (``members``: (checkpoint id, manifest key) pairs) or
     ``"part"`` (a slice of a split manifest). A split manifest lists ``parts`` instead of
-    its chunks or members: (key, keccak256 of the sealed part blob) pairs, in order."""
+    its chunks or members: (key, keccak256 of the encrypted part blob) pairs, in order."""
 
     kind: str
     id: bytes
@@ -148,9 +148,9 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
-class SealedMetadata:
-    """Output of :func:`seal_metadata`: the chunks (in upload order, shuffled), the
-    sealed manifest blob and its key (the locator)."""
+class EncryptedMetadata:
+    """Output of :func:`encrypt_metadata`: the chunks (in upload order, shuffled), the
+    encrypted manifest blob and its key (the locator)."""
 
     chunks: tuple[Chunk, ...]
     manifest: bytes
@@ -234,15 +234,15 @@ def _manifest_json(m: Manifest) -> bytes:
     return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
 
-def seal_manifest(m: Manifest, auditors: Sequence[bytes]) -> bytes:
-    """Compress, pad and seal a manifest for the auditors."""
-    return seal_for(auditors, pad_to_bucket(compress(_manifest_json(m))), _AAD_MF)
+def encrypt_manifest(m: Manifest, auditors: Sequence[bytes]) -> bytes:
+    """Compress, pad and encrypt a manifest for the auditors."""
+    return encrypt_for(auditors, pad_to_bucket(compress(_manifest_json(m))), _AAD_MF)
 
 
 def chunk_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
                    stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> tuple[tuple[Chunk, ...], Manifest]:
     """Compress, pad, encrypt and chunk one checkpoint's metadata (module doc); returns the
-    chunks (shuffled upload order) and the manifest that lists them, not yet sealed.
+    chunks (shuffled upload order) and the manifest that lists them, not yet encrypted.
 
     Args:
         md: the metadata. auditors: secp256k1 public keys. device_key: 32-byte private key
@@ -252,11 +252,11 @@ def chunk_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes
     Raises: CryptoError for bad keys, no stores or a chunk size < 1.
     """
     if not stores:
-        raise CryptoError("seal_metadata: no testnet stores configured")
+        raise CryptoError("encrypt_metadata: no testnet stores configured")
     if chunk_bytes < 1:
-        raise CryptoError(f"seal_metadata: chunk size {chunk_bytes} < 1")
+        raise CryptoError(f"encrypt_metadata: chunk size {chunk_bytes} < 1")
     plain = encode_metadata(md)
-    envelope = seal_for(auditors, pad_to_bucket(compress(plain)), _AAD_MD)
+    envelope = encrypt_for(auditors, pad_to_bucket(compress(plain)), _AAD_MD)
     parts = [envelope[i:i + chunk_bytes] for i in range(0, len(envelope), chunk_bytes)]
     secret = os.urandom(32)
     rng = secrets.SystemRandom()
@@ -272,22 +272,22 @@ def chunk_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes
     return tuple(chunks), Manifest("checkpoint", md.id, tuple(refs), mhash, sign_hash(device_key, mhash))
 
 
-def seal_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
-                  stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> SealedMetadata:
+def encrypt_metadata(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
+                  stores: Sequence[tuple[int, bytes]], chunk_bytes: int) -> EncryptedMetadata:
     """Encrypt, pad and chunk one checkpoint's metadata for ``auditors`` (module doc), with
-    its manifest sealed whole (:func:`chunk_metadata`, then :func:`seal_manifest`; for a
+    its manifest encrypted whole (:func:`chunk_metadata`, then :func:`encrypt_manifest`; for a
     manifest sized to fit a transaction use :func:`edge.evidence.manifest_tree.split_manifest`).
 
     Raises: CryptoError for bad keys or no stores.
     """
     chunks, manifest = chunk_metadata(md, auditors=auditors, device_key=device_key, stores=stores,
                                       chunk_bytes=chunk_bytes)
-    return SealedMetadata(chunks, seal_manifest(manifest, auditors), os.urandom(32))
+    return EncryptedMetadata(chunks, encrypt_manifest(manifest, auditors), os.urandom(32))
 
 
-def open_manifest(auditor_key: bytes, blob: bytes) -> Manifest:
+def decrypt_manifest(auditor_key: bytes, blob: bytes) -> Manifest:
     """Decrypt and parse a manifest. Raises DecryptionError / CryptoError naming the fault."""
-    raw = decompress(unpad(open_sealed(auditor_key, blob, _AAD_MF)))
+    raw = decompress(unpad(decrypt_from(auditor_key, blob, _AAD_MF)))
     try:
         d = json.loads(raw)
         if d.get("v") != 1:
@@ -306,8 +306,8 @@ def open_manifest(auditor_key: bytes, blob: bytes) -> Manifest:
         raise CryptoError(f"manifest: malformed ({e})") from e
 
 
-def open_metadata(auditor_key: bytes, chunks_in_order: Sequence[bytes]) -> tuple[Metadata, bytes]:
+def decrypt_metadata(auditor_key: bytes, chunks_in_order: Sequence[bytes]) -> tuple[Metadata, bytes]:
     """Reassemble, decrypt and parse metadata; returns it with its plaintext bytes (whose
     keccak256 the manifest signs). Raises DecryptionError / CryptoError."""
-    plain = decompress(unpad(open_sealed(auditor_key, b"".join(chunks_in_order), _AAD_MD)))
+    plain = decompress(unpad(decrypt_from(auditor_key, b"".join(chunks_in_order), _AAD_MD)))
     return decode_metadata(plain), plain

@@ -3,7 +3,7 @@
 Per checkpoint, driven only by outbox state (so a kill at any instant resumes exactly):
 
 1. ``sealed`` -> ``uploading``: build its metadata (records' keys, CRCs, leaves; risk
-   findings), seal it for the auditors, pad, chunk and spread it over the testnets
+   findings), encrypt it for the auditors, pad, chunk and spread it over the testnets
    (:mod:`edge.evidence.metadata`). In ONE durable transaction: store every chunk and the
    manifest replicas (``uploads``), queue one ``createMany`` per testnet on that
    testnet's :class:`~edge.forward.txsender.TxSender`, and move the checkpoint on. A
@@ -203,13 +203,13 @@ class ForwardStage:
                           self.key.address, tuple(leaves), tuple(findings))
             try:
                 max_blob = await self._read_budgets()
-            except NodeUnavailable as e:  # sealing waits; the other phases go on
+            except NodeUnavailable as e:  # encryption waits; the other phases go on
                 if not self._sizing_blocked:
-                    log.warning("forward: cannot size uploads yet (%s); sealing waits", e)
+                    log.warning("forward: cannot size uploads yet (%s); encryption waits", e)
                 self._sizing_blocked = True
                 return False
             self._sizing_blocked = False
-            locator, items = plan.seal_checkpoint_upload(
+            locator, items = plan.encrypt_checkpoint_upload(
                 md, auditors=self.auditors, device_key=self.key.private_key, stores=self.stores,
                 chunk_bytes=self.cfg.forward.chunk_bytes, max_blob=max_blob)
             async with self.outbox.transaction(durable=True) as tx:
@@ -218,7 +218,7 @@ class ForwardStage:
             n_chunks = sum(1 for rows in items.values() for p, _, _ in rows if p >= 0)
             self.stats.chunks += n_chunks
             self.stats.bytes_uploaded += sum(len(d) for rows in items.values() for _, _, d in rows)
-            log.info("checkpoint 0x%s: %d records sealed for %d auditor(s) into %d chunks over %d testnets "
+            log.info("checkpoint 0x%s: %d records encrypted for %d auditor(s) into %d chunks over %d testnets "
                      "(manifest in %d part(s))", cp.id.hex()[:16], len(leaves), len(self.auditors), n_chunks,
                      len(self.stores), 1 + sum(1 for p, _, _ in next(iter(items.values())) if p < -1))
         return bool(sealed)
@@ -267,7 +267,7 @@ class ForwardStage:
         """Re-queue the uploads of ``ref`` whose transaction failed. A refusal for size
         (:func:`edge.forward.uploads.is_size_refusal`: it can never succeed as it is) is an
         alarm and a re-plan from the chains' current gas budgets: the rows regrouped into
-        smaller transactions, or, if one row fits no transaction, the checkpoint re-sealed
+        smaller transactions, or, if one row fits no transaction, the checkpoint re-encrypted
         into smaller pieces. Any other failure re-queues the same rows."""
         self.stats.failures += 1
         rows = await fwd_store.uploads_of(self.outbox, ref)
@@ -283,13 +283,13 @@ class ForwardStage:
         if too_large:
             await self._read_budgets()  # the limit may have moved: plan from the current one
             refit = all(self.budgets[cid].fits([len(d)]) for cid, rs in failed.items() for _, _, d in rs)
-            what = "re-planned into smaller transactions" if refit else "re-sealed into smaller pieces"
+            what = "re-planned into smaller transactions" if refit else "re-encrypted into smaller pieces"
             log.error("upload of 0x%s refused for size on chain(s) %s: %s", ref.hex()[:16],
                       ", ".join(map(str, failed)), what)
             await chain_data.add_alarm(self.outbox, self.chain_id, None, "upload_too_large",
                                        f"upload of 0x{ref.hex()} refused for size on {sorted(failed)}; {what}")
             if not refit:
-                await self._reseal(ref)
+                await self._reencrypt(ref)
                 return
         else:
             log.error("upload of 0x%s failed on chain(s) %s: re-queued", ref.hex()[:16], ", ".join(map(str, failed)))
@@ -298,8 +298,8 @@ class ForwardStage:
         async with self.outbox.transaction(durable=True) as tx:
             await self._queue_uploads(tx, ref, failed)
 
-    async def _reseal(self, ref: bytes) -> None:
-        """Start the upload of ``ref`` over: a checkpoint goes back to ``sealed`` (sealed
+    async def _reencrypt(self, ref: bytes) -> None:
+        """Start the upload of ``ref`` over: a checkpoint goes back to ``sealed`` (encrypted
         again on the next pass, with new keys and the current budgets); a batch manifest
         is split again under its locator."""
         anchor = await fwd_store.get_anchor(self.outbox, ref)
@@ -317,7 +317,7 @@ class ForwardStage:
             row = await cps.get_checkpoint(tx, mid)
             pairs.append((mid, (row.locator if row else None) or b""))
         max_blob = min(b.max_value_bytes() for b in self.budgets.values())
-        items = plan.seal_batch_upload(Manifest("batch", aid, members=tuple(pairs)), locator,
+        items = plan.encrypt_batch_upload(Manifest("batch", aid, members=tuple(pairs)), locator,
                                        auditors=self.auditors, chain_ids=[cid for cid, _ in self.stores],
                                        max_blob=max_blob)
         await self._queue_uploads(tx, aid, items)

@@ -44,8 +44,8 @@ __all__ = [
     "create_many_gas",
     "is_size_refusal",
     "plan_transactions",
-    "seal_batch_upload",
-    "seal_checkpoint_upload",
+    "encrypt_batch_upload",
+    "encrypt_checkpoint_upload",
 ]
 
 UploadRow = tuple[int, bytes, bytes]
@@ -73,7 +73,7 @@ _SIZE_REFUSALS = (
 
 class UploadTooLarge(EdgeError):
     """One upload row cannot fit in any transaction under the budget (it must be cut
-    smaller, i.e. the checkpoint re-sealed with smaller pieces)."""
+    smaller, i.e. the checkpoint re-encrypted with smaller pieces)."""
 
 
 def calldata_gas(data: bytes) -> tuple[int, int]:
@@ -117,7 +117,7 @@ def create_many_execution_gas(values: Sequence[int]) -> int:
 def create_many_gas(values: Sequence[int]) -> int:
     """Upper bound of the gas a ``createMany`` transaction of values of these lengths uses
     (the larger of the EIP-7623 floor and standard calldata plus execution), counting every
-    calldata byte as non-zero (sealed data is random; ABI padding only lowers the cost)."""
+    calldata byte as non-zero (encrypted data is random; ABI padding only lowers the cost)."""
     n = create_many_calldata_len(values)
     standard, floor = 21_000 + 16 * n, 21_000 + 40 * n
     return max(standard + create_many_execution_gas(values), floor)
@@ -223,10 +223,10 @@ def _manifest_rows(root: bytes, parts: Sequence[tuple[bytes, bytes]], locator: b
     return [(-2 - i, k, b) for i, (k, b) in enumerate(parts)] + [(-1, locator, root)]
 
 
-def seal_checkpoint_upload(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
+def encrypt_checkpoint_upload(md: Metadata, *, auditors: Sequence[bytes], device_key: bytes,
                            stores: Sequence[tuple[int, bytes]], chunk_bytes: int,
                            max_blob: int) -> tuple[bytes, dict[int, list[UploadRow]]]:
-    """Seal one checkpoint's metadata into upload rows that each fit one transaction.
+    """Encrypt one checkpoint's metadata into upload rows that each fit one transaction.
 
     Chunks are ``min(chunk_bytes, max_blob)`` bytes and spread over the testnets; the
     manifest is split into parts of at most ``max_blob`` bytes when needed
@@ -257,7 +257,7 @@ def seal_checkpoint_upload(md: Metadata, *, auditors: Sequence[bytes], device_ke
     return locator, rows
 
 
-def seal_batch_upload(manifest: Manifest, locator: bytes, *, auditors: Sequence[bytes],
+def encrypt_batch_upload(manifest: Manifest, locator: bytes, *, auditors: Sequence[bytes],
                       chain_ids: Sequence[int], max_blob: int) -> dict[int, list[UploadRow]]:
     """Upload rows of a batch manifest (stored under ``locator``, split when needed) for
     every testnet in ``chain_ids``. Raises CryptoError as :func:`split_manifest`."""

@@ -77,7 +77,7 @@ async def uploads_of(ob: Outbox, ref: bytes) -> list[UploadRow]:
 
 
 async def drop_uploads(tx: Tx, ref: bytes) -> None:
-    """Forget every blob of ``ref`` (its upload starts over, re-sealed)."""
+    """Forget every blob of ``ref`` (its upload starts over, re-encrypted)."""
     await tx.execute("DELETE FROM uploads WHERE checkpoint_id=?", (ref,))
 
 

@@ -22,9 +22,9 @@ outbox can serve several chains.
 - ``scores``: risk score of a code under one model (model id = sha256 of the ONNX file).
 - ``alarms``: things an operator must see (foreign sealer, deep reorg, oversized code).
 
-Version 2 adds the seal/forward state:
+Version 2 adds the checkpoint/forward state:
 
-- ``checkpoints``: one row per sealed block range (id, range, last block hash, Merkle
+- ``checkpoints``: one row per checkpointed block range (id, range, last block hash, Merkle
   root, leaf count) with its forwarding ``state`` (``sealed`` -> ``uploaded`` ->
   ``anchoring`` -> ``anchored``), the ``locator`` of its metadata on the testnets and the
   id of the anchor unit that carries it to mainnet.
@@ -135,7 +135,7 @@ MIGRATIONS: tuple[str, ...] = (
         at           REAL    NOT NULL
     );
     """,
-    # 1 -> 2: checkpoints and their forwarding (issue: seal and forward)
+    # 1 -> 2: checkpoints and their forwarding (issue: checkpoint and forward)
     """
     CREATE TABLE checkpoints (
         id          BLOB    PRIMARY KEY,
