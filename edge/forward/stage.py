@@ -49,7 +49,7 @@ from edge.evidence.metadata import Manifest, Metadata
 from edge.store import chain_data
 from edge.store import checkpoints as cps
 from edge.store import forwarding as fwd_store
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = ["ForwardStage", "ForwardStats", "SignatureSource"]
 
@@ -223,7 +223,7 @@ class ForwardStage:
                      len(self.stores), 1 + sum(1 for p, _, _ in next(iter(items.values())) if p < -1))
         return bool(sealed)
 
-    async def _queue_uploads(self, tx: Tx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
+    async def _queue_uploads(self, tx: DbTx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
         """Queue ``createMany`` transactions planned from each testnet's gas budget
         (:func:`edge.forward.uploads.plan_transactions`: every one fits a block) and record
         every upload with its tx. Raises UploadTooLarge if a row fits no transaction."""
@@ -310,7 +310,7 @@ class ForwardStage:
             else:
                 await self._queue_batch_manifest(tx, ref, b"".join(anchor.members), anchor.locator)
 
-    async def _queue_batch_manifest(self, tx: Tx, aid: bytes, members: bytes, locator: bytes) -> None:
+    async def _queue_batch_manifest(self, tx: DbTx, aid: bytes, members: bytes, locator: bytes) -> None:
         ids = [members[i:i + 32] for i in range(0, len(members), 32)]
         pairs = []
         for mid in ids:

@@ -95,7 +95,7 @@ from edge.forward.uploads import MAX_TX_CALLDATA, is_size_refusal
 from edge.rpc import codec
 from edge.rpc.base import JsonRpc
 from edge.store import txs as store
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 from edge.store.txs import AttemptRow as _Attempt
 from edge.store.txs import IntentRow as _Row
 
@@ -260,7 +260,7 @@ class TxSender:
 
     async def enqueue(
         self,
-        tx: Tx,
+        tx: DbTx,
         *,
         to: bytes,
         data: bytes,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from edge.chain.records import BlockBundle
 from edge.store.clique import CliqueWrite, write_verdicts
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = [
     "Cursor",
@@ -165,7 +165,7 @@ async def write_blocks(
         await _mark_final(tx, chain_id, head - confirmations)
 
 
-async def _mark_final(tx: Tx, chain_id: int, upto: int) -> None:
+async def _mark_final(tx: DbTx, chain_id: int, upto: int) -> None:
     await tx.execute(
         "UPDATE blocks SET final=1 WHERE chain_id=? AND final=0 AND number<=?", (chain_id, upto)
     )

@@ -27,7 +27,7 @@ from edge.evidence.leaves import (
     make_leaf,
 )
 from edge.store.clique import signer_changes
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = ["CheckpointRow", "Finding", "range_leaves", "range_findings", "last_checkpoint_end",
            "final_tip", "insert_checkpoint", "checkpoints_in_state", "set_checkpoint_state",
@@ -60,7 +60,7 @@ def _row(r: Sequence[Any]) -> CheckpointRow:
                          bytes(r[9]) if r[9] is not None else None)
 
 
-async def range_leaves(ob: Outbox | Tx, chain_id: int, lo: int, hi: int) -> list[Leaf]:
+async def range_leaves(ob: Outbox | DbTx, chain_id: int, lo: int, hi: int) -> list[Leaf]:
     """Leaves of every record of blocks ``lo..hi`` (inclusive) in key order: headers,
     deployments, logs and the Clique signer-set changes (not the ``start`` records)."""
     out: list[Leaf] = []
@@ -113,13 +113,13 @@ async def range_findings(ob: Outbox, chain_id: int, lo: int, hi: int) -> list[Fi
     return out
 
 
-async def last_checkpoint_end(ob: Outbox | Tx, chain_id: int) -> int | None:
+async def last_checkpoint_end(ob: Outbox | DbTx, chain_id: int) -> int | None:
     """``to_block`` of the newest checkpoint of ``chain_id``, or None."""
     row = await ob.fetchone("SELECT max(to_block) FROM checkpoints WHERE chain_id=?", (chain_id,))
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def final_tip(ob: Outbox | Tx, chain_id: int) -> int | None:
+async def final_tip(ob: Outbox | DbTx, chain_id: int) -> int | None:
     """Highest block that is stored, final, and below the cursor (contiguous), or None."""
     row = await ob.fetchone(
         "SELECT max(b.number) FROM blocks b JOIN cursor c ON c.chain_id = b.chain_id"
@@ -127,7 +127,7 @@ async def final_tip(ob: Outbox | Tx, chain_id: int) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def insert_checkpoint(tx: Tx, cp: CheckpointRow) -> None:
+async def insert_checkpoint(tx: DbTx, cp: CheckpointRow) -> None:
     """Insert a checkpoint (state ``sealed``) inside the caller's transaction."""
     await tx.execute(
         f"INSERT INTO checkpoints ({_COLS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -136,7 +136,7 @@ async def insert_checkpoint(tx: Tx, cp: CheckpointRow) -> None:
     )
 
 
-async def checkpoints_in_state(ob: Outbox | Tx, state: str, chain_id: int | None = None) -> list[CheckpointRow]:
+async def checkpoints_in_state(ob: Outbox | DbTx, state: str, chain_id: int | None = None) -> list[CheckpointRow]:
     """Checkpoints in ``state``, oldest range first."""
     if chain_id is None:
         rows = await ob.fetchall(f"SELECT {_COLS} FROM checkpoints WHERE state=? ORDER BY from_block", (state,))
@@ -146,13 +146,13 @@ async def checkpoints_in_state(ob: Outbox | Tx, state: str, chain_id: int | None
     return [_row(r) for r in rows]
 
 
-async def get_checkpoint(ob: Outbox | Tx, cp_id: bytes) -> CheckpointRow | None:
+async def get_checkpoint(ob: Outbox | DbTx, cp_id: bytes) -> CheckpointRow | None:
     """One checkpoint by id, or None."""
     r = await ob.fetchone(f"SELECT {_COLS} FROM checkpoints WHERE id=?", (cp_id,))
     return _row(r) if r else None
 
 
-async def set_checkpoint_state(tx: Tx, cp_id: bytes, state: str, *, locator: bytes | None = None,
+async def set_checkpoint_state(tx: DbTx, cp_id: bytes, state: str, *, locator: bytes | None = None,
                                anchor_id: bytes | None = None) -> None:
     """Move a checkpoint to ``state`` (optionally setting locator / anchor id)."""
     await tx.execute(
@@ -172,24 +172,24 @@ async def add_sync_request(ob: Outbox, now: float) -> int:
     return int(row[0])
 
 
-async def sync_requested(tx: Tx) -> bool:
+async def sync_requested(tx: DbTx) -> bool:
     """True while an on-demand checkpoint request is open."""
     row = await tx.fetchone("SELECT count(*) FROM sync_requests WHERE done_at IS NULL")
     return bool(row and row[0])
 
 
-async def close_sync_requests(tx: Tx, now: float) -> None:
+async def close_sync_requests(tx: DbTx, now: float) -> None:
     """Mark every open sync request done at wall time ``now`` (s)."""
     await tx.execute("UPDATE sync_requests SET done_at=? WHERE done_at IS NULL", (now,))
 
 
-async def block_hash_at(ob: Outbox | Tx, chain_id: int, number: int) -> bytes | None:
+async def block_hash_at(ob: Outbox | DbTx, chain_id: int, number: int) -> bytes | None:
     """The stored 32-byte hash of block ``number``, or None when it is not stored."""
     row = await ob.fetchone("SELECT hash FROM blocks WHERE chain_id=? AND number=?", (chain_id, number))
     return bytes(row[0]) if row else None
 
 
-async def created_at_in_state(ob: Outbox | Tx, chain_id: int, state: str) -> dict[bytes, float]:
+async def created_at_in_state(ob: Outbox | DbTx, chain_id: int, state: str) -> dict[bytes, float]:
     """When each checkpoint of ``chain_id`` now in ``state`` was cut (wall seconds), by id."""
     rows = await ob.fetchall("SELECT id, created_at FROM checkpoints WHERE chain_id=? AND state=?", (chain_id, state))
     return {bytes(i): float(t) for i, t in rows}

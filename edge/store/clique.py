@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge.chain.clique import BlockVerdict, SignerChange, Violation
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = ["KEEP_EVERY", "CliqueWrite", "AlarmRow", "SignerChangeRow", "write_verdicts", "snapshot_at_or_below",
            "signer_changes", "alarms", "in_turn_flags"]
@@ -67,7 +67,7 @@ class CliqueWrite:
                            tuple(v for vd in self.verdicts for v in vd.violations) + tuple(self.extra_alarms))
 
 
-async def write_verdicts(tx: Tx, chain_id: int, w: CliqueWrite) -> None:
+async def write_verdicts(tx: DbTx, chain_id: int, w: CliqueWrite) -> None:
     """Store ``w`` inside the caller's transaction (the one that writes the blocks).
 
     Sets ``blocks.in_turn`` of each verdict's block (the block rows must be written first),
@@ -106,7 +106,7 @@ async def write_verdicts(tx: Tx, chain_id: int, w: CliqueWrite) -> None:
             {"c": chain_id, "f": w.final_upto, "n": newest, "k": KEEP_EVERY})  # type: ignore[arg-type]
 
 
-async def snapshot_at_or_below(ob: Outbox | Tx, chain_id: int, number: int) -> tuple[int, bytes, bytes] | None:
+async def snapshot_at_or_below(ob: Outbox | DbTx, chain_id: int, number: int) -> tuple[int, bytes, bytes] | None:
     """The newest stored snapshot at or below block ``number``: ``(number, block hash,
     snapshot bytes)``, or None when there is none (tracking starts afresh)."""
     row = await ob.fetchone(
@@ -130,7 +130,7 @@ class SignerChangeRow:
     signers: tuple[bytes, ...]
 
 
-async def signer_changes(ob: Outbox | Tx, chain_id: int, lo: int, hi: int, *,
+async def signer_changes(ob: Outbox | DbTx, chain_id: int, lo: int, hi: int, *,
                          with_start: bool = True) -> list[SignerChangeRow]:
     """Signer-set changes of blocks ``lo..hi`` (inclusive), in ``(block, seq)`` order.
 
@@ -156,7 +156,7 @@ class AlarmRow:
     signer: bytes | None
 
 
-async def alarms(ob: Outbox | Tx, chain_id: int) -> list[AlarmRow]:
+async def alarms(ob: Outbox | DbTx, chain_id: int) -> list[AlarmRow]:
     """Every alarm of ``chain_id``, oldest first."""
     rows = await ob.fetchall(
         "SELECT block_number, kind, detail, block_hash, signer FROM alarms WHERE chain_id=? ORDER BY id",
@@ -165,7 +165,7 @@ async def alarms(ob: Outbox | Tx, chain_id: int) -> list[AlarmRow]:
                      bytes(s) if s is not None else None) for n, k, d, h, s in rows]
 
 
-async def in_turn_flags(ob: Outbox | Tx, chain_id: int) -> dict[int, tuple[bytes | None, bool | None, bool | None]]:
+async def in_turn_flags(ob: Outbox | DbTx, chain_id: int) -> dict[int, tuple[bytes | None, bool | None, bool | None]]:
     """``{number: (sealer, seal_ok, in_turn)}`` of every stored block of ``chain_id``."""
     rows = await ob.fetchall("SELECT number, sealer, seal_ok, in_turn FROM blocks WHERE chain_id=?", (chain_id,))
     return {int(n): (bytes(s) if s is not None else None, None if ok is None else bool(ok),

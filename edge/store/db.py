@@ -44,7 +44,7 @@ import aiosqlite
 from edge.errors import OutboxError, OutboxFull, SchemaError
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Outbox", "Tx", "APPLICATION_ID"]
+__all__ = ["Outbox", "DbTx", "APPLICATION_ID"]
 
 APPLICATION_ID = 0x45444745
 """``PRAGMA application_id`` of an edge outbox (ASCII "EDGE"; SQLite file format §1.3)."""
@@ -52,7 +52,7 @@ APPLICATION_ID = 0x45444745
 log = logging.getLogger("edge.outbox")
 
 
-class Tx:
+class DbTx:
     """A handle on an open outbox transaction (see :meth:`Outbox.transaction`).
 
     Thin on purpose: ``execute``/``executemany``/``fetchall``/``fetchone`` run on the
@@ -297,7 +297,7 @@ class Outbox:
             log.info("outbox %s migrated to schema version %d", self.path, v + 1)
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = False) -> AsyncIterator[Tx]:
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[DbTx]:
         """One atomic write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
 
         Transactions are serialised (one writer at a time within the process). Any
@@ -321,7 +321,7 @@ class Outbox:
                     # cancelled meanwhile (the statement runs on aiosqlite's thread either
                     # way): a cancel never leaves a transaction open without an owner
                     await _settled(conn.execute("BEGIN IMMEDIATE"))
-                    yield Tx(conn)
+                    yield DbTx(conn)
                     await _settled(conn.execute("COMMIT"))
                 except BaseException:
                     # SQLite may already have rolled back (e.g. on SQLITE_FULL)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = [
     "AttestationRow", "LocationRow", "signatures_of", "attesters_of", "next_scan_block", "record_scan",
@@ -84,12 +84,12 @@ async def record_scan(ob: Outbox, chain_id: int, attested: Sequence[AttestationR
                          " DO UPDATE SET next_block=excluded.next_block", (chain_id, through + 1))
 
 
-async def set_attest_tx(tx: Tx, cp_id: bytes, tx_id: int) -> None:
+async def set_attest_tx(tx: DbTx, cp_id: bytes, tx_id: int) -> None:
     """Remember the tx that carries this device's attestation of ``cp_id``."""
     await tx.execute("INSERT OR REPLACE INTO fleet_duty (id, attest_tx) VALUES (?,?)", (cp_id, tx_id))
 
 
-async def add_duty(tx: Tx, cp_id: bytes) -> None:
+async def add_duty(tx: DbTx, cp_id: bytes) -> None:
     """A duty row for checkpoint ``cp_id`` (no attest tx of its own: it is attested in a batch)."""
     await tx.execute("INSERT OR IGNORE INTO fleet_duty (id) VALUES (?)", (cp_id,))
 
@@ -100,12 +100,12 @@ async def attest_tx_of(ob: Outbox, cp_id: bytes) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def take_duty(tx: Tx, cp_id: bytes, now: float) -> None:
+async def take_duty(tx: DbTx, cp_id: bytes, now: float) -> None:
     """Record that this device took the sync duty of ``cp_id`` at wall time ``now``."""
     await tx.execute("UPDATE fleet_duty SET took_at=? WHERE id=?", (now, cp_id))
 
 
-async def set_located(tx: Tx, cp_id: bytes) -> None:
+async def set_located(tx: DbTx, cp_id: bytes) -> None:
     """The locator of ``cp_id`` is published (or reused): do not publish it again."""
     await tx.execute("UPDATE fleet_duty SET located=1 WHERE id=?", (cp_id,))
 

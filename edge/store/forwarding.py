@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = [
     "UploadRow", "AnchorRow", "unanchored_count", "add_uploads", "upload_txs", "uploads_of",
@@ -55,7 +55,7 @@ async def unanchored_count(ob: Outbox, chain_id: int) -> int:
     return int(row[0]) if row else 0
 
 
-async def add_uploads(tx: Tx, ref: bytes, rows: Sequence[UploadRow]) -> None:
+async def add_uploads(tx: DbTx, ref: bytes, rows: Sequence[UploadRow]) -> None:
     """Record the blobs of ``ref`` with their tx, inside the caller's transaction (with the
     tx intent that carries them); a re-queued blob replaces its row."""
     await tx.executemany(
@@ -76,12 +76,12 @@ async def uploads_of(ob: Outbox, ref: bytes) -> list[UploadRow]:
     return [UploadRow(int(p), int(c), bytes(s), bytes(k), bytes(d), int(t)) for p, c, s, k, d, t in rows]
 
 
-async def drop_uploads(tx: Tx, ref: bytes) -> None:
+async def drop_uploads(tx: DbTx, ref: bytes) -> None:
     """Forget every blob of ``ref`` (its upload starts over, re-encrypted)."""
     await tx.execute("DELETE FROM uploads WHERE checkpoint_id=?", (ref,))
 
 
-async def insert_anchor(tx: Tx, a: AnchorRow, now: float) -> None:
+async def insert_anchor(tx: DbTx, a: AnchorRow, now: float) -> None:
     """Insert anchor ``a`` (no tx yet) inside the caller's transaction."""
     await tx.execute(
         "INSERT INTO anchors (id, chain_id, from_block, to_block, last_hash, root, locator, members,"
@@ -106,13 +106,13 @@ async def open_anchors(ob: Outbox, chain_id: int) -> list[AnchorRow]:
         f"SELECT {_COLS} FROM anchors WHERE chain_id=? AND state != 'anchored' ORDER BY from_block", (chain_id,))]
 
 
-async def get_anchor(ob: Outbox | Tx, anchor_id: bytes) -> AnchorRow | None:
+async def get_anchor(ob: Outbox | DbTx, anchor_id: bytes) -> AnchorRow | None:
     """Anchor ``anchor_id``, or None."""
     r = await ob.fetchone(f"SELECT {_COLS} FROM anchors WHERE id=?", (anchor_id,))
     return None if r is None else _anchor(r)
 
 
-async def set_anchor_state(tx: Tx, anchor_id: bytes, state: str, *, tx_id: int | None = None,
+async def set_anchor_state(tx: DbTx, anchor_id: bytes, state: str, *, tx_id: int | None = None,
                            only_from: str | None = None) -> None:
     """Move anchor ``anchor_id`` to ``state`` (recording its mainnet tx when given; only
     while it is in state ``only_from`` when given)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import OutboxError
-from edge.store.db import Outbox, Tx
+from edge.store.db import DbTx, Outbox
 
 __all__ = [
     "Account", "AttemptRow", "IntentRow", "TxRow",
@@ -78,7 +78,7 @@ class AttemptRow:
     sent_block: int | None
 
 
-async def insert_intent(tx: Tx, acct: Account, *, purpose: str, ref: bytes | None, to: bytes, data: bytes,
+async def insert_intent(tx: DbTx, acct: Account, *, purpose: str, ref: bytes | None, to: bytes, data: bytes,
                         value: int, gas: int | None, now: float) -> int:
     """Insert a ``queued`` intent inside the caller's transaction; returns its id.
     Raises OutboxError when SQLite gives no row id."""
