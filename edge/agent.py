@@ -80,7 +80,7 @@ class Agent:
         self.score = score
         self.rpc_factory = rpc_factory
         self.clock = clock
-        self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mb * 2**20))
+        self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mib * 2**20))
         self.ingester = Ingester(cfg, self.outbox, rpc_factory=rpc_factory, clock=clock,
                                  seal_check=make_seal_check(cfg))
         self.scorer: ScoreStage | None = None

@@ -4,6 +4,8 @@ Every key is declared in a dataclass below with its type, default and bounds. Un
 keys, wrong types and out-of-range values raise :class:`edge.errors.ConfigError` naming
 the dotted key (``config: ingest.confirmations: must be >= 0, got -1``); the agent never
 starts half-configured. Relative paths are resolved against the config file's folder.
+Renamed keys (:data:`DEPRECATED_KEYS`: ``outbox.max_mb``, ``scoring.batch_seconds``,
+``gpio.hold_seconds``) are still read under their old name, with one warning each.
 
 Example (all keys optional except ``node.ws_url``)::
 
@@ -33,12 +35,12 @@ Example (all keys optional except ``node.ws_url``)::
 
     [outbox]
     path = "edge.sqlite"
-    max_mb = 1024                    # ingest pauses at this size; nothing is dropped
+    max_mib = 1024                   # MiB; ingest pauses at this size; nothing is dropped
 
     [scoring]
     model = ""                       # "" = the model shipped in models/risk.onnx
     batch_size = 256
-    batch_seconds = 0.5
+    batch_wait_s = 0.5               # longest wait (s) for a partial batch to fill
     threshold = -1.0                 # < 0: the model's own threshold
 
     [capabilities]                   # what each code lets someone do (off the hot path)
@@ -83,7 +85,7 @@ Example (all keys optional except ``node.ws_url``)::
     alert_led = 27
     buzzer = -1                      # -1: none
     button = 22
-    hold_seconds = 3.0               # held this long: clean shutdown
+    hold_s = 3.0                     # held this long (s): clean shutdown
 
     [metrics]                        # Prometheus text, loopback only
     enabled = true
@@ -100,6 +102,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import tomllib
@@ -132,9 +135,20 @@ __all__ = [
     "dump_toml",
     "MAX_BLOCK_NUMBER",
     "MAX_CONFIRMATIONS",
+    "DEPRECATED_KEYS",
 ]
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+_log = logging.getLogger("edge.config")
+
+DEPRECATED_KEYS: dict[str, str] = {
+    "outbox.max_mb": "outbox.max_mib",
+    "scoring.batch_seconds": "scoring.batch_wait_s",
+    "gpio.hold_seconds": "gpio.hold_s",
+}
+"""Old dotted key -> its new name. An old key is still read (one WARNING naming both);
+giving the old and the new key of one setting is a :class:`ConfigError`."""
 
 MAX_BLOCK_NUMBER = 2**63 - 1
 """Largest block number the outbox can hold (SQLite INTEGER is a signed 64-bit int)."""
@@ -220,12 +234,12 @@ class OutboxConfig:
     """``[outbox]``: the SQLite outbox file and its size cap in MiB."""
 
     path: str = "edge.sqlite"
-    max_mb: float = 1024.0
+    max_mib: float = 1024.0
 
     def _check(self) -> None:
         if not self.path:
             raise ConfigError("outbox.path", "must not be empty")
-        _range("outbox.max_mb", self.max_mb, 0.01, 2.0**23)  # 8 TiB
+        _range("outbox.max_mib", self.max_mib, 0.01, 2.0**23)  # 8 TiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +248,12 @@ class ScoringConfig:
 
     model: str = ""
     batch_size: int = 256
-    batch_seconds: float = 0.5
+    batch_wait_s: float = 0.5
     threshold: float = -1.0
 
     def _check(self) -> None:
         _min("scoring.batch_size", self.batch_size, 1)
-        _range("scoring.batch_seconds", self.batch_seconds, 0.0, 3600.0)
+        _range("scoring.batch_wait_s", self.batch_wait_s, 0.0, 3600.0)
         if self.threshold > 1.0:
             raise ConfigError("scoring.threshold", f"must be <= 1 (or < 0 for the model's), got {self.threshold}")
 
@@ -375,7 +389,7 @@ class GpioConfig:
     alert_led: int = 27
     buzzer: int = -1
     button: int = 22
-    hold_seconds: float = 3.0
+    hold_s: float = 3.0
 
     def _check(self) -> None:
         _one_of("gpio.pin_factory", self.pin_factory, ("", "mock", "lgpio", "rpigpio", "pigpio", "native"))
@@ -387,7 +401,7 @@ class GpioConfig:
             if pin != -1 and pin in pins:
                 raise ConfigError(f"gpio.{name}", f"pin {pin} is already used by gpio.{pins[pin]}")
             pins[pin] = name
-        _range("gpio.hold_seconds", self.hold_seconds, 0.5, 60.0)
+        _range("gpio.hold_s", self.hold_s, 0.5, 60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +513,12 @@ def _build(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{section}.{key}"
+        new = DEPRECATED_KEYS.get(dotted)
+        if new is not None:
+            key = new.rpartition(".")[2]
+            if key in values:
+                raise ConfigError(dotted, f"deprecated name of {new}, which is also given; keep only {new}")
+            _log.warning("%s is deprecated: use %s", dotted, new)
         if key not in hints:
             raise ConfigError(dotted, f"unknown key; known keys: {', '.join(hints)}")
         kwargs[key] = _coerce(dotted, hints[key], value)

@@ -31,8 +31,8 @@ def _cfg(**sections: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("section,key", [
-    ("node", "request_timeout_s"), ("node", "reconnect_max_s"), ("outbox", "max_mb"),
-    ("scoring", "batch_seconds"), ("log", "stats_interval_s"), ("gpio", "hold_seconds"),
+    ("node", "request_timeout_s"), ("node", "reconnect_max_s"), ("outbox", "max_mib"),
+    ("scoring", "batch_wait_s"), ("log", "stats_interval_s"), ("gpio", "hold_s"),
 ])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e308])
 def test_non_finite_or_absurd_numbers_are_refused(section: str, key: str, value: float) -> None:

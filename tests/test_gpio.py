@@ -27,7 +27,7 @@ TOL = 0.15  # seconds: a thread or timer may wake this late on a busy 2-core mac
 
 def cfg(**kw: Any) -> GpioConfig:
     base: dict[str, Any] = {"enabled": True, "pin_factory": "mock", "status_led": STATUS,
-                            "alert_led": ALERT, "button": BUTTON, "hold_seconds": 0.5}
+                            "alert_led": ALERT, "button": BUTTON, "hold_s": 0.5}
     base.update(kw)
     return GpioConfig(**base)
 
@@ -218,7 +218,7 @@ async def test_hold_requests_shutdown_once_at_the_hold_time_and_no_checkpoint(
     pressed = loop.time()
     pin.drive_low()
     await asyncio.wait_for(calls.called.wait(), 10.0)  # gpiozero's hold thread fires it
-    assert loop.time() - pressed >= 0.5  # not before hold_seconds = 0.5 (a lower bound only)
+    assert loop.time() - pressed >= 0.5  # not before hold_s = 0.5 (a lower bound only)
     assert calls.shutdown == [threading.get_ident()]  # fired while still held, posted to the loop
     pin.drive_high()  # the release of a hold is no short press
     await _turns()

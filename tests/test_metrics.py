@@ -94,7 +94,7 @@ async def test_disabled_serves_nothing(tmp_path: Path) -> None:
 
 def _agent(tmp_path: Path, **sections: dict[str, Any]) -> Agent:
     raw: dict[str, Any] = {"node": {"ws_url": "ws://127.0.0.1:1"}, "outbox": {"path": str(tmp_path / "e.sqlite"),
-                                                                              "max_mb": 64}}
+                                                                              "max_mib": 64}}
     raw.update(sections)
     return Agent(parse_config(raw), score=True)
 

@@ -101,7 +101,7 @@ def _scrape(port: int) -> str:
 async def _full_scrape(tmp_path: Path) -> str:
     """A scrape of an agent with every stage's families present (scorer, checkpoints, forward)."""
     cfg = parse_config({"node": {"ws_url": "ws://127.0.0.1:1"},
-                        "outbox": {"path": str(tmp_path / "e.sqlite"), "max_mb": 64}})
+                        "outbox": {"path": str(tmp_path / "e.sqlite"), "max_mib": 64}})
     async with Agent(cfg, score=True) as agent, Metrics(0, power=FixedWatts(2.5)) as m:
         agent.stats.chain_id = 7201
         agent.checkpointer = CheckpointStage(agent.outbox, 7201, every_blocks=16)

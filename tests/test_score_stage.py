@@ -75,16 +75,16 @@ async def test_a_new_model_id_scores_again(tmp_path: Path) -> None:
             assert len(await unscored_codes(ob, "another-model", 2)) == 2
 
 
-async def test_run_scores_a_partial_batch_after_batch_seconds(tmp_path: Path) -> None:
+async def test_run_scores_a_partial_batch_after_batch_wait_s(tmp_path: Path) -> None:
     clock = MockClock()
     async with Outbox(tmp_path / "o.sqlite") as ob:
-        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_seconds=0.2, poll_s=0.05,
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_wait_s=0.2, poll_s=0.05,
                               clock=clock) as stage:
             task = asyncio.create_task(stage.run())
             try:
                 await _record(ob, CODES[:3])
                 await clock.wait_sleepers(1)
-                assert stage.stats.scored == 0  # a partial batch (3 < 256) waits batch_seconds ...
+                assert stage.stats.scored == 0  # a partial batch (3 < 256) waits batch_wait_s ...
                 waiter = asyncio.create_task(stage.wait_until(lambda s: s.scored >= 3))
                 for _ in range(10):  # ... of mock time, and no longer
                     clock.advance(0.05)
@@ -129,7 +129,7 @@ async def test_from_config_uses_the_scoring_section(tmp_path: Path) -> None:
 
     cfg = parse_config(
         {"node": {"ws_url": "ws://127.0.0.1:1", "chain_id": 1},
-         "scoring": {"batch_size": 8, "batch_seconds": 0.1, "threshold": 0.3}},
+         "scoring": {"batch_size": 8, "batch_wait_s": 0.1, "threshold": 0.3}},
         base_dir=tmp_path,
     )
     async with Outbox(tmp_path / "o.sqlite") as ob:

@@ -384,7 +384,7 @@ async def test_run_appliance_ready_watchdog_button_checkpoint_and_long_press_sto
     chain = await chain_factory(extra_args=("--no-mining",))
     await chain.rpc("anvil_mine", hex(40))
     cfg = make_config(chain, state / "edge.sqlite", checkpoint={"every_blocks": 1000}, metrics={"port": 0},
-                      gpio={"enabled": True, "pin_factory": "mock", "hold_seconds": 0.5})
+                      gpio={"enabled": True, "pin_factory": "mock", "hold_s": 0.5})
     factory = MockFactory()
     notify = NotifySocket(sock)
     try:

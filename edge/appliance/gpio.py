@@ -10,7 +10,7 @@ Pins are BCM numbers from ``[gpio]`` (:class:`edge.config.GpioConfig`); -1 = not
   :meth:`StatusPanel.clear_alert`. A buzzer only beeps the 5 pulses (a buzzer that
   sounds until someone walks over helps no one).
 - **Button** (to ground, internal pull-up): a short press calls ``on_checkpoint``; held
-  for ``hold_seconds`` it calls ``on_shutdown`` (once, at the hold time, not on release)
+  for ``hold_s`` it calls ``on_shutdown`` (once, at the hold time, not on release)
   and the release does not count as a short press. gpiozero calls these from its own
   threads; they are handed to the event loop with ``loop.call_soon_threadsafe``, and a
   callback returning an awaitable is run as a task.
@@ -120,7 +120,7 @@ class StatusPanel:
     Args:
         cfg: the ``[gpio]`` section. ``enabled = false``: nothing is touched (no-op).
         on_checkpoint: called on the event loop after a short press.
-        on_shutdown: called on the event loop once the button is held ``hold_seconds``.
+        on_shutdown: called on the event loop once the button is held ``hold_s``.
         factory: a gpiozero pin factory to use instead of ``cfg.pin_factory`` (tests).
 
     Attributes:
@@ -204,7 +204,7 @@ class StatusPanel:
         if c.buzzer >= 0:
             self._buzzer = Buzzer(c.buzzer, pin_factory=f)
         if c.button >= 0:
-            b = Button(c.button, pull_up=True, bounce_time=0.05, hold_time=c.hold_seconds, pin_factory=f)
+            b = Button(c.button, pull_up=True, bounce_time=0.05, hold_time=c.hold_s, pin_factory=f)
             b.when_pressed = self._pressed
             b.when_held = self._held_down
             b.when_released = self._released
@@ -300,7 +300,7 @@ class StatusPanel:
 
     def _held_down(self) -> None:
         self._held = True
-        log.info("gpio: button held %.1f s: shutdown requested", self.cfg.hold_seconds)
+        log.info("gpio: button held %.1f s: shutdown requested", self.cfg.hold_s)
         self._post(self.on_shutdown)
 
     def _released(self) -> None:

@@ -211,7 +211,7 @@ class _SnapshotCollector(Collector):
         yield reps
         yield GaugeMetricFamily("edge_outbox_bytes", "Outbox database + WAL size.", value=s.outbox_bytes)
         if s.outbox_max_bytes is not None:
-            yield GaugeMetricFamily("edge_outbox_max_bytes", "Outbox size cap (outbox.max_mb).",
+            yield GaugeMetricFamily("edge_outbox_max_bytes", "Outbox size cap (outbox.max_mib).",
                                     value=s.outbox_max_bytes)
         cps = GaugeMetricFamily("edge_outbox_checkpoints", "Checkpoints in the outbox per forwarding state.",
                                 labels=["state"])

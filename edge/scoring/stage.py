@@ -2,7 +2,7 @@
 
 Reads codes with no score for the current model id from the outbox, scores them in
 batches bounded by size (``scoring.batch_size`` codes) and time (a partial batch waits at
-most ``scoring.batch_seconds`` after its first code was seen), and stores score, model
+most ``scoring.batch_wait_s`` after its first code was seen), and stores score, model
 id, flag and top features in one transaction per batch. A flagged (high-risk) code is
 logged with the addresses that carry it and counted in :attr:`ScoreStage.stats`.
 
@@ -62,7 +62,7 @@ class ScoreStage:
         outbox: the open outbox.
         model_path: the ONNX model file (see :class:`edge.scoring.model.RiskModel`).
         batch_size: most codes per batch (>= 1).
-        batch_seconds: longest wait (s) for a partial batch to fill (>= 0).
+        batch_wait_s: longest wait (s) for a partial batch to fill (>= 0).
         threshold: flag threshold; None = the model's own.
         poll_s: how often (s) the outbox is checked for new codes.
         clock: waits (tests inject :class:`edge.clock.MockClock`).
@@ -77,7 +77,7 @@ class ScoreStage:
         model_path: Path | str,
         *,
         batch_size: int = 256,
-        batch_seconds: float = 0.5,
+        batch_wait_s: float = 0.5,
         threshold: float | None = None,
         poll_s: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
@@ -87,8 +87,8 @@ class ScoreStage:
         self.outbox = outbox
         self.model_path = Path(model_path)
         self.batch_size = batch_size
-        self.batch_seconds = max(0.0, batch_seconds)
-        self.poll_s = max(0.005, min(poll_s, self.batch_seconds or poll_s))
+        self.batch_wait_s = max(0.0, batch_wait_s)
+        self.poll_s = max(0.005, min(poll_s, self.batch_wait_s or poll_s))
         self._threshold = threshold
         self._model: RiskModel | None = None
         self.clock = clock
@@ -106,7 +106,7 @@ class ScoreStage:
             outbox,
             path,
             batch_size=sc.batch_size,
-            batch_seconds=sc.batch_seconds,
+            batch_wait_s=sc.batch_wait_s,
             threshold=sc.threshold if sc.threshold >= 0 else None,
             clock=clock,
         )
@@ -154,7 +154,7 @@ class ScoreStage:
 
     async def run(self) -> None:
         """Score forever: a batch when ``batch_size`` codes wait, or when the oldest
-        waiting code has waited ``batch_seconds``. Cancel to stop (between batches the
+        waiting code has waited ``batch_wait_s``. Cancel to stop (between batches the
         outbox is always consistent)."""
         first_seen: float | None = None
         while True:
@@ -165,7 +165,7 @@ class ScoreStage:
             else:
                 if first_seen is None:
                     first_seen = now
-                if waiting >= self.batch_size or now - first_seen >= self.batch_seconds:
+                if waiting >= self.batch_size or now - first_seen >= self.batch_wait_s:
                     await self.score_once()
                     self._changed.notify()
                     first_seen = None

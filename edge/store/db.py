@@ -378,7 +378,7 @@ class Outbox:
             if size >= self.max_bytes:
                 raise OutboxFull(
                     f"outbox {self.path} holds {size / 2**20:.2f} MiB, at its limit of "
-                    f"{self.max_bytes / 2**20:.2f} MiB (outbox.max_mb)"
+                    f"{self.max_bytes / 2**20:.2f} MiB (outbox.max_mib)"
                 )
 
 
