@@ -5,7 +5,7 @@ Usage (repo root): ``python benchmarks/clique_ingest.py [--blocks N] [--signers 
 Serves a chain of N empty headers sealed in turn by K known keys (tests/clique_headers.py)
 through MockNetwork and ingests it from block 0 with the real Ingester into a fresh outbox,
 ``poa.engine = "clique"`` (follow(), one snapshot + verdict per block, written with the
-blocks, final snapshots pruned) and ``"none"`` (the peer), alternating, best of R. Prints
+blocks, confirmed snapshots pruned) and ``"none"`` (the peer), alternating, best of R. Prints
 blocks/s of each, their ratio, and outbox bytes per block.
 """
 

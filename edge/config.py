@@ -17,7 +17,7 @@ Example (all keys optional except ``node.ws_url``)::
 
     [ingest]
     start_block = 0
-    confirmations = 5                # a block is final at head - number >= confirmations
+    confirmations = 5                # a block is confirmed at head - number >= confirmations
     batch_blocks = 32                # blocks fetched per JSON-RPC batch
     watch = []                       # log emitters to keep (addresses); [] = all
     traces = "auto"                  # auto | trace_block | debug_trace | off
@@ -57,7 +57,7 @@ Example (all keys optional except ``node.ws_url``)::
     passphrase = "credential:edge-passphrase"   # file:PATH | env:NAME | credential:NAME
 
     [checkpoint]
-    every_blocks = 64                # B: ranges [k*B, (k+1)*B), cut once final
+    every_blocks = 64                # B: ranges [k*B, (k+1)*B), cut once confirmed
 
     [forward]                        # public tiers; off when absent
     enabled = true
@@ -153,7 +153,7 @@ giving the old and the new key of one setting is a :class:`ConfigError`."""
 MAX_BLOCK_NUMBER = 2**63 - 1
 """Largest block number the outbox can hold (SQLite INTEGER is a signed 64-bit int)."""
 MAX_CONFIRMATIONS = 1_000_000
-"""Largest ``ingest.confirmations``: beyond it nothing would ever become final."""
+"""Largest ``ingest.confirmations``: beyond it nothing would ever become confirmed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +176,7 @@ class NodeConfig:
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
-    """``[ingest]``: what to read and when it is final."""
+    """``[ingest]``: what to read and when it is confirmed."""
 
     start_block: int = 0
     confirmations: int = 5

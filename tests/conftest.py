@@ -117,7 +117,7 @@ def dump_outbox(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     try:
         out = {}
         for table, cols in (
-            ("blocks", "chain_id, number, hash, parent_hash, timestamp, miner, tx_count, final"),
+            ("blocks", "chain_id, number, hash, parent_hash, timestamp, miner, tx_count, confirmed"),
             ("logs", "*"),
             ("contracts", "*"),
             ("cursor", "chain_id, block_number, block_hash"),

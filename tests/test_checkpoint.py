@@ -43,13 +43,13 @@ async def test_aligned_checkpoints_and_on_demand(chain_factory, tmp_path: Path) 
         while await stage.step():
             pass
         rows = await ob.fetchall("SELECT from_block, to_block, leaves FROM checkpoints ORDER BY from_block")
-        final = head - 3
-        assert [(a, b) for a, b, _ in rows] == [(k, k + 7) for k in range(0, final - 7, 8)]
-        # on demand: up to the newest final block, then aligned again
+        confirmed = head - 3
+        assert [(a, b) for a, b, _ in rows] == [(k, k + 7) for k in range(0, confirmed - 7, 8)]
+        # on demand: up to the newest confirmed block, then aligned again
         await request_sync(ob)
         assert await stage.step()
         last = await ob.fetchone("SELECT from_block, to_block FROM checkpoints ORDER BY from_block DESC LIMIT 1")
-        assert last == (rows[-1][1] + 1, final)
+        assert last == (rows[-1][1] + 1, confirmed)
         assert not await stage.step()
         assert (await ob.fetchone("SELECT count(*) FROM sync_requests WHERE done_at IS NULL")) == (0,)
 

@@ -133,7 +133,7 @@ async def test_votes_add_and_drop_a_signer_and_the_epoch_resets_votes(tmp_path: 
         assert [lf.key.block_number for lf in leaves if lf.key.kind == KIND_SIGNERS] == [0, 2, 9]
         assert [lf.key.sort_key for lf in leaves] == sorted(lf.key.sort_key for lf in leaves)
         assert len(leaves) == 13 + 3
-        # snapshots of final blocks are pruned to those at changes (and every 1024th)
+        # snapshots of confirmed blocks are pruned to those at changes (and every 1024th)
         kept = [n for n in range(13) if (await cstore.snapshot_at_or_below(ob, CHAIN_ID, n) or (-1,))[0] == n]
         assert kept == [0, 2, 9, 11, 12]
 
@@ -215,7 +215,7 @@ async def test_the_stored_snapshot_is_right_after_a_reorg_across_a_vote(tmp_path
         await _check_against_follow(ob, fork_b, 5, CliqueConfig(1))
         assert _changes(await cstore.signer_changes(ob, CHAIN_ID, 0, 5)) == [(0, "genesis", None)]
         assert await cstore.alarms(ob, CHAIN_ID) == [
-            cstore.AlarmRow(2, "deep_reorg", "reorg removed 3 block(s) that were final (ingest.confirmations=0) "
+            cstore.AlarmRow(2, "deep_reorg", "reorg removed 3 block(s) that were confirmed (ingest.confirmations=0) "
                             "above block 1", None, None)]
     # and a fresh agent restarted on the same outbox goes on from the stored snapshot
     fork_b.append(Sealer([A, B], period=1).child(fork_b[-1], A))

@@ -109,7 +109,7 @@ async def test_kill9_at_random_instants_equals_uninterrupted_ingest(chain_factor
     fresh = tmp_path / "fresh.sqlite"
     await ingest_to(make_config(chain, fresh), head)
     got, want = dump_outbox(db), dump_outbox(fresh)
-    # finality depends on the head seen at the time; everything else must be identical
+    # confirmation depends on the head seen at the time; everything else must be identical
     strip = lambda rows: [r[:-1] for r in rows]  # noqa: E731
     assert strip(got["blocks"]) == strip(want["blocks"])
     for table in ("logs", "contracts", "codes", "cursor"):

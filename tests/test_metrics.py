@@ -202,7 +202,7 @@ async def test_metrics_follow_a_running_agent_on_a_real_chain(chain_factory: Any
     assert value(text, "edge_contracts_ingested_total") == 3
     assert value(text, "edge_contracts_scored_total") == 3
     assert value(text, "edge_contracts_high_risk_total") == flagged
-    # final tip = 80 - confirmations(3) = 77: ranges 0-15, 16-31, 32-47, 48-63 are cut
+    # confirmed tip = 80 - confirmations(3) = 77: ranges 0-15, 16-31, 32-47, 48-63 are cut
     assert value(text, "edge_checkpoints_cut_total") == 4
     assert value(text, "edge_outbox_checkpoints", state="sealed") == 4
     assert value(text, "edge_outbox_depth") == 4

@@ -401,7 +401,7 @@ async def test_run_appliance_ready_watchdog_button_checkpoint_and_long_press_sto
             button = factory.pin(22)
             button.drive_low()
             await asyncio.sleep(0.1)
-            button.drive_high()  # short press: an on-demand checkpoint up to the final tip
+            button.drive_high()  # short press: an on-demand checkpoint up to the confirmed tip
             cp = agent.checkpointer
             assert cp is not None
             for _ in range(100):

@@ -3,14 +3,14 @@
 A checkpoint covers the block range after the previous one up to an aligned boundary:
 ``[prev_to + 1, (k+1)*B - 1]`` for the first multiple ``(k+1)*B`` above ``prev_to``, so
 ranges are ``[k*B, (k+1)*B)`` from the first aligned one on. It is cut once its last
-block is final (``ingest.confirmations``) and fully ingested, or at once up to the
-newest final block when an operator asks (``edge sync-now``, the GPIO button).
+block is confirmed (``ingest.confirmations``) and fully ingested, or at once up to the
+newest confirmed block when an operator asks (``edge sync-now``, the GPIO button).
 
 Its root is the Merkle root (OpenZeppelin-compatible, :mod:`edge.evidence.merkle`) over the
 leaves of all records of the range in key order (:mod:`edge.evidence.leaves`), and its id is
 ``keccak256(abi.encode(uint256 chainId, uint64 from, uint64 to, bytes32 lastBlockHash,
 bytes32 root))`` (:func:`edge.evidence.eip712.checkpoint_id`). The row is inserted in one
-transaction with the check that the range is final, so every device computes the same
+transaction with the check that the range is confirmed, so every device computes the same
 checkpoints from the same chain.
 """
 
@@ -89,7 +89,7 @@ class CheckpointStage:
         """Cut at most one checkpoint; True if one was cut."""
         ob, chain = self.outbox, self.chain_id
         async with ob.transaction() as tx:
-            tip = await store.final_tip(tx, chain)
+            tip = await store.confirmed_tip(tx, chain)
             if tip is None:
                 return False
             prev = await store.last_checkpoint_end(tx, chain)
@@ -105,7 +105,7 @@ class CheckpointStage:
                 hi = tip
             leaves = await store.range_leaves(tx, chain, lo, hi)
             last_hash = await store.block_hash_at(tx, chain, hi)
-            assert last_hash is not None  # final_tip guarantees the range is stored
+            assert last_hash is not None  # confirmed_tip guarantees the range is stored
             root = MerkleTree([lf.leaf for lf in leaves]).root
             cp_id = checkpoint_id(chain, lo, hi, last_hash, root)
             await store.insert_checkpoint(tx, store.CheckpointRow(

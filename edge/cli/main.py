@@ -103,7 +103,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         print(f"edge {__version__}  outbox {info['outbox']} ({info['outbox_mb']} MiB)")
         print(f"chain {info['chain_id']}: head {info['head']}  cursor {info['cursor']}  lag {info['lag']}")
-        print(f"records: {info['blocks']} blocks ({info['final_blocks']} final), {info['contracts']} contracts "
+        print(f"records: {info['blocks']} blocks ({info['confirmed_blocks']} confirmed), {info['contracts']} contracts "
               f"({info['codes']} distinct codes), {info['logs']} logs")
         print(f"risk: {info['scored']} codes scored, {info['flagged']} high-risk")
         caps = info["capabilities"]
@@ -247,7 +247,7 @@ def _cmd_sync_now(args: argparse.Namespace) -> int:
             return await request_sync(ob)
 
     rid = run_async(go)
-    print(f"checkpoint requested (request {rid}); the running agent cuts it up to the newest final block")
+    print(f"checkpoint requested (request {rid}); the running agent cuts it up to the newest confirmed block")
     return 0
 
 

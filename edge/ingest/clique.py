@@ -113,14 +113,14 @@ class CliqueFollower:
         return bool(self.active)
 
     async def step(self, reader: ChainReader, chain_id: int, cur: Cursor | None, nxt: int,
-                   headers: Sequence[Mapping[str, Any]], final_upto: int) -> store.CliqueWrite:
+                   headers: Sequence[Mapping[str, Any]], confirmed_upto: int) -> store.CliqueWrite:
         """The Clique verdicts of the linked batch ``headers`` (blocks ``nxt..``).
 
         Args:
             reader: the open chain reader (for replays and the bootstrap).
             cur: the cursor (None before the first block); ``headers[0]`` links to it.
             nxt: the first block of the batch.
-            final_upto: blocks at or below it are final (their snapshots may be pruned).
+            confirmed_upto: blocks at or below it are confirmed (their snapshots may be pruned).
 
         Raises:
             BlockChanged: the chain changed while stored headers were replayed (retry).
@@ -152,7 +152,7 @@ class CliqueFollower:
         except SnapshotError as e:  # the stage hands a linked batch; a mismatch is a race
             raise BlockChanged("eth_getBlockByNumber", f"Clique snapshot does not match the batch: {e}") from e
         self._snap = snap  # used next step only if the cursor then matches it (the write committed)
-        return store.CliqueWrite(verdicts, extra_snaps, extra_changes, extra_alarms, final_upto)
+        return store.CliqueWrite(verdicts, extra_snaps, extra_changes, extra_alarms, confirmed_upto)
 
     async def _stored(self, reader: ChainReader, chain_id: int, cur: Cursor) -> CliqueSnapshot | None:
         """The snapshot of the cursor's block from the outbox (replaying headers over a pruned

@@ -442,14 +442,14 @@ class Ingester:
                 fork = first - 1
                 break
             window *= 4
-        removed, final_removed = await chain_data.rollback_to(ob, chain_id, fork)
+        removed, confirmed_removed = await chain_data.rollback_to(ob, chain_id, fork)
         self.stats.reorgs += 1
         self.stats.rolled_back += removed
         self.stats.cursor = fork
         log.warning("reorg: %d block(s) above %d replaced on the node; re-ingesting from %d",
                     removed, fork, fork + 1)
-        if final_removed:
-            msg = (f"reorg removed {final_removed} block(s) that were final "
+        if confirmed_removed:
+            msg = (f"reorg removed {confirmed_removed} block(s) that were confirmed "
                    f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
             log.error("%s", msg)
             await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)

@@ -45,7 +45,7 @@ class Counts:
     """Row counts of one chain's records in the outbox (for ``edge status``)."""
 
     blocks: int
-    final_blocks: int
+    confirmed_blocks: int
     logs: int
     contracts: int
     codes: int
@@ -67,16 +67,16 @@ async def write_blocks(
     ob: Outbox, chain_id: int, bundles: Sequence[BlockBundle], head: int, confirmations: int,
     clique: CliqueWrite | None = None,
 ) -> None:
-    """Write consecutive blocks and all their records, move the cursor, mark finality.
+    """Write consecutive blocks and all their records, move the cursor, mark confirmations.
 
     One transaction: either all of ``bundles`` and the new cursor are stored, or none.
 
     Args:
         chain_id: chain of the blocks.
         bundles: consecutive blocks in ascending order (may be empty: then only the head
-            and finality are updated).
+            and confirmations are updated).
         head: the newest block number the node reported.
-        confirmations: a block is final once ``head - number >= confirmations``.
+        confirmations: a block is confirmed once ``head - number >= confirmations``.
         clique: the Clique verdicts of these blocks (snapshots, signer-set changes,
             alarms; :func:`edge.store.clique.write_verdicts`), written in the same
             transaction; None when the chain is not followed as Clique.
@@ -89,7 +89,7 @@ async def write_blocks(
         if bundles:
             await tx.executemany(
                 "INSERT OR REPLACE INTO blocks (chain_id, number, hash, parent_hash, timestamp,"
-                " miner, sealer, seal_ok, tx_count, final) VALUES (?,?,?,?,?,?,?,?,?,0)",
+                " miner, sealer, seal_ok, tx_count, confirmed) VALUES (?,?,?,?,?,?,?,?,?,0)",
                 [
                     (
                         chain_id,
@@ -162,17 +162,17 @@ async def write_blocks(
             await tx.execute(
                 "UPDATE cursor SET head=?, updated_at=? WHERE chain_id=?", (head, now, chain_id)
             )
-        await _mark_final(tx, chain_id, head - confirmations)
+        await _mark_confirmed(tx, chain_id, head - confirmations)
 
 
-async def _mark_final(tx: DbTx, chain_id: int, upto: int) -> None:
+async def _mark_confirmed(tx: DbTx, chain_id: int, upto: int) -> None:
     await tx.execute(
-        "UPDATE blocks SET final=1 WHERE chain_id=? AND final=0 AND number<=?", (chain_id, upto)
+        "UPDATE blocks SET confirmed=1 WHERE chain_id=? AND confirmed=0 AND number<=?", (chain_id, upto)
     )
 
 
 async def set_head(ob: Outbox, chain_id: int, head: int, confirmations: int) -> None:
-    """Record the newest head seen and mark blocks final accordingly (one transaction)."""
+    """Record the newest head seen and mark blocks confirmed accordingly (one transaction)."""
     await write_blocks(ob, chain_id, (), head, confirmations)
 
 
@@ -194,15 +194,15 @@ async def rollback_to(ob: Outbox, chain_id: int, number: int) -> tuple[int, int]
     again from the configured start block). One transaction.
 
     Returns:
-        ``(blocks_removed, final_blocks_removed)``; the second is > 0 only for a reorg
-        deeper than the finality depth, which the caller must report as an alarm.
+        ``(blocks_removed, confirmed_blocks_removed)``; the second is > 0 only for a reorg
+        deeper than the confirmation depth, which the caller must report as an alarm.
     """
     async with ob.transaction() as tx:
         row = await tx.fetchone(
-            "SELECT count(*), coalesce(sum(final), 0) FROM blocks WHERE chain_id=? AND number>?",
+            "SELECT count(*), coalesce(sum(confirmed), 0) FROM blocks WHERE chain_id=? AND number>?",
             (chain_id, number),
         )
-        removed, final_removed = (int(row[0]), int(row[1])) if row else (0, 0)
+        removed, confirmed_removed = (int(row[0]), int(row[1])) if row else (0, 0)
         for table, col in (("logs", "block_number"), ("contracts", "block_number"), ("blocks", "number"),
                            ("clique_snapshots", "number"), ("signer_changes", "block_number")):
             await tx.execute(f"DELETE FROM {table} WHERE chain_id=? AND {col}>?", (chain_id, number))
@@ -216,7 +216,7 @@ async def rollback_to(ob: Outbox, chain_id: int, number: int) -> tuple[int, int]
                 "UPDATE cursor SET block_number=?, block_hash=?, updated_at=? WHERE chain_id=?",
                 (number, kept[0], time.time(), chain_id),
             )
-    return removed, final_removed
+    return removed, confirmed_removed
 
 
 async def add_alarm(
@@ -235,7 +235,7 @@ async def counts(ob: Outbox, chain_id: int) -> Counts:
     row = await ob.fetchone(
         "SELECT"
         " (SELECT count(*) FROM blocks WHERE chain_id=:c),"
-        " (SELECT count(*) FROM blocks WHERE chain_id=:c AND final=1),"
+        " (SELECT count(*) FROM blocks WHERE chain_id=:c AND confirmed=1),"
         " (SELECT count(*) FROM logs WHERE chain_id=:c),"
         " (SELECT count(*) FROM contracts WHERE chain_id=:c),"
         " (SELECT count(DISTINCT code_hash) FROM contracts WHERE chain_id=:c),"

@@ -1,7 +1,7 @@
 """Outbox queries for checkpoints: the leaves of a block range, checkpoint rows, states.
 
 A checkpoint row is inserted in the same transaction that checks its range is fully
-ingested and final, so a checkpoint never covers a block the outbox does not hold.
+ingested and confirmed, so a checkpoint never covers a block the outbox does not hold.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from edge.store.clique import signer_changes
 from edge.store.db import DbTx, Outbox
 
 __all__ = ["CheckpointRow", "Finding", "range_leaves", "range_findings", "last_checkpoint_end",
-           "final_tip", "insert_checkpoint", "checkpoints_in_state", "set_checkpoint_state",
+           "confirmed_tip", "insert_checkpoint", "checkpoints_in_state", "set_checkpoint_state",
            "get_checkpoint"]
 
 
@@ -119,11 +119,11 @@ async def last_checkpoint_end(ob: Outbox | DbTx, chain_id: int) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def final_tip(ob: Outbox | DbTx, chain_id: int) -> int | None:
-    """Highest block that is stored, final, and below the cursor (contiguous), or None."""
+async def confirmed_tip(ob: Outbox | DbTx, chain_id: int) -> int | None:
+    """Highest block that is stored, confirmed, and below the cursor (contiguous), or None."""
     row = await ob.fetchone(
         "SELECT max(b.number) FROM blocks b JOIN cursor c ON c.chain_id = b.chain_id"
-        " WHERE b.chain_id=? AND b.final=1 AND b.number <= c.block_number", (chain_id,))
+        " WHERE b.chain_id=? AND b.confirmed=1 AND b.number <= c.block_number", (chain_id,))
     return int(row[0]) if row and row[0] is not None else None
 
 

@@ -5,7 +5,7 @@ transaction, so a block, its snapshot, its signer-set changes and its alarms are
 together or not at all; :func:`edge.store.chain_data.rollback_to` deletes the snapshots
 and changes above the fork point in its transaction (alarms are events and stay).
 
-Snapshots are pruned as they become final: kept are the non-final window, the cursor's,
+Snapshots are pruned as they become confirmed: kept are the unconfirmed window, the cursor's,
 one per :data:`KEEP_EVERY` blocks and one at every block that changed the set; a rollback
 to a block whose snapshot was pruned resumes from the nearest kept one below it and
 re-reads the headers in between (:func:`snapshot_at_or_below`).
@@ -26,7 +26,7 @@ __all__ = ["KEEP_EVERY", "CliqueWrite", "AlarmRow", "SignerChangeRow", "write_ve
            "signer_changes", "alarms", "in_turn_flags"]
 
 KEEP_EVERY = 1024
-"""A final snapshot is kept at every block number divisible by this (and at every change)."""
+"""A confirmed snapshot is kept at every block number divisible by this (and at every change)."""
 
 
 def _addr(a: str) -> bytes:
@@ -52,14 +52,14 @@ class CliqueWrite:
             (the bootstrap snapshot below ``ingest.start_block``).
         extra_changes: changes not made by a written block (the ``start`` record).
         extra_alarms: violations not tied to a written block's verdict.
-        final_upto: blocks at or below this number are final (prune their snapshots).
+        confirmed_upto: blocks at or below this number are confirmed (prune their snapshots).
     """
 
     verdicts: Sequence[BlockVerdict]
     extra_snapshots: Sequence[tuple[int, bytes, bytes]] = ()
     extra_changes: Sequence[SignerChange] = ()
     extra_alarms: Sequence[Violation] = ()
-    final_upto: int = -1
+    confirmed_upto: int = -1
     violations: tuple[Violation, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +73,7 @@ async def write_verdicts(tx: DbTx, chain_id: int, w: CliqueWrite) -> None:
     Sets ``blocks.in_turn`` of each verdict's block (the block rows must be written first),
     inserts the snapshots (replacing a row at the same number), the signer-set changes
     (``seq`` = order within the block), one alarm row per violation (kind = the rule,
-    detail = ``str(violation)``, with block hash and signer), then prunes final snapshots.
+    detail = ``str(violation)``, with block hash and signer), then prunes confirmed snapshots.
     """
     now = time.time()
     await tx.executemany(
@@ -98,12 +98,12 @@ async def write_verdicts(tx: DbTx, chain_id: int, w: CliqueWrite) -> None:
         "INSERT INTO alarms (chain_id, block_number, kind, detail, at, block_hash, signer) VALUES (?,?,?,?,?,?,?)",
         [(chain_id, v.block, v.rule, str(v), now, v.block_hash, _addr(v.signer) if v.signer else None)
          for v in w.violations])
-    if snaps and w.final_upto >= 0:
+    if snaps and w.confirmed_upto >= 0:
         newest = max(n for n, _, _ in snaps)
         await tx.execute(
             "DELETE FROM clique_snapshots WHERE chain_id=:c AND number<=:f AND number<:n AND number % :k != 0"
             " AND number NOT IN (SELECT block_number FROM signer_changes WHERE chain_id=:c)",
-            {"c": chain_id, "f": w.final_upto, "n": newest, "k": KEEP_EVERY})  # type: ignore[arg-type]
+            {"c": chain_id, "f": w.confirmed_upto, "n": newest, "k": KEEP_EVERY})  # type: ignore[arg-type]
 
 
 async def snapshot_at_or_below(ob: Outbox | DbTx, chain_id: int, number: int) -> tuple[int, bytes, bytes] | None:

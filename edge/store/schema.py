@@ -12,7 +12,8 @@ outbox can serve several chains.
 - ``cursor``: per chain, the last block whose records are all written (the sync point),
   with its hash and the newest head seen. It is updated in the same transaction as the
   records of the blocks it covers, so it can never run ahead of or behind the data.
-- ``blocks``: one row per ingested canonical block (header summary, sealer, finality).
+- ``blocks``: one row per ingested canonical block (header summary, sealer, ``confirmed``: at least
+  ``ingest.confirmations`` deep; ``final`` before version 7).
 - ``logs``: records of kind log, keyed ``(chain_id, block_number, tx_index, log_index)``
   (``log_index`` is the block-wide index the node reports).
 - ``contracts``: records of kind deployment, keyed ``(chain_id, block_number, tx_index,
@@ -51,12 +52,17 @@ Version 3 adds the tx sender's state (:mod:`edge.forward.txsender`):
 Version 5 adds Clique (EIP-225) tracking (:mod:`edge.chain.clique`, :mod:`edge.store.clique`):
 
 - ``clique_snapshots``: the signer-set snapshot after a block (canonical JSON), written with
-  the block; pruned to the non-final window plus one per 1024 blocks and one per change.
+  the block; pruned to the unconfirmed window plus one per 1024 blocks and one per change.
 - ``signer_changes``: each change of the signer set (``genesis``, ``authorized``,
   ``dropped``, ``checkpoint``, ``start``) at a block, with the voters and the full set after
   it (``voters``/``signers``: concatenated 20-byte addresses); carried in checkpoints.
 - ``blocks.in_turn``: the sealer was the in-turn signer (difficulty 2); ``alarms.block_hash``
   and ``alarms.signer``: the block and sealer an alarm names.
+
+Version 6 adds ``capabilities`` (the capability report of each distinct code).
+
+Version 7 renames columns, nothing else: ``blocks.final`` -> ``blocks.confirmed`` (N
+confirmations deep, edge's own notion, not the JSON-RPC ``finalized`` block tag).
 """
 
 from __future__ import annotations
@@ -300,6 +306,11 @@ MIGRATIONS: tuple[str, ...] = (
         analyzed_at REAL    NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX capabilities_by_analyzer ON capabilities (analyzer);
+    """,
+    # 6 -> 7: names (issue 10): "confirmed" (N deep) is not JSON-RPC's "finalized" tag.
+    # RENAME COLUMN (SQLite >= 3.25) also rewrites indexes and triggers that name the column.
+    """
+    ALTER TABLE blocks RENAME COLUMN final TO confirmed;
     """,
 )
 

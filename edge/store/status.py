@@ -17,9 +17,10 @@ __all__ = ["status_info"]
 async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
     """What ``edge status`` shows, read from the outbox alone (no node needed).
 
-    Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, final_blocks,
-    logs, contracts, codes, scored, flagged, alarms), checkpoints by state, the last
-    anchored range, transactions by state, the newest alarm, outbox_mb, and
+    Returns a dict: outbox, chain_id, head, cursor, lag, counts (blocks, confirmed_blocks
+    (also under its old name final_blocks), logs, contracts, codes, scored, flagged,
+    alarms), checkpoints by state, the last anchored range, transactions by state, the
+    newest alarm, outbox_mb, and
     ``capabilities``: ``{"by_status": {status: codes}, "by_flag": {flag: codes}}`` (the
     capability reports stored, :mod:`edge.store.capabilities`).
     Raises: OutboxError if the file is missing or unusable.
@@ -60,7 +61,8 @@ async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
             "cursor": cursor,
             "lag": (cur.head - cur.block_number) if cur else None,
             "blocks": c.blocks,
-            "final_blocks": c.final_blocks,
+            "confirmed_blocks": c.confirmed_blocks,
+            "final_blocks": c.confirmed_blocks,  # deprecated name of confirmed_blocks (kept for scripts)
             "logs": c.logs,
             "contracts": c.contracts,
             "codes": c.codes,
