@@ -67,7 +67,7 @@ async def test_root_and_id_recomputed_independently(chain_factory, tmp_path: Pat
             stage = CheckpointStage(ob, chain.chain_id, every_blocks=16)
             while await stage.step():
                 pass
-            ids.append(await ob.fetchall("SELECT id, root, last_hash FROM checkpoints ORDER BY from_block"))
+            ids.append(await ob.fetchall("SELECT id, root, last_block_hash FROM checkpoints ORDER BY from_block"))
     assert ids[0] == ids[1] and len(ids[0]) >= 1
 
     async with Outbox(tmp_path / "a.sqlite") as ob:
@@ -81,8 +81,8 @@ async def test_root_and_id_recomputed_independently(chain_factory, tmp_path: Pat
     tree = MerkleTree([lf.leaf for lf in leaves])
     assert tree.root == cp.root
     block = await chain.rpc("eth_getBlockByNumber", hex(cp.to_block), False)
-    assert cp.last_hash == bytes.fromhex(block["hash"][2:])
-    assert cp.id == checkpoint_id(chain.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
+    assert cp.last_block_hash == bytes.fromhex(block["hash"][2:])
+    assert cp.id == checkpoint_id(chain.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
     for i, lf in enumerate(leaves):
         assert verify_proof(tree.proof(i), cp.root, lf.leaf)
 

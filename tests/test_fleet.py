@@ -132,7 +132,7 @@ async def _attest_wrong_root(fleet: Fleet, keys: list[DeviceKey], domain: Eip712
     """Registered device ``keys`` (not running an agent) attest a random root for the range
     ``a..b`` of device 0's checkpoint ``cid``; returns the forged checkpoint."""
     con = sqlite3.connect(fleet.db(0))
-    last = bytes(con.execute("SELECT last_hash FROM checkpoints WHERE id=?", (cid,)).fetchone()[0])
+    last = bytes(con.execute("SELECT last_block_hash FROM checkpoints WHERE id=?", (cid,)).fetchone()[0])
     con.close()
     wrong = CheckpointMessage.create(7201, a, b, last, os.urandom(32))
     poa = fleet.chains["poa"]

@@ -189,7 +189,7 @@ async def test_dropped_record_is_named(pristine: Net) -> None:
     cid, md, (ev, man) = await _with_records(net)
     key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
     dropped = next(r for r in md.records if r.key.kind == 2)
-    forged = Metadata(md.chain_id, md.from_block, md.to_block, md.last_hash, md.root, md.id, md.device,
+    forged = Metadata(md.chain_id, md.from_block, md.to_block, md.last_block_hash, md.root, md.id, md.device,
                       tuple(r for r in md.records if r is not dropped), md.findings)
     stores = [(t.chain_id, bytes.fromhex(t.store[2:])) for t in net.cfg.forward.testnets]
     sm = encrypt_metadata(forged, auditors=[coincurve.PrivateKey(net.auditor_key).public_key.format()],
@@ -215,7 +215,7 @@ async def test_different_root_by_foreign_key_is_rejected_and_by_device_is_named(
     f = net.cfg.forward
     domain = Eip712Domain(f.mainnet.chain_id, f.mainnet.anchor)
     other_root = keccak(b"another root")
-    forged = CheckpointMessage.create(md.chain_id, md.from_block, md.to_block, md.last_hash, other_root)
+    forged = CheckpointMessage.create(md.chain_id, md.from_block, md.to_block, md.last_block_hash, other_root)
     mainnet = net.chains["mainnet"]
     # a key that is not a registered device: the contract refuses it
     rogue = os.urandom(32)

@@ -3,7 +3,9 @@ leaks only a size bucket, and clear errors on wrong keys or malformed input."""
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 
 import coincurve
 import pytest
@@ -47,6 +49,16 @@ def test_encode_decode_round_trip() -> None:
     dev, _, _ = _keys()
     md = _metadata(40, dev)
     assert decode_metadata(encode_metadata(md)) == md
+
+
+def test_the_wire_keeps_its_field_names() -> None:
+    """Python calls it last_block_hash; the header auditors decode still says last_hash."""
+    dev, _, _ = _keys()
+    md = _metadata(3, dev)
+    blob = encode_metadata(md)
+    (hlen,) = struct.unpack(">I", blob[5:9])
+    header = json.loads(blob[9:9 + hlen])
+    assert header["last_hash"] == md.last_block_hash.hex() and "last_block_hash" not in header
 
 
 def test_every_auditor_opens_and_the_device_signature_holds() -> None:

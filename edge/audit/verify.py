@@ -76,7 +76,7 @@ class Verdict:
     signers: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     local_checked: bool = False
-    last_hash: str = ""
+    last_block_hash: str = ""
 
     @property
     def ok(self) -> bool:
@@ -84,8 +84,9 @@ class Verdict:
         return not self.reasons
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with ``ok``."""
-        return {**asdict(self), "ok": self.ok}
+        """A JSON-ready dict with ``ok``; ``last_hash`` repeats ``last_block_hash`` under its
+        old key (``edge verify --json`` readers keep working)."""
+        return {**asdict(self), "last_hash": self.last_block_hash, "ok": self.ok}
 
 
 def parse_record_key(s: str) -> RecordKey:
@@ -237,7 +238,7 @@ class Auditor:
                 v = Verdict("0x" + mid.hex(), -1, -1, "", reasons=[str(e)])
             v.kind, v.anchor_id = "batch-member", "0x" + ev.id.hex()
             out.append(v)
-        last = out[-1].last_hash if out else ""
+        last = out[-1].last_block_hash if out else ""
         if not last or checkpoint_id(ev.chain_id, ev.from_block, ev.to_block, bytes.fromhex(last[2:]),
                                      root) != ev.id:
             batch_reasons.append("anchored batch id is not keccak256(chainId, range, last member's last block "
@@ -279,7 +280,7 @@ class Auditor:
             v.reasons.append(f"metadata does not decrypt: {e}")
             return v
         v.from_block, v.to_block, v.records, v.device = md.from_block, md.to_block, len(md.records), md.device
-        v.last_hash = "0x" + md.last_hash.hex()
+        v.last_block_hash = "0x" + md.last_block_hash.hex()
         v.root = v.root or "0x" + md.root.hex()
         self._check_metadata(v, md, plain, manifest, cp_id, anchored)
         if await self._is_device(md.device) is False:
@@ -298,7 +299,7 @@ class Auditor:
                 v.reasons.append(f"metadata signed by {signer}, but it names device {md.device}")
         except CryptoError as e:
             v.reasons.append(str(e))
-        if checkpoint_id(md.chain_id, md.from_block, md.to_block, md.last_hash, md.root) != cp_id:
+        if checkpoint_id(md.chain_id, md.from_block, md.to_block, md.last_block_hash, md.root) != cp_id:
             v.reasons.append("checkpoint id does not match the metadata's chain id, range, last hash and root")
         if anchored and (md.from_block, md.to_block, md.root) != anchored:
             if md.root != anchored[2]:

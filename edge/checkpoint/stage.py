@@ -104,12 +104,12 @@ class CheckpointStage:
                     return False
                 hi = tip
             leaves = await store.range_leaves(tx, chain, lo, hi)
-            last_hash = await store.block_hash_at(tx, chain, hi)
-            assert last_hash is not None  # confirmed_tip guarantees the range is stored
+            last_block_hash = await store.block_hash_at(tx, chain, hi)
+            assert last_block_hash is not None  # confirmed_tip guarantees the range is stored
             root = MerkleTree([lf.leaf for lf in leaves]).root
-            cp_id = checkpoint_id(chain, lo, hi, last_hash, root)
+            cp_id = checkpoint_id(chain, lo, hi, last_block_hash, root)
             await store.insert_checkpoint(tx, store.CheckpointRow(
-                cp_id, chain, lo, hi, last_hash, root, len(leaves), self.initial_state, None, None))
+                cp_id, chain, lo, hi, last_block_hash, root, len(leaves), self.initial_state, None, None))
             if on_demand and hi == tip:
                 await store.close_sync_requests(tx, self.clock.time())
         s = self.stats

@@ -90,8 +90,8 @@ def decode_attested(log: Mapping[str, Any]) -> Attestation:
     """Decode an ``Attested`` log (JSON-RPC log object). Raises RpcProtocolError."""
     topics, data, block, index = _log_parts(log, ATTESTED_TOPIC, 4, "Attested")
     try:
-        to_block, chain_id, last_hash, root, sig = abi_decode(["uint64", "uint64", "bytes32", "bytes32", "bytes"], data)
-        cp = CheckpointMessage(topics[1], chain_id, int.from_bytes(topics[3], "big"), to_block, last_hash, root)
+        to_block, chain_id, last_block_hash, root, sig = abi_decode(["uint64", "uint64", "bytes32", "bytes32", "bytes"], data)
+        cp = CheckpointMessage(topics[1], chain_id, int.from_bytes(topics[3], "big"), to_block, last_block_hash, root)
     except Exception as e:  # noqa: BLE001 - eth_abi / dataclass validation
         raise RpcProtocolError("eth_getLogs", f"Attested data malformed: {e}") from e
     return Attestation(cp, to_checksum_address(topics[2][-20:]), bytes(sig), block, index)

@@ -102,7 +102,7 @@ class Metadata:
     chain_id: int
     from_block: int
     to_block: int
-    last_hash: bytes
+    last_block_hash: bytes
     root: bytes
     id: bytes
     device: str
@@ -161,7 +161,8 @@ def encode_metadata(md: Metadata) -> bytes:
     """Binary encoding of :class:`Metadata` (module doc)."""
     header = {
         "chain_id": md.chain_id, "from_block": md.from_block, "to_block": md.to_block,
-        "last_hash": md.last_hash.hex(), "root": md.root.hex(), "id": md.id.hex(), "device": md.device,
+        "last_hash": md.last_block_hash.hex(),  # wire key: auditors read "last_hash"
+        "root": md.root.hex(), "id": md.id.hex(), "device": md.device,
         "leaves": len(md.records),
         "findings": [
             [f.key.block_number, f.key.tx_index, f.key.index, f.address.hex(), f.code_hash.hex(), f.score,

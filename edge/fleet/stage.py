@@ -177,7 +177,7 @@ class FleetStage:
         await fleet_store.record_scan(self.outbox, self.chain_id, rows, located, head)
 
     def _message(self, cp: cps.CheckpointRow) -> CheckpointMessage:
-        return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
+        return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
 
     async def _attest_new(self) -> None:
         for cp in await cps.checkpoints_in_state(self.outbox, "unattested", self.chain_id):

@@ -199,7 +199,7 @@ class ForwardStage:
         for cp in sealed[:8]:
             leaves = await cps.range_leaves(self.outbox, self.chain_id, cp.from_block, cp.to_block)
             findings = await cps.range_findings(self.outbox, self.chain_id, cp.from_block, cp.to_block)
-            md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.id,
+            md = Metadata(self.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root, cp.id,
                           self.key.address, tuple(leaves), tuple(findings))
             try:
                 max_blob = await self._read_budgets()
@@ -325,7 +325,7 @@ class ForwardStage:
     # -- 3. anchor --------------------------------------------------------------------
 
     def _message(self, cp: cps.CheckpointRow) -> CheckpointMessage:
-        return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root)
+        return CheckpointMessage(cp.id, self.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root)
 
     async def _form_anchors(self) -> bool:
         if not self.forms_batches:
@@ -384,7 +384,7 @@ class ForwardStage:
     async def _unit(self, aid: bytes) -> tuple[CheckpointMessage, bytes]:
         r = await fwd_store.get_anchor(self.outbox, aid)
         assert r is not None
-        return CheckpointMessage(aid, r.chain_id, r.from_block, r.to_block, r.last_hash, r.root), r.locator
+        return CheckpointMessage(aid, r.chain_id, r.from_block, r.to_block, r.last_block_hash, r.root), r.locator
 
     async def _send_anchor(self, aid: bytes) -> None:
         unit, locator = await self._unit(aid)

@@ -43,7 +43,7 @@ class CheckpointRow:
     chain_id: int
     from_block: int
     to_block: int
-    last_hash: bytes
+    last_block_hash: bytes
     root: bytes
     leaves: int
     state: str
@@ -51,7 +51,7 @@ class CheckpointRow:
     anchor_id: bytes | None
 
 
-_COLS = "id, chain_id, from_block, to_block, last_hash, root, leaves, state, locator, anchor_id"
+_COLS = "id, chain_id, from_block, to_block, last_block_hash, root, leaves, state, locator, anchor_id"
 
 
 def _row(r: Sequence[Any]) -> CheckpointRow:
@@ -131,7 +131,7 @@ async def insert_checkpoint(tx: DbTx, cp: CheckpointRow) -> None:
     """Insert a checkpoint (state ``sealed``) inside the caller's transaction."""
     await tx.execute(
         f"INSERT INTO checkpoints ({_COLS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (cp.id, cp.chain_id, cp.from_block, cp.to_block, cp.last_hash, cp.root, cp.leaves, cp.state,
+        (cp.id, cp.chain_id, cp.from_block, cp.to_block, cp.last_block_hash, cp.root, cp.leaves, cp.state,
          cp.locator, cp.anchor_id, time.time()),
     )
 

@@ -31,7 +31,7 @@ class AttestationRow:
     chain_id: int
     from_block: int
     to_block: int
-    last_hash: bytes
+    last_block_hash: bytes
     root: bytes
     signature: bytes
     block_number: int
@@ -73,9 +73,9 @@ async def record_scan(ob: Outbox, chain_id: int, attested: Sequence[AttestationR
     async with ob.transaction() as tx:
         for a in attested:
             await tx.execute(
-                "INSERT OR IGNORE INTO attestations (id, device, chain_id, from_block, to_block, last_hash, root,"
+                "INSERT OR IGNORE INTO attestations (id, device, chain_id, from_block, to_block, last_block_hash, root,"
                 " signature, block_number, log_index) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (a.id, a.device, a.chain_id, a.from_block, a.to_block, a.last_hash, a.root, a.signature,
+                (a.id, a.device, a.chain_id, a.from_block, a.to_block, a.last_block_hash, a.root, a.signature,
                  a.block_number, a.log_index))
         for lo in located:
             await tx.execute("INSERT OR IGNORE INTO locations (id, device, locator) VALUES (?,?,?)",

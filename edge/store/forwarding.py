@@ -41,7 +41,7 @@ class AnchorRow:
     chain_id: int
     from_block: int
     to_block: int
-    last_hash: bytes
+    last_block_hash: bytes
     root: bytes
     locator: bytes
     members: tuple[bytes, ...]
@@ -84,9 +84,9 @@ async def drop_uploads(tx: DbTx, ref: bytes) -> None:
 async def insert_anchor(tx: DbTx, a: AnchorRow, now: float) -> None:
     """Insert anchor ``a`` (no tx yet) inside the caller's transaction."""
     await tx.execute(
-        "INSERT INTO anchors (id, chain_id, from_block, to_block, last_hash, root, locator, members,"
+        "INSERT INTO anchors (id, chain_id, from_block, to_block, last_block_hash, root, locator, members,"
         " state, tx_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
-        (a.id, a.chain_id, a.from_block, a.to_block, a.last_hash, a.root, a.locator, b"".join(a.members),
+        (a.id, a.chain_id, a.from_block, a.to_block, a.last_block_hash, a.root, a.locator, b"".join(a.members),
          a.state, now))
 
 
@@ -97,7 +97,7 @@ def _anchor(r: Sequence[Any]) -> AnchorRow:
                      None if r[9] is None else int(r[9]))
 
 
-_COLS = "id, chain_id, from_block, to_block, last_hash, root, locator, members, state, tx_id"
+_COLS = "id, chain_id, from_block, to_block, last_block_hash, root, locator, members, state, tx_id"
 
 
 async def open_anchors(ob: Outbox, chain_id: int) -> list[AnchorRow]:

@@ -62,7 +62,9 @@ Version 5 adds Clique (EIP-225) tracking (:mod:`edge.chain.clique`, :mod:`edge.s
 Version 6 adds ``capabilities`` (the capability report of each distinct code).
 
 Version 7 renames columns, nothing else: ``blocks.final`` -> ``blocks.confirmed`` (N
-confirmations deep, edge's own notion, not the JSON-RPC ``finalized`` block tag).
+confirmations deep, edge's own notion, not the JSON-RPC ``finalized`` block tag) and
+``last_hash`` -> ``last_block_hash`` in ``checkpoints``, ``anchors`` and ``attestations``
+(the hash of block ``to_block``, ``lastBlockHash`` in EIP-712 and the contracts).
 """
 
 from __future__ import annotations
@@ -307,10 +309,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX capabilities_by_analyzer ON capabilities (analyzer);
     """,
-    # 6 -> 7: names (issue 10): "confirmed" (N deep) is not JSON-RPC's "finalized" tag.
+    # 6 -> 7: names (issue 10): "confirmed" (N deep) is not JSON-RPC's "finalized" tag;
+    # last_block_hash is the one name of the hash of block to_block.
     # RENAME COLUMN (SQLite >= 3.25) also rewrites indexes and triggers that name the column.
     """
     ALTER TABLE blocks RENAME COLUMN final TO confirmed;
+    ALTER TABLE checkpoints RENAME COLUMN last_hash TO last_block_hash;
+    ALTER TABLE anchors RENAME COLUMN last_hash TO last_block_hash;
+    ALTER TABLE attestations RENAME COLUMN last_hash TO last_block_hash;
     """,
 )
 

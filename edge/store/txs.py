@@ -102,9 +102,9 @@ async def get_tx(ob: Outbox, acct: Account, tx_id: int) -> TxRow | None:
         " FROM txs WHERE id = ? AND chain_id = ? AND sender = ?", (tx_id, acct.chain_id, acct.sender))
     if row is None:
         return None
-    (i, cid, nonce, purpose, ref, state, mblock, status, error, mined_tx, n_att, last_hash) = row
+    (i, cid, nonce, purpose, ref, state, mblock, status, error, mined_tx, n_att, latest_attempt_hash) = row
     return TxRow(int(i), int(cid), nonce, purpose, ref, state, mblock, status, error,
-                 mined_tx if mined_tx is not None else last_hash, int(n_att))
+                 mined_tx if mined_tx is not None else latest_attempt_hash, int(n_att))
 
 
 async def count_in_states(ob: Outbox, acct: Account, states: Sequence[str], *, negate: bool = False) -> int:
