@@ -50,6 +50,14 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     assert "capabilities: 3 codes analysed (1 timed out); codes per flag: is_mintable 2, is_proxy 1" in text.stdout
 
 
+def test_verify_json_keeps_the_old_last_hash_key() -> None:
+    from edge.audit.verify import Verdict
+
+    v = Verdict("0x01", 0, 63, "0x02", last_block_hash="0x" + "ab" * 32)
+    d = v.as_json()
+    assert d["last_block_hash"] == d["last_hash"] == "0x" + "ab" * 32 and d["ok"] is True
+
+
 def test_status_without_outbox_is_a_clear_error(tmp_path: Path) -> None:
     cfg = tmp_path / "edge.toml"
     cfg.write_text('[node]\nws_url = "ws://127.0.0.1:1"\n')
