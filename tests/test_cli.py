@@ -43,7 +43,9 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     assert (info["chain_id"], info["cursor"], info["head"], info["lag"]) == (7201, 9, 9, 0)
     assert info["blocks"] == 10 and info["final_blocks"] == 7  # confirmations = 3
     assert info["capabilities"] == {"by_status": {"ok": 2, "timeout": 1}, "by_flag": {"is_mintable": 2, "is_proxy": 1}}
+    assert info["clique_signers"] is None  # anvil has no Clique seal: no signer set
     text = _edge("status", "--config", str(cfg))
+    assert "clique signers" not in text.stdout
     assert "chain 7201: head 9  cursor 9  lag 0" in text.stdout
     assert "records: 10 blocks (7 final)" in text.stdout
     assert "capabilities: 3 codes analysed (1 timed out); codes per flag: is_mintable 2, is_proxy 1" in text.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.devnet import demo_clique
 from edge.devnet.demo import DemoOptions, run_demo
 from edge.devnet.demo_clique import ACTIVITY, CLIENT, ethereumjs_version
 from edge.devnet.ethereumjs import ethereumjs_cli
@@ -122,6 +123,16 @@ async def test_forward_relays_each_connection_both_ways_and_leaves_nothing_behin
                 await asyncio.open_connection("127.0.0.1", port)
 
 
+async def test_without_network_namespaces_the_demo_fails_naming_why(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not root (or no iproute2): the demo refuses before it starts anything, saying why."""
+    monkeypatch.setattr(demo_clique, "netns_available", lambda: "network namespaces need root")
+    with pytest.raises(DevChainError, match=r"--local clique runs the EthereumJS sealers in a network namespace.*"
+                                            r"cannot be made here: network namespaces need root"):
+        await run_demo(DemoOptions(seconds=1, workdir=tmp_path, json_out=True, local="clique"))
+    assert not (tmp_path / "clique").exists() and _nodes_left() == []
+
+
 def _descendants(pid: int) -> list[tuple[int, str]]:
     """``(pid, cmdline)`` of every living descendant of ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -142,6 +153,11 @@ def _descendants(pid: int) -> list[tuple[int, str]]:
         out.append((p, cmd.get(p, "")))
         todo += children.get(p, [])
     return out
+
+
+def _nodes_left() -> list[tuple[int, str]]:
+    """Children of this process that are nodes (anvil, EthereumJS or Hardhat on Node.js)."""
+    return [(p, c) for p, c in _descendants(os.getpid()) if any(n in c for n in ("anvil", "ethereumjs", "node"))]
 
 
 def _mentioning(text: str) -> list[tuple[int, str]]:
@@ -181,6 +197,5 @@ async def test_demo_local_clique_anchors_and_verifies_and_leaves_no_process(tmp_
     assert result["checkpoints_anchored"] >= 2 and result["verify_ok"] == result["checkpoints_anchored"]
     assert result["verify_fail"] == 0 and result["ok"], result
     # no node is left: no child of this process, no EthereumJS process using the workdir
-    left = [(p, c) for p, c in _descendants(os.getpid()) if "anvil" in c or "ethereumjs" in c or "node" in c]
-    assert left == [] and _mentioning(str(tmp_path / "clique")) == []
+    assert _nodes_left() == [] and _mentioning(str(tmp_path / "clique")) == []
     assert not Path(f"/run/netns/edge-ejs-{os.getpid()}").exists()
