@@ -83,6 +83,7 @@ def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["ok"] is True
     assert result["clients"] == {"poa": "anvil", "testnet-a": "hardhat", "testnet-b": "anvil", "mainnet": "anvil"}
+    assert result["local"]["client"] == "anvil"
     assert result["checkpoints_anchored"] == result["verify_ok"] >= 5 and result["verify_fail"] == 0
     assert result["contracts"] == result["contracts_expected"] > 10
     assert result["logs"] == result["logs_expected"] > 20

@@ -179,7 +179,7 @@ async def test_demo_local_clique_anchors_and_verifies_and_leaves_no_process(tmp_
     reason = _skip_reason(need_client=True)
     if reason:
         pytest.skip(reason)
-    opts = DemoOptions(seconds=20, workdir=tmp_path, json_out=True, score=False, local="clique",
+    opts = DemoOptions(seconds=10, workdir=tmp_path, json_out=True, score=False, local="clique",
                        min_anchored=2, drain_timeout=60)
     result = await run_demo(opts)
     local = result["local"]

@@ -22,11 +22,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.aio import cancel_and_wait
+from edge.aio import cancel_and_wait, first_error
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChains
 from edge.devnet.demo_clique import LocalClique, seal_summary
@@ -194,14 +195,24 @@ async def _run_clique(opts: DemoOptions, workdir: Path) -> dict[str, Any]:
     t0 = time.monotonic()
     specs = tuple(t for t in tier_specs(opts.testnet_client) if t.name != "poa")
     chain_id = next(t.chain_id for t in tier_specs() if t.name == "poa")
-    async with LocalClique(workdir / "clique", chain_id=chain_id) as local, DevChains(specs) as chains:
+    local = LocalClique(workdir / "clique", chain_id=chain_id)
+    local.check()  # no namespace here: fail before anything starts
+    async with DevChains(specs) as chains, AsyncExitStack() as stack:
+        # the sealers take ~15 s to come up (Node.js start, block 1, the second one joining):
+        # deploy the public tiers meanwhile
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(stack.enter_async_context(local))
+                deployed = tg.create_task(deploy_public_tiers(chains, workdir))
+        except BaseExceptionGroup as eg:
+            raise first_error(eg) from None
+        tiers = deployed.result()
         info = local.info()
         say(f"local tier: {info['client']}, {info['sealers']} Clique sealers {', '.join(local.signers)} "
             f"(chain {chain_id}, period {local.period} s) in a network namespace, relayed to {local.ws_url}; "
             f"activity: {info['activity']}")
         say("public tiers up: " + ", ".join(f"{c.name} ({c.client}, chain {c.chain_id}) {c.ws_url}"
                                             for c in chains.chains.values()))
-        tiers = await deploy_public_tiers(chains, workdir)
         public, auditor_key = tiers.config_for(0), tiers.auditor_key
         raw = {
             "node": {"ws_url": local.ws_url, "chain_id": chain_id},

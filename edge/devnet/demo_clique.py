@@ -117,12 +117,18 @@ class LocalClique:
         return {"client": f"{CLIENT} {self.version}", "sealers": len(self._keys), "activity": ACTIVITY,
                 "signers": list(self.signers), "period_s": self.period, "epoch": self.epoch}
 
-    async def __aenter__(self) -> LocalClique:
+    def check(self) -> None:
+        """Whether this network can start here (blocking, fast): a network namespace can be
+        made and the client is installed. Sets ``version``. Raises DevChainError naming
+        what is missing (root, iproute2, the npm package)."""
         why = netns_available()
         if why:
             raise DevChainError(f"edge demo --local clique runs the EthereumJS sealers in a network namespace "
                                 f"(so nothing leaves loopback), which cannot be made here: {why}")
         self.version = ethereumjs_version()
+
+    async def __aenter__(self) -> LocalClique:
+        self.check()
         try:
             self.net = await self._stack.enter_async_context(EthereumJSNet(
                 self.workdir, self._keys, chain_id=self.chain_id, period=self.period, epoch=self.epoch))
