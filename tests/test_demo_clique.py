@@ -96,7 +96,7 @@ async def test_forward_relays_each_connection_both_ways_and_leaves_nothing_behin
 
                 big = os.urandom(3 * 2**20)  # more than the socket buffers: drain() works both ways
                 small = b'{"method":"eth_chainId"}'
-                assert await asyncio.gather(round_trip(big), round_trip(small)) == [big, small]
+                assert list(await asyncio.gather(round_trip(big), round_trip(small))) == [big, small]
                 # the client's close reached the inside server as EOF, after all its bytes
                 assert sorted([await next_ended(), await next_ended()]) == sorted([len(small), len(big)])
                 # a connection kept open carries request after request, as a WebSocket does
