@@ -44,7 +44,9 @@ async def test_status_reads_the_outbox(chain_factory, tmp_path: Path) -> None:
     assert info["blocks"] == 10 and info["confirmed_blocks"] == 7  # confirmations = 3
     assert info["final_blocks"] == 7  # the old key, kept for scripts
     assert info["capabilities"] == {"by_status": {"ok": 2, "timeout": 1}, "by_flag": {"is_mintable": 2, "is_proxy": 1}}
+    assert info["clique_signers"] is None  # anvil has no Clique seal: no signer set
     text = _edge("status", "--config", str(cfg))
+    assert "clique signers" not in text.stdout
     assert "chain 7201: head 9  cursor 9  lag 0" in text.stdout
     assert "records: 10 blocks (7 confirmed)" in text.stdout
     assert "capabilities: 3 codes analysed (1 timed out); codes per flag: is_mintable 2, is_proxy 1" in text.stdout
@@ -90,6 +92,7 @@ def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["ok"] is True
     assert result["clients"] == {"poa": "anvil", "testnet-a": "hardhat", "testnet-b": "anvil", "mainnet": "anvil"}
+    assert result["local"]["client"] == "anvil"
     assert result["checkpoints_anchored"] == result["verify_ok"] >= 5 and result["verify_fail"] == 0
     assert result["contracts"] == result["contracts_expected"] > 10
     assert result["logs"] == result["logs_expected"] > 20

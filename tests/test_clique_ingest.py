@@ -11,8 +11,10 @@ across a vote; a start after the genesis; the checkpoint leaves of signer-set ch
 from __future__ import annotations
 
 import dataclasses
-
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pytest
 
 from edge.chain.clique import CliqueConfig, CliqueSnapshot, follow
 from edge.chain.poa import block_hash
-from edge.config import parse_config
+from edge.config import dump_toml, parse_config
 from edge.errors import MethodNotSupported
 from edge.evidence.leaves import KIND_SIGNERS
 from edge.ingest.stage import Ingester
@@ -28,6 +30,7 @@ from edge.rpc.mock import MockNetwork
 from edge.store import clique as cstore
 from edge.store.checkpoints import range_leaves
 from edge.store.db import Outbox
+from edge.store.status import status_info
 from tests.clique_headers import ADDRS, Header, Sealer, genesis
 
 A, B, C = sorted(ADDRS[:3], key=str.lower)
@@ -214,6 +217,9 @@ async def test_the_stored_snapshot_is_right_after_a_reorg_across_a_vote(tmp_path
         assert ing.stats.reorgs == 1 and ing.stats.rolled_back == 3
         await _check_against_follow(ob, fork_b, 5, CliqueConfig(1))
         assert _changes(await cstore.signer_changes(ob, CHAIN_ID, 0, 5)) == [(0, "genesis", None)]
+        # the set `edge status` shows went back with the reorg: C's vote is gone
+        assert await cstore.current_signers(ob, CHAIN_ID) == cstore.SignerSet(
+            5, bytes.fromhex(fork_b[5]["hash"][2:]), (A, B))
         assert await cstore.alarms(ob, CHAIN_ID) == [
             cstore.AlarmRow(2, "deep_reorg", "reorg removed 3 block(s) that were confirmed (ingest.confirmations=0) "
                             "above block 1", None, None)]
@@ -294,3 +300,29 @@ async def test_the_auditors_local_reread_recomputes_the_signer_change_leaves(tmp
     auditor = Auditor("http://127.0.0.1:2", bytes(20), [], bytes(31) + b"\x01", local_ws=URL, rpc_factory=net,
                       local_poa={"engine": "auto", "period_s": 1, "epoch": 6})
     assert await auditor._local_leaves(CHAIN_ID, 8, 11) == want
+
+
+async def test_status_shows_the_signer_set_of_the_newest_snapshot(tmp_path: Path) -> None:
+    """``edge status`` (human and --json): the set after the cursor's block, from the
+    stored snapshot; it follows the votes (C in at 2, out at 9)."""
+    chain = _votes_chain()
+    cfg = _cfg(tmp_path, epoch=6)
+    path = cfg.resolve(cfg.outbox.path)
+    async with Outbox(path) as ob:
+        assert await cstore.current_signers(ob, CHAIN_ID) is None  # nothing ingested yet
+        await _ingest(cfg, ob, Served(chain[:6]), 5)
+    info = await status_info(path, CHAIN_ID)
+    assert info["cursor"] == 5
+    assert info["clique_signers"] == {"block": 5, "hash": chain[5]["hash"], "signers": [A, B, C]}
+    async with Outbox(path) as ob:
+        await _ingest(cfg, ob, Served(chain), 12)
+    info = await status_info(path, CHAIN_ID)
+    assert info["clique_signers"] == {"block": 12, "hash": chain[12]["hash"], "signers": [A, B]}
+    (tmp_path / "edge.toml").write_text(dump_toml({"node": {"ws_url": URL, "chain_id": CHAIN_ID},
+                                                   "outbox": {"path": "edge.sqlite"}}))
+    # `edge status --json` prints status_info as it is; the human line, from the command itself:
+    r = subprocess.run([sys.executable, "-m", "edge", "status", "--config", str(tmp_path / "edge.toml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"clique signers at block 12 (2): {A}, {B}" in r.stdout.splitlines()
+    assert json.loads(json.dumps(info))["clique_signers"]["signers"] == [A, B]  # JSON-ready

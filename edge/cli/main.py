@@ -116,6 +116,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
               + f"; last anchored: {info['last_anchored'] or '-'}")
         print("transactions: " + (", ".join(f"{n} {s}" for s, n in sorted(info["txs"].items())) or "none"))
         print(f"alarms: {info['alarms']}" + (f"; newest: {info['last_alarm']}" if info["last_alarm"] else ""))
+        if info.get("clique_signers"):
+            cs = info["clique_signers"]
+            print(f"clique signers at block {cs['block']} ({len(cs['signers'])}): {', '.join(cs['signers'])}")
     return 0
 
 
@@ -134,6 +137,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     setup_logging("warning" if not args.verbose else "info")
     if args.devices > 1 or args.quorum > 1:
+        if args.local != "anvil":
+            raise UsageError("--local", f"{args.local} is not available with a fleet (--devices/--quorum): anvil only")
         return _fleet_demo(args)
     opts = DemoOptions(
         seconds=args.seconds,
@@ -142,6 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         json_out=args.json,
         score=not args.no_score,
         testnet_client=args.testnet_client,
+        local=args.local,
     )
     result = run_async(lambda: run_demo(opts))
     return 0 if result.get("ok") else 1
@@ -343,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch", type=int, default=1, help="K checkpoints per mainnet anchor (fleet)")
     d.add_argument("--testnet-client", choices=("anvil", "hardhat"), default="anvil",
                    help="client of the first testnet (testnet-a): anvil or Hardhat's node (EDR)")
+    d.add_argument("--local", choices=("anvil", "clique"), default="anvil",
+                   help="the local PoA tier: anvil, or two EthereumJS Clique sealers in a network "
+                        "namespace (needs root; empty blocks only: that client drops transactions)")
     d.set_defaults(func=_cmd_demo)
 
     v = sub.add_parser("verify", help="auditor: check every anchored checkpoint (mainnet -> testnets)")

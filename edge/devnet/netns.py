@@ -10,7 +10,10 @@ The parent stays in its own namespace. To reach a node listening on the namespac
 127.0.0.1, :meth:`NetNamespace.connect` creates the TCP socket from a short-lived thread
 that has joined the namespace with ``setns(2)`` (a socket belongs to the namespace it was
 created in, whichever thread uses it afterwards); :meth:`NetNamespace.rpc` sends one
-JSON-RPC request over HTTP on such a socket. Needs root (CAP_SYS_ADMIN) and iproute2.
+JSON-RPC request over HTTP on such a socket. :meth:`NetNamespace.forward` makes a port
+inside the namespace reachable from the parent's 127.0.0.1 (a TCP relay on loopback: the
+agent in the host namespace follows a node in the namespace through it). Needs root
+(CAP_SYS_ADMIN) and iproute2.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import ctypes
 import http.client
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,7 +30,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,7 +39,10 @@ from edge.errors import DevChainError
 
 __all__ = ["NetNamespace", "die_with_parent", "netns_available"]
 
+log = logging.getLogger("edge.devnet.netns")
+
 _CLONE_NEWNET = 0x40000000
+_CHUNK = 65536
 _T = TypeVar("_T")
 
 
@@ -173,6 +181,73 @@ class NetNamespace:
         """:meth:`rpc_sync` on a worker thread (same result and errors)."""
         return await asyncio.to_thread(self.rpc_sync, port, method, params, timeout)
 
+    @asynccontextmanager
+    async def forward(self, port: int) -> AsyncIterator[int]:
+        """Relay host ``127.0.0.1:<returned port>`` to ``127.0.0.1:port`` inside the namespace.
+
+        An async context manager yielding the host port (picked by the OS, bound to
+        127.0.0.1 only). Each accepted connection gets its own socket into the namespace
+        (:meth:`connect`, from a worker thread) and bytes are copied both ways until either
+        side ends (EOF or error); then both sides are closed. A connection that cannot be
+        made inside (nothing listening yet) is closed at once, so the client sees a closed
+        connection, as it would from a node that is down. Every relay task belongs to a
+        TaskGroup owned here: on exit the listener is closed and every relay cancelled
+        and awaited (no task outlives the block).
+
+        Args:
+            port: the TCP port inside the namespace (on its 127.0.0.1).
+
+        Raises:
+            OSError: the host listener cannot be bound.
+        """
+        closing = False
+        relays: set[asyncio.Task[None]] = set()
+        async with asyncio.TaskGroup() as tg:
+
+            def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                if closing:
+                    writer.close()
+                    return
+                t = tg.create_task(self._relay(port, reader, writer), name=f"netns-{self.name}-relay-{port}")
+                relays.add(t)
+                t.add_done_callback(relays.discard)
+
+            server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+            try:
+                host_port = int(server.sockets[0].getsockname()[1])
+                log.debug("netns %s: 127.0.0.1:%d forwards to 127.0.0.1:%d inside", self.name, host_port, port)
+                yield host_port
+            finally:
+                closing = True
+                server.close()
+                await server.wait_closed()
+                for t in list(relays):
+                    t.cancel()
+
+    async def _relay(self, port: int, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        """One forwarded connection: connect inside, copy both ways, close both sides."""
+        inner_w: asyncio.StreamWriter | None = None
+        try:
+            try:
+                sock = await asyncio.to_thread(self.connect, port)
+            except OSError as e:
+                log.debug("netns %s: cannot reach 127.0.0.1:%d inside: %s", self.name, port, e)
+                return
+            sock.setblocking(False)
+            try:
+                inner_r, inner_w = await asyncio.open_connection(sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            writers = (client_w, inner_w)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_copy(client_r, inner_w, writers))
+                tg.create_task(_copy(inner_r, client_w, writers))
+        finally:
+            for w in (client_w, inner_w):
+                if w is not None:
+                    w.close()
+
     async def __aenter__(self) -> NetNamespace:
         await asyncio.to_thread(self.create)
         return self
@@ -184,3 +259,17 @@ class NetNamespace:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.delete)
+
+
+async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, both: Sequence[asyncio.StreamWriter]) -> None:
+    """Copy ``src`` to ``dst`` until EOF or a connection error, then close ``both`` writers
+    (which ends the opposite copy too: its reader sees EOF once its transport closes)."""
+    try:
+        while data := await src.read(_CHUNK):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        for w in both:
+            w.close()

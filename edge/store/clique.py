@@ -19,11 +19,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edge.chain.clique import BlockVerdict, SignerChange, Violation
+from edge.chain.clique import BlockVerdict, CliqueSnapshot, SignerChange, Violation
 from edge.store.db import DbTx, Outbox
 
 __all__ = ["KEEP_EVERY", "CliqueWrite", "AlarmRow", "SignerChangeRow", "write_verdicts", "snapshot_at_or_below",
-           "signer_changes", "alarms", "in_turn_flags"]
+           "signer_changes", "alarms", "in_turn_flags", "SignerSet", "current_signers"]
 
 KEEP_EVERY = 1024
 """A confirmed snapshot is kept at every block number divisible by this (and at every change)."""
@@ -170,3 +170,28 @@ async def in_turn_flags(ob: Outbox | DbTx, chain_id: int) -> dict[int, tuple[byt
     rows = await ob.fetchall("SELECT number, sealer, seal_ok, in_turn FROM blocks WHERE chain_id=?", (chain_id,))
     return {int(n): (bytes(s) if s is not None else None, None if ok is None else bool(ok),
                      None if t is None else bool(t)) for n, s, ok, t in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class SignerSet:
+    """The signer set of a Clique chain after one block (EIP-225): ``number`` and ``hash``
+    of that block, ``signers`` (EIP-55 addresses, sorted as the chain orders them)."""
+
+    number: int
+    hash: bytes
+    signers: tuple[str, ...]
+
+
+async def current_signers(ob: Outbox | DbTx, chain_id: int) -> SignerSet | None:
+    """The signer set in the newest stored Clique snapshot of ``chain_id`` (the cursor's),
+    or None when there is none (not a Clique chain, or nothing ingested yet).
+
+    Raises: edge.chain.clique.SnapshotError if the stored snapshot cannot be read.
+    """
+    row = await ob.fetchone(
+        "SELECT number, hash, snapshot FROM clique_snapshots WHERE chain_id=? ORDER BY number DESC LIMIT 1",
+        (chain_id,))
+    if row is None:
+        return None
+    snap = CliqueSnapshot.from_bytes(bytes(row[2]))
+    return SignerSet(int(row[0]), bytes(row[1]), snap.checksummed())

@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.errors import OutboxError
 from edge.store import chain_data
+from edge.store.clique import current_signers
 from edge.store.capabilities import capability_counts
 from edge.store.db import Outbox
 
@@ -22,7 +23,9 @@ async def status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
     alarms), checkpoints by state, the last anchored range, transactions by state, the
     newest alarm, outbox_mb, and
     ``capabilities``: ``{"by_status": {status: codes}, "by_flag": {flag: codes}}`` (the
-    capability reports stored, :mod:`edge.store.capabilities`).
+    capability reports stored, :mod:`edge.store.capabilities`), and ``clique_signers``: the
+    signer set of the newest stored Clique snapshot, ``{"block": number, "hash": 0x hex,
+    "signers": [EIP-55 addresses]}``, or None on a chain that is not Clique.
     Raises: OutboxError if the file is missing or unusable.
     """
     if not path.exists():
@@ -48,6 +51,7 @@ async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
                                  " ORDER BY to_block DESC LIMIT 1", (chain_id,))
         txs = dict(await ob.fetchall("SELECT state, count(*) FROM txs GROUP BY state"))
         by_flag, by_status = await capability_counts(ob)
+        signer_set = await current_signers(ob, chain_id)
         alarm = await ob.fetchone("SELECT kind, detail FROM alarms WHERE chain_id=? ORDER BY id DESC LIMIT 1",
                                   (chain_id,))
         return {
@@ -71,6 +75,8 @@ async def _status_info(path: Path, chain_id: int | None) -> dict[str, Any]:
             "alarms": c.alarms,
             "outbox_mb": round(ob.size_bytes() / 2**20, 3),
             "capabilities": {"by_status": by_status, "by_flag": by_flag},
+            "clique_signers": None if signer_set is None else {
+                "block": signer_set.number, "hash": "0x" + signer_set.hash.hex(), "signers": list(signer_set.signers)},
         }
 
 
