@@ -33,6 +33,20 @@ def _states(db: Path) -> dict[str, int]:
         con.close()
 
 
+async def _forwarding_step(db: Path, before: dict[str, int], proc: asyncio.subprocess.Process,
+                           timeout: float = 30.0) -> bool:
+    """True once the checkpoint states in the outbox file differ from ``before`` (read every
+    20 ms: another process's SQLite file offers no notification); False after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if _states(db) != before:
+            return True
+        assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    return False
+
+
 async def _anchored_events(net) -> list:  # type: ignore[no-untyped-def]
     async with net.auditor() as a:
         return await a.anchored()
@@ -58,13 +72,18 @@ async def test_kill9_during_forwarding(tmp_path: Path) -> None:
         seen_states = []
         last = -1
         try:
-            for _ in range(KILLS):
+            for life in range(KILLS):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "edge", "run", "--config", str(cfg_path), "--no-score",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-                # kill at a random instant once this life has written a block (not during start-up)
+                # kill once this life has written a block (not during start-up); every other
+                # life right after it moved a checkpoint on (cut, uploading, anchoring, ...),
+                # the others at a random instant: the kills hit every phase of forwarding and
+                # forwarding moves on between them, however fast this machine is
+                before = _states(tmp_path / "edge.sqlite")
                 last = await _cursor_beyond(tmp_path / "edge.sqlite", last, proc)
-                await asyncio.sleep(rng.uniform(0.3, 2.0))
+                if life % 2 or not await _forwarding_step(tmp_path / "edge.sqlite", before, proc):
+                    await asyncio.sleep(rng.uniform(0.3, 2.0))
                 assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()

@@ -95,6 +95,9 @@ class ChainReader:
         self.traces: TraceMode = traces
         self.verify: VerifyMode = verify
         self.receipts_by_block = True
+        self.by_number = False
+        """Name blocks by number in ``eth_getCode``/``eth_getProof`` (a node without
+        EIP-1898 block-hash arguments; see :class:`edge.chain.proof_probe.ProofSupport`)."""
 
     async def chain_id(self) -> int:
         """``eth_chainId`` (EIP-695)."""
@@ -230,7 +233,7 @@ class ChainReader:
             part = items[lo:lo + per_batch]
             calls: list[Call] = []
             for f, c in part:
-                at = {"blockHash": "0x" + f.block.hash.hex()}
+                at: Any = hex(f.block.number) if self.by_number else {"blockHash": "0x" + f.block.hash.hex()}
                 calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
                 if prove:
                     calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))

@@ -275,6 +275,7 @@ class Ingester:
         _, header = parse_block(raw)
         verify_header(header)
         support = await probe_proofs(reader.rpc.call, header)
+        reader.by_number = support.by_number
         if support.status == "ok":
             if self._proofs_said != "ok":
                 log.info("verified ingest: headers, receipts and code (EIP-1186 proofs) are checked; %s",
