@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from edge.aio import enter_all
-from edge.devnet.process import LoopbackUrls, kill_process, spawn, stop_process, wait_until_answers
+from edge.devnet.process import LoopbackUrls, StartStop, kill_process, spawn, stop_process, wait_until_answers
 from edge.errors import ChainError, DevChainError
 
 __all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "chain_for", "free_port", "rpc_call", "rpc_batch"]
@@ -119,7 +119,7 @@ async def rpc_batch(url: str, calls: Sequence[tuple[str, Sequence[Any]]], timeou
 
 
 @dataclass
-class DevChain(LoopbackUrls):
+class DevChain(LoopbackUrls, StartStop):
     """One anvil on loopback. An async context manager; see the module docstring.
 
     Args:
@@ -210,18 +210,6 @@ class DevChain(LoopbackUrls):
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """A JSON-RPC batch over HTTP (see :func:`rpc_batch`)."""
         return await rpc_batch(self.http_url, calls)
-
-    async def __aenter__(self) -> DevChain:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def chain_for(spec: TierSpec) -> DevChain:

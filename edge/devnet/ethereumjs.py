@@ -46,13 +46,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
 
 from eth_keys.datatypes import PrivateKey
 
 from edge.devnet.netns import NetNamespace
-from edge.devnet.process import LoopbackUrls, kill_process, spawn, wait_until_answers
+from edge.devnet.process import LoopbackUrls, StartStop, kill_process, spawn, wait_until_answers
 from edge.errors import DevChainError
 
 __all__ = [
@@ -273,7 +272,7 @@ class EthereumJSNode(LoopbackUrls):
 Peering = Literal["bootnodes", "addPeer", "none"]
 
 
-class EthereumJSNet:
+class EthereumJSNet(StartStop):
     """N EthereumJS Clique sealers in one network namespace. An async context manager.
 
     Args:
@@ -494,15 +493,3 @@ class EthereumJSNet:
         for i in range(len(self.nodes)):
             await self.kill_node(i)
         await self.ns.__aexit__(None, None, None)
-
-    async def __aenter__(self) -> EthereumJSNet:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

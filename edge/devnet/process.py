@@ -7,7 +7,8 @@
   id, it exits, or the start timeout passes;
 - :func:`stop_process` / :func:`kill_process`: SIGTERM then SIGKILL, or SIGKILL at once, to the
   process or its group; no orphans;
-- :class:`LoopbackUrls`: ``http_url`` / ``ws_url`` of a node listening on 127.0.0.1.
+- :class:`LoopbackUrls`: ``http_url`` / ``ws_url`` of a node listening on 127.0.0.1;
+- :class:`StartStop`: the async context manager over a launcher's ``start`` / ``stop``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from types import TracebackType
+from typing import IO, Any, Literal, Self
 
 from edge.devnet.netns import die_with_parent
 from edge.errors import DevChainError
 
-__all__ = ["LoopbackUrls", "Readiness", "kill_process", "spawn", "stop_process", "wait_until_answers"]
+__all__ = ["LoopbackUrls", "Readiness", "StartStop", "kill_process", "spawn", "stop_process", "wait_until_answers"]
 
 Readiness = Literal["up", "exited", "timeout"]
 """How :func:`wait_until_answers` ended."""
@@ -46,6 +48,31 @@ class LoopbackUrls:
     def ws_url(self) -> str:
         """``ws://127.0.0.1:PORT`` (WebSocket JSON-RPC)."""
         return f"ws://127.0.0.1:{self.ports[1]}"
+
+
+class StartStop:
+    """Mixin: ``async with launcher:`` runs :meth:`start` on enter and :meth:`stop` on exit
+    (also when the body raises or is cancelled)."""
+
+    async def start(self) -> None:
+        """Start the node(s) and wait until they answer; a launcher overrides this."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop the node(s), leaving no process behind; a launcher overrides this."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 def spawn(
