@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from abc import ABC, abstractmethod
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,13 +31,13 @@ Readiness = Literal["up", "exited", "timeout"]
 """How :func:`wait_until_answers` ended."""
 
 
-class LoopbackUrls:
+class LoopbackUrls(ABC):
     """Mixin: the JSON-RPC URLs of a node on 127.0.0.1, from its :attr:`ports`."""
 
     @property
+    @abstractmethod
     def ports(self) -> tuple[int, int]:
-        """``(http_port, ws_port)``; a launcher overrides this."""
-        raise NotImplementedError
+        """``(http_port, ws_port)``."""
 
     @property
     def http_url(self) -> str:
@@ -49,17 +50,17 @@ class LoopbackUrls:
         return f"ws://127.0.0.1:{self.ports[1]}"
 
 
-class StartStop:
+class StartStop(ABC):
     """Mixin: ``async with launcher:`` runs :meth:`start` on enter and :meth:`stop` on exit
     (also when the body raises or is cancelled)."""
 
+    @abstractmethod
     async def start(self) -> None:
-        """Start the node(s) and wait until they answer; a launcher overrides this."""
-        raise NotImplementedError
+        """Start the node(s) and wait until they answer."""
 
+    @abstractmethod
     async def stop(self) -> None:
-        """Stop the node(s), leaving no process behind; a launcher overrides this."""
-        raise NotImplementedError
+        """Stop the node(s), leaving no process behind."""
 
     async def __aenter__(self) -> Self:
         await self.start()
