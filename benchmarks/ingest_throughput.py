@@ -29,41 +29,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.devnet.activity import Activity  # noqa: E402
+from edge.devnet.workload import WORKLOAD_ANVIL_ARGS, corpus_codes, fill_chain  # noqa: E402
 from edge.devnet.anvil import DevChain  # noqa: E402
 from edge.config import parse_config  # noqa: E402
-from edge.devnet.corpus import hex_to_code, iter_corpus  # noqa: E402
 from edge.agent import Agent  # noqa: E402
 
 
-async def _mine_all(chain: DevChain) -> int:
-    while True:
-        st = await chain.rpc("txpool_status")
-        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
-            return int(await chain.rpc("eth_blockNumber"), 16)
-        await chain.rpc("evm_mine")
-
-
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    codes = []
-    for row in iter_corpus(args.corpus):
-        c = hex_to_code(row.bytecode, "corpus")
-        if 0 < len(c) <= 24_576 and c[0] != 0xEF:
-            codes.append(c)
-        if len(codes) == args.contracts:
-            break
-    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
-        act = Activity(chain)
-        await act.setup(mine=True)
-        step = 50
-        writes_per = max(1, args.writes * step // max(1, len(codes)))
-        for i in range(0, len(codes), step):
-            await act.deploy(codes[i:i + step][: step // 2])
-            await act.spawn(codes[i:i + step][step // 2:])
-            await act.crud_writes(writes_per)
-            await _mine_all(chain)
-            await act.settle()
-        head = await _mine_all(chain)
+    codes = corpus_codes(args.corpus, args.contracts)
+    async with DevChain("bench", 7201, 0, extra_args=WORKLOAD_ANVIL_ARGS) as chain:
+        head, _ = await fill_chain(chain, codes, args.writes)
         runs: dict[str, list[dict[str, float]]] = {m: [] for m in args.verify}
         for _ in range(args.repeat):  # interleaved: each mode sees the same machine load
             for mode in args.verify:

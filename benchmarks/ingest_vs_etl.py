@@ -63,43 +63,13 @@ ETL_PINS = ("ethereum-etl==2.4.2", "parsimonious==0.10.0")
 
 # -- the chain ------------------------------------------------------------------------
 
-async def _mine_all(chain: Any) -> int:
-    while True:
-        st = await chain.rpc("txpool_status")
-        if int(st["pending"], 16) == 0 and int(st["queued"], 16) == 0:
-            return int(await chain.rpc("eth_blockNumber"), 16)
-        await chain.rpc("evm_mine")
-
-
-def _load_codes(corpus: str, n: int) -> list[bytes]:
-    from edge.devnet.corpus import hex_to_code, iter_corpus
-
-    codes: list[bytes] = []
-    for row in iter_corpus(corpus):
-        c = hex_to_code(row.bytecode, "corpus")
-        if 0 < len(c) <= 24_576 and c[0] != 0xEF:
-            codes.append(c)
-        if len(codes) == n:
-            break
-    return codes
-
-
 async def build_chain(chain: Any, codes: list[bytes], writes: int) -> tuple[int, int, int]:
-    """Fill ``chain`` with deployments and CRUD writes; (head, contracts, logs) of the ground truth
-    (contracts include the CrudStore and Spawner that :meth:`Activity.setup` deploys)."""
-    from edge.devnet.activity import Activity
+    """Fill ``chain`` with deployments and CRUD writes (:func:`edge.devnet.workload.fill_chain`);
+    (head, contracts, logs) of the ground truth (contracts include the CrudStore and Spawner
+    that :meth:`Activity.setup` deploys)."""
+    from edge.devnet.workload import fill_chain
 
-    act = Activity(chain)
-    await act.setup(mine=True)
-    step = 50
-    writes_per = max(1, writes * step // max(1, len(codes)))
-    for i in range(0, len(codes), step):
-        await act.deploy(codes[i:i + step][: step // 2])
-        await act.spawn(codes[i:i + step][step // 2:])
-        await act.crud_writes(writes_per)
-        await _mine_all(chain)
-        await act.settle()
-    head = await _mine_all(chain)
+    head, act = await fill_chain(chain, codes, writes)
     if act.failed:
         raise SystemExit(f"chain build: {act.failed} transactions reverted")
     return head, len(act.deployed) + 2, act.logs
@@ -197,14 +167,15 @@ def ensure_etl_venv(venv: Path = ETL_VENV) -> Path:
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from edge.devnet.anvil import DevChain
+    from edge.devnet.workload import WORKLOAD_ANVIL_ARGS, corpus_codes
 
     etl_py = ensure_etl_venv()
-    codes = _load_codes(args.corpus, args.contracts)
+    codes = corpus_codes(args.corpus, args.contracts)
     if len(codes) < args.contracts:
         raise SystemExit(f"corpus {args.corpus}: only {len(codes)} usable runtimes, {args.contracts} asked")
     me = [sys.executable, str(Path(__file__).resolve())]
     peer = [str(etl_py), str(REPO / "benchmarks" / "etl_peer.py")]
-    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
+    async with DevChain("bench", 7201, 0, extra_args=WORKLOAD_ANVIL_ARGS) as chain:
         t0 = time.perf_counter()
         head, want_contracts, want_logs = await build_chain(chain, codes, args.writes)
         print(f"chain: {head + 1} blocks, {want_contracts} contracts (half of the corpus ones created by Spawner), "

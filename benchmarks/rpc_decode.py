@@ -35,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from ingest_vs_etl import _load_codes, build_chain  # noqa: E402
+from edge.devnet.workload import WORKLOAD_ANVIL_ARGS, corpus_codes  # noqa: E402
+from ingest_vs_etl import build_chain  # noqa: E402
 
 
 async def _record_frames(args: argparse.Namespace) -> list[bytes]:
@@ -45,8 +46,8 @@ async def _record_frames(args: argparse.Namespace) -> list[bytes]:
     from edge.agent import Agent
 
     frames: list[bytes] = []
-    codes = _load_codes(args.corpus, args.contracts)
-    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
+    codes = corpus_codes(args.corpus, args.contracts)
+    async with DevChain("bench", 7201, 0, extra_args=WORKLOAD_ANVIL_ARGS) as chain:
         head, _, _ = await build_chain(chain, codes, args.writes)
         real = rpc_mod.json
 

@@ -60,10 +60,11 @@ async def _read(url: str, mode: str, head: int, batch_blocks: int) -> tuple[floa
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from edge.devnet.anvil import DevChain
-    from ingest_vs_etl import _load_codes, build_chain
+    from edge.devnet.workload import WORKLOAD_ANVIL_ARGS, corpus_codes
+    from ingest_vs_etl import build_chain
 
-    codes = _load_codes(args.corpus, args.contracts)
-    async with DevChain("bench", 7201, 0, extra_args=("--no-mining", "--gas-limit", "300000000")) as chain:
+    codes = corpus_codes(args.corpus, args.contracts)
+    async with DevChain("bench", 7201, 0, extra_args=WORKLOAD_ANVIL_ARGS) as chain:
         head, want_contracts, _ = await build_chain(chain, codes, args.writes)
         n_tx = 0
         for n in range(head + 1):

@@ -17,11 +17,12 @@
 //
 // Exit codes: 0 ok, 1 artifacts stale (--check), 2 compile error or bad usage.
 
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { sha256, sortKeys, syncArtifacts } from "./artifact_files.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -58,19 +59,6 @@ function parseArgs(argv) {
     fail(2, `not a folder: ${opts.dir}`);
   }
   return opts;
-}
-
-const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
-
-// Objects with keys sorted (recursively), arrays kept in order: a stable serialisation.
-function sortKeys(value) {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]),
-    );
-  }
-  return value;
 }
 
 function compile(dir) {
@@ -151,46 +139,16 @@ function main() {
   const wanted = new Map(
     [...artifacts.values()].map((a) => [`${a.contractName}.json`, render(a)]),
   );
-  const present = fs.existsSync(outDir)
-    ? fs.readdirSync(outDir).filter((f) => f.endsWith(".json")).sort()
-    : [];
-  const rel = (f) => path.relative(process.cwd(), path.join(outDir, f)) || f;
-
-  if (opts.check) {
-    const problems = [];
-    for (const [file, text] of wanted) {
-      const p = path.join(outDir, file);
-      if (!fs.existsSync(p)) problems.push(`missing: ${rel(file)}`);
-      else if (fs.readFileSync(p, "utf8") !== text) problems.push(`differs: ${rel(file)}`);
-    }
-    for (const file of present) {
-      if (!wanted.has(file)) problems.push(`extra: ${rel(file)} (no contract of that name)`);
-    }
-    if (problems.length) {
-      for (const p of problems) process.stderr.write(`${p}\n`);
-      fail(1, `${problems.length} artifact(s) out of date with the sources; run: make contracts`);
-    }
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    process.stdout.write(`contracts: ${wanted.size} artifact(s) up to date (${ms.toFixed(0)} ms)\n`);
-    return;
-  }
-
-  fs.mkdirSync(outDir, { recursive: true });
-  for (const file of present) {
-    if (!wanted.has(file)) {
-      fs.unlinkSync(path.join(outDir, file));
-      process.stdout.write(`removed ${rel(file)}\n`);
-    }
-  }
-  for (const [file, text] of wanted) {
-    const p = path.join(outDir, file);
-    if (!fs.existsSync(p) || fs.readFileSync(p, "utf8") !== text) {
-      fs.writeFileSync(p, text);
-      process.stdout.write(`wrote ${rel(file)}\n`);
-    }
-  }
+  syncArtifacts(outDir, wanted, {
+    check: opts.check,
+    fail,
+    stale: "out of date with the sources; run: make contracts",
+    extraNote: " (no contract of that name)",
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  process.stdout.write(`contracts: ${wanted.size} artifact(s) built (${ms.toFixed(0)} ms)\n`);
+  process.stdout.write(
+    `contracts: ${wanted.size} artifact(s) ${opts.check ? "up to date" : "built"} (${ms.toFixed(0)} ms)\n`,
+  );
 }
 
 main();

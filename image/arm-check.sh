@@ -37,6 +37,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=debian-mirror.sh
+source "$HERE/debian-mirror.sh"
 CACHE=${ARM_CHECK_CACHE:-$HERE/cache}
 ROOTFS=$CACHE/rootfs-arm64
 WHEELS=$CACHE/wheels-aarch64
@@ -115,18 +117,8 @@ ensure_host_tools() {
     command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb is missing"
 }
 
-# The Debian mirror apt is configured with (one-line and deb822 formats), else deb.debian.org.
-detect_mirror() {
-    if [ -n "${ARM_CHECK_MIRROR:-}" ]; then echo "$ARM_CHECK_MIRROR"; return; fi
-    local m
-    m=$({
-        grep -hsE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-            | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; break } }'
-        grep -hsiE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources \
-            | awk '{ for (i = 2; i <= NF; i++) print $i }'
-    } | grep -E '/debian/?$' | head -n 1 || true)
-    echo "${m:-http://deb.debian.org/debian}"
-}
+# $ARM_CHECK_MIRROR, else the Debian mirror apt is configured with, else deb.debian.org.
+detect_mirror() { debian_mirror "${ARM_CHECK_MIRROR:-}"; }
 
 # The sha256 of pyproject.toml's [project] dependencies (one per line), as recorded in the lock.
 deps_sha() {

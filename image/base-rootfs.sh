@@ -31,6 +31,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=debian-mirror.sh
+source "$HERE/debian-mirror.sh"
 CACHE=${IMAGE_CACHE:-$HERE/cache}
 SUITE=bookworm
 # One package a line is easier to review; the order does not matter (sorted for the key).
@@ -53,17 +55,7 @@ key() {
         | sha256sum | cut -c1-16
 }
 
-detect_mirror() {
-    if [ -n "${IMAGE_MIRROR:-}" ]; then echo "$IMAGE_MIRROR"; return; fi
-    local m
-    m=$({
-        grep -hsE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-            | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; break } }'
-        grep -hsiE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources \
-            | awk '{ for (i = 2; i <= NF; i++) print $i }'
-    } | grep -E '/debian/?$' | head -n 1 || true)
-    echo "${m:-http://deb.debian.org/debian}"
-}
+detect_mirror() { debian_mirror "${IMAGE_MIRROR:-}"; }
 
 ensure_host_tools() {
     local missing=()

@@ -77,7 +77,7 @@ def test_the_install_script_refuses_a_dist_without_build_conf(tmp_path: Path) ->
 
 
 def test_shell_scripts_parse() -> None:
-    scripts = [SCRIPT, IMAGE / "build-image.sh", IMAGE / "base-rootfs.sh", IMAGE / "stage-dist.sh",
+    scripts = [SCRIPT, IMAGE / "build-image.sh", IMAGE / "base-rootfs.sh", IMAGE / "debian-mirror.sh", IMAGE / "stage-dist.sh",
                IMAGE / "arm-check.sh", IMAGE / "pi-gen" / "prepare.sh", IMAGE / "test" / "guest-check.sh",
                IMAGE / "test" / "image-test.sh", *sorted((IMAGE / "appliance").glob("edge-*[!e]"))]
     for s in scripts:

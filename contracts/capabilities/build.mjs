@@ -23,11 +23,12 @@
 // cancun for 0.8.37), artifacts written with sorted keys, 2-space indent, trailing newline.
 // Exit codes: 0 ok, 1 artifacts stale (--check), 2 compile error or bad usage.
 
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { sha256, sortKeys, syncArtifacts } from "../artifact_files.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..", "..");
@@ -45,16 +46,6 @@ const COMPILERS = [
 function fail(code, message) {
   process.stderr.write(`capabilities/build.mjs: ${message}\n`);
   process.exit(code);
-}
-
-const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
-
-function sortKeys(value) {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]));
-  }
-  return value;
 }
 
 const minor = (v) => Number(v.split(".")[1]);
@@ -192,38 +183,7 @@ function main() {
   const t0 = process.hrtime.bigint();
   const wanted = new Map([...build()].map(([f, a]) => [f, render(a)]));
   const outDir = path.join(HERE, "artifacts");
-  const present = fs.existsSync(outDir)
-    ? fs.readdirSync(outDir).filter((f) => f.endsWith(".json")).sort()
-    : [];
-  const rel = (f) => path.relative(process.cwd(), path.join(outDir, f)) || f;
-  if (check) {
-    const problems = [];
-    for (const [file, text] of wanted) {
-      const p = path.join(outDir, file);
-      if (!fs.existsSync(p)) problems.push(`missing: ${rel(file)}`);
-      else if (fs.readFileSync(p, "utf8") !== text) problems.push(`differs: ${rel(file)}`);
-    }
-    for (const file of present) if (!wanted.has(file)) problems.push(`extra: ${rel(file)}`);
-    if (problems.length) {
-      for (const p of problems) process.stderr.write(`${p}\n`);
-      fail(1, `${problems.length} artifact(s) out of date; run: make capabilities`);
-    }
-  } else {
-    fs.mkdirSync(outDir, { recursive: true });
-    for (const file of present) {
-      if (!wanted.has(file)) {
-        fs.unlinkSync(path.join(outDir, file));
-        process.stdout.write(`removed ${rel(file)}\n`);
-      }
-    }
-    for (const [file, text] of wanted) {
-      const p = path.join(outDir, file);
-      if (!fs.existsSync(p) || fs.readFileSync(p, "utf8") !== text) {
-        fs.writeFileSync(p, text);
-        process.stdout.write(`wrote ${rel(file)}\n`);
-      }
-    }
-  }
+  syncArtifacts(outDir, wanted, { check, fail, stale: "out of date; run: make capabilities" });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const n = [...wanted.values()].reduce((k, t) => k + Object.keys(JSON.parse(t).contracts).length, 0);
   process.stdout.write(

@@ -52,7 +52,6 @@ from edge.appliance.power import PowerMeter, detect_source
 __all__ = ["BenchResult", "WorkerResult", "run_analysis_bench", "run_bench"]
 
 _STAGES = ("read", "featurize", "score", "explain", "buffer")
-_TOP_K = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +153,12 @@ def _pin(cpu: int | None) -> int | None:
 
 
 async def _replay(spec: WorkerSpec, ready: Callable[[], None], progress: Callable[[int], None]) -> WorkerResult:
+    from edge.scoring.batch import score_codes
     from edge.scoring.corpus_reader import iter_codes
-    from edge.scoring.features import BACKEND, featurize_many
+    from edge.scoring.features import BACKEND
     from edge.scoring.model import RiskModel
     from edge.store.db import Outbox
-    from edge.store.scores import ScoreRow, put_codes_and_scores, put_scores
+    from edge.store.scores import put_codes_and_scores, put_scores
 
     res = WorkerResult(spec.worker, backend=BACKEND)
     model = RiskModel(spec.model)
@@ -189,18 +189,11 @@ async def _replay(spec: WorkerSpec, ready: Callable[[], None], progress: Callabl
                         keccak = _k
                     hashes.append(keccak(r.code or b""))
             t1 = clock()
-            X = featurize_many(codes)
-            t2 = clock()
-            scores = model.score(X)
-            flags = model.flagged(scores)
-            t3 = clock()
-            tops = model.top_feature_tuples(X, _TOP_K)
-            now = time.time()
-            score_rows = [
-                ScoreRow(h, model.model_id, s, f, tuple(top), now)
-                for h, s, f, top in zip(hashes, scores.tolist(), flags.tolist(), tops)
-            ]
+            scored = score_codes(model, codes)
+            score_rows = scored.rows(hashes, time.time())
             t4 = clock()
+            t2 = t1 + scored.featurize_ns
+            t3 = t2 + scored.score_ns  # explain: the rest, building the rows included
             if spec.with_code:
                 await put_codes_and_scores(ob, list(zip(hashes, codes)), score_rows)
             else:
@@ -214,7 +207,7 @@ async def _replay(spec: WorkerSpec, ready: Callable[[], None], progress: Callabl
                 res.batch_ms.append((t5 - t1) / 1e6)
                 res.batch_sizes.append(n)
             res.contracts += n
-            res.flagged += int(flags.sum())
+            res.flagged += scored.flagged
             progress(len(batch))
         res.seconds = time.perf_counter() - t_start
     res.rss_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

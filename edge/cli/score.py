@@ -39,7 +39,6 @@ from edge.errors import EdgeError
 __all__ = ["register", "score_corpus"]
 
 _BATCH = 512
-_TOP_K = 5
 
 
 def score_corpus(
@@ -68,8 +67,8 @@ def score_corpus(
     Raises:
         EdgeError: unreadable corpus, model problems (ModelError).
     """
+    from edge.scoring.batch import score_codes
     from edge.scoring.corpus_reader import iter_codes
-    from edge.scoring.features import featurize_many
     from edge.scoring.model import RiskModel, default_model_path
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -89,11 +88,7 @@ def score_corpus(
             break
         good = [r for r in batch if r.code is not None]
         codes = [r.code for r in good if r.code is not None]
-        X = featurize_many(codes)
-        scores = risk.score(X)
-        flags = risk.flagged(scores, threshold)
-        tops = risk.top_feature_tuples(X, _TOP_K)
-        by_index = {r.index: (s, f, t) for r, s, f, t in zip(good, scores.tolist(), flags.tolist(), tops)}
+        by_index = dict(zip((r.index for r in good), score_codes(risk, codes, threshold=threshold).scores))
         for r in batch:
             h = r.keccak
             if h is None and r.code is not None:
@@ -107,9 +102,9 @@ def score_corpus(
                 "bytecode_keccak": "0x" + h.hex() if h is not None else None,
             }
             if r.index in by_index:
-                s, f, t = by_index[r.index]
-                obj.update(score=round(s, 6), flagged=bool(f), top_features=t)
-                flagged += int(f)
+                cs = by_index[r.index]
+                obj.update(score=round(cs.score, 6), flagged=cs.flagged, top_features=cs.top_features)
+                flagged += int(cs.flagged)
                 if capabilities and r.code is not None and h is not None:
                     js = reports.get(h)
                     if js is None:

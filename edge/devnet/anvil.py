@@ -14,15 +14,11 @@ stopping the real anvil, so it is used only as a last resort); ``anvil`` on ``PA
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -31,6 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from edge.aio import enter_all
+from edge.devnet.process import LoopbackUrls, StartStop, kill_process, spawn, stop_process, wait_until_answers
 from edge.errors import ChainError, DevChainError
 
 __all__ = ["DevChain", "DevChains", "TIERS", "TierSpec", "anvil_path", "chain_for", "free_port", "rpc_call", "rpc_batch"]
@@ -93,12 +90,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 async def rpc_call(url: str, method: str, params: Sequence[Any] = (), timeout: float = 10.0) -> Any:
     """One JSON-RPC control call over HTTP to a dev chain (``anvil_mine``, ``evm_snapshot``
     ...), through :class:`edge.rpc.http.HttpRpc`. Raises DevChainError on any failure."""
@@ -128,7 +119,7 @@ async def rpc_batch(url: str, calls: Sequence[tuple[str, Sequence[Any]]], timeou
 
 
 @dataclass
-class DevChain:
+class DevChain(LoopbackUrls, StartStop):
     """One anvil on loopback. An async context manager; see the module docstring.
 
     Args:
@@ -157,14 +148,9 @@ class DevChain:
         return cls(spec.name, spec.chain_id, spec.block_time, extra_args=spec.extra_args, **kw)
 
     @property
-    def http_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT``."""
-        return f"ws://127.0.0.1:{self.port}"
+    def ports(self) -> tuple[int, int]:
+        """``(port, port)``: HTTP and WebSocket JSON-RPC share one port."""
+        return self.port, self.port
 
     @property
     def pid(self) -> int | None:
@@ -188,33 +174,16 @@ class DevChain:
             args += ["--block-time", _fmt_seconds(self.block_time)]
         args += list(self.extra_args)
         log.debug("starting %s: %s", self.name, " ".join(args))
-        try:
-            self._proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                preexec_fn=_set_pdeathsig,
-            )
-        except OSError as e:
-            raise DevChainError(f"cannot start anvil for {self.name}: {e}") from e
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                self._proc = None
-                raise DevChainError(f"anvil for {self.name} exited at start: {err.strip()[-500:]}")
-            try:
-                cid = await rpc_call(self.http_url, "eth_chainId", timeout=1.0)
-                if int(cid, 16) == self.chain_id:
-                    break
-            except DevChainError:
-                pass
-            if loop.time() > deadline:
-                await self.stop()
-                raise DevChainError(f"anvil for {self.name} not answering on {self.http_url}")
-            await asyncio.sleep(0.05)
+        self._proc = proc = spawn(args, f"anvil for {self.name}", stderr=subprocess.PIPE)
+        state = await wait_until_answers(self.chain_id, lambda: rpc_call(self.http_url, "eth_chainId", timeout=1.0),
+                                         lambda: proc.poll() is None, timeout_s=self.start_timeout, poll_s=0.05)
+        if state == "exited":
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            self._proc = None
+            raise DevChainError(f"anvil for {self.name} exited at start: {err.strip()[-500:]}")
+        if state == "timeout":
+            await self.stop()
+            raise DevChainError(f"anvil for {self.name} not answering on {self.http_url}")
         log.info("dev chain %s up: chain id %d on %s", self.name, self.chain_id, self.ws_url)
 
     async def stop(self) -> None:
@@ -222,21 +191,14 @@ class DevChain:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                await asyncio.to_thread(proc.wait, 3.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
+        await stop_process(proc)
         if proc.stderr:
             proc.stderr.close()
 
     async def kill(self) -> None:
         """SIGKILL anvil at once (a node dying); :meth:`start` brings it back on the same port."""
         if self._proc is not None:
-            self._proc.kill()
-            await asyncio.to_thread(self._proc.wait)
+            await kill_process(self._proc)
             if self._proc.stderr:
                 self._proc.stderr.close()
             self._proc = None
@@ -248,18 +210,6 @@ class DevChain:
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """A JSON-RPC batch over HTTP (see :func:`rpc_batch`)."""
         return await rpc_batch(self.http_url, calls)
-
-    async def __aenter__(self) -> DevChain:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def chain_for(spec: TierSpec) -> DevChain:

@@ -41,18 +41,17 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
 
 from eth_keys.datatypes import PrivateKey
 
-from edge.devnet.netns import NetNamespace, die_with_parent
+from edge.devnet.netns import NetNamespace
+from edge.devnet.process import LoopbackUrls, StartStop, kill_process, spawn, wait_until_answers
 from edge.errors import DevChainError
 
 __all__ = [
@@ -227,8 +226,9 @@ def clique_genesis(
 
 
 @dataclass
-class EthereumJSNode:
-    """One sealer node of an :class:`EthereumJSNet` (its ports are inside the namespace).
+class EthereumJSNode(LoopbackUrls):
+    """One sealer node of an :class:`EthereumJSNet` (its ports are inside the namespace:
+    ``http_url`` and ``ws_url`` are reachable from inside the namespace only).
 
     Attributes:
         index: position in the net. key: the sealer's private key.
@@ -252,14 +252,9 @@ class EthereumJSNode:
         return str(self.key.public_key.to_checksum_address())
 
     @property
-    def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT`` (reachable from inside the namespace only)."""
-        return f"ws://127.0.0.1:{self.ws_port}"
-
-    @property
-    def http_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (reachable from inside the namespace only)."""
-        return f"http://127.0.0.1:{self.rpc_port}"
+    def ports(self) -> tuple[int, int]:
+        """``(rpc_port, ws_port)``."""
+        return self.rpc_port, self.ws_port
 
     @property
     def running(self) -> bool:
@@ -277,7 +272,7 @@ class EthereumJSNode:
 Peering = Literal["bootnodes", "addPeer", "none"]
 
 
-class EthereumJSNet:
+class EthereumJSNet(StartStop):
     """N EthereumJS Clique sealers in one network namespace. An async context manager.
 
     Args:
@@ -427,31 +422,19 @@ class EthereumJSNet:
         with open(node.log_path, "ab") as out:
             out.write(f"---- start {time.strftime('%H:%M:%S')} ----\n".encode())
             out.flush()
-            try:
-                # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
-                node.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             cwd=node.data_dir, preexec_fn=die_with_parent, start_new_session=True)
-            except OSError as e:
-                raise DevChainError(f"cannot start EthereumJS sealer {i}: {e}") from e
+            # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
+            node.proc = spawn(args, f"EthereumJS sealer {i}", stdout=out, cwd=node.data_dir, new_session=True)
 
     async def _wait_up(self, i: int) -> None:
         node = self.nodes[i]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while True:
-            if not node.running:
-                raise DevChainError(f"EthereumJS sealer {i} exited at start: {node.log_tail()}")
-            try:
-                cid = await self.rpc(i, "eth_chainId", timeout=2.0)
-                if int(cid, 16) == self.chain_id:
-                    break
-            except DevChainError:
-                pass
-            if loop.time() > deadline:
-                await self.kill_node(i)
-                raise DevChainError(f"EthereumJS sealer {i} not answering on {node.http_url} in netns "
-                                    f"{self.ns.name} after {self.start_timeout:.0f} s: {node.log_tail()}")
-            await asyncio.sleep(0.2)
+        state = await wait_until_answers(self.chain_id, lambda: self.rpc(i, "eth_chainId", timeout=2.0),
+                                         lambda: node.running, timeout_s=self.start_timeout, poll_s=0.2)
+        if state == "exited":
+            raise DevChainError(f"EthereumJS sealer {i} exited at start: {node.log_tail()}")
+        if state == "timeout":
+            await self.kill_node(i)
+            raise DevChainError(f"EthereumJS sealer {i} not answering on {node.http_url} in netns "
+                                f"{self.ns.name} after {self.start_timeout:.0f} s: {node.log_tail()}")
         info = await self.rpc(i, "admin_nodeInfo")
         node.enode = str(info.get("enode", "")) if isinstance(info, dict) else ""
         log.info("EthereumJS sealer %d (%s) up in netns %s: %s", i, node.address, self.ns.name, node.ws_url)
@@ -460,14 +443,8 @@ class EthereumJSNet:
         """SIGKILL node ``i``'s process group (a crash); :meth:`start_node` brings it back."""
         node = self.nodes[i]
         proc, node.proc = node.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        await asyncio.to_thread(proc.wait)
+        if proc is not None:
+            await kill_process(proc, group=True)
 
     async def add_peer(self, i: int, j: int) -> Any:
         """``admin_addPeer`` on node ``i`` for node ``j``; returns the node's answer.
@@ -516,15 +493,3 @@ class EthereumJSNet:
         for i in range(len(self.nodes)):
             await self.kill_node(i)
         await self.ns.__aexit__(None, None, None)
-
-    async def __aenter__(self) -> EthereumJSNet:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -42,20 +42,17 @@ against it sees top-level deployments only (:mod:`edge.ingest.adapter` says so o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from edge.devnet.anvil import DevChain, TierSpec, free_port, rpc_call
-from edge.devnet.netns import die_with_parent
+from edge.devnet.process import kill_process, spawn, stop_process, wait_until_answers
 from edge.errors import DevChainError
 
 __all__ = ["ANVIL_TO_HARDHAT", "HardhatChain", "hardhat_cli", "hardhat_version"]
@@ -185,52 +182,27 @@ class HardhatChain(DevChain):
         log.debug("starting %s: %s", self.name, " ".join(args))
         assert self._log_path is not None
         with open(self._log_path, "ab") as out:
-            try:
-                # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
-                self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                              cwd=_REPO, env=env, preexec_fn=die_with_parent,
-                                              start_new_session=True)
-            except OSError as e:
-                raise DevChainError(f"cannot start hardhat for {self.name}: {e}") from e
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise DevChainError(f"hardhat for {self.name} exited at start: {self.log_tail()}")
-            try:
-                cid = await rpc_call(self.http_url, "eth_chainId", timeout=1.0)
-                if int(cid, 16) == self.chain_id:
-                    break
-            except DevChainError:
-                pass
-            if loop.time() > deadline:
-                tail = self.log_tail()
-                await self.stop()
-                raise DevChainError(f"hardhat for {self.name} not answering on {self.http_url} "
-                                    f"after {self.start_timeout:.0f} s: {tail}")
-            await asyncio.sleep(0.1)
+            # from the loop's thread: PR_SET_PDEATHSIG is tied to the forking thread
+            self._proc = proc = spawn(args, f"hardhat for {self.name}", stdout=out, cwd=_REPO, env=env,
+                                      new_session=True)
+        state = await wait_until_answers(self.chain_id, lambda: rpc_call(self.http_url, "eth_chainId", timeout=1.0),
+                                         lambda: proc.poll() is None, timeout_s=self.start_timeout, poll_s=0.1)
+        if state == "exited":
+            self._proc = None
+            raise DevChainError(f"hardhat for {self.name} exited at start: {self.log_tail()}")
+        if state == "timeout":
+            tail = self.log_tail()
+            await self.stop()
+            raise DevChainError(f"hardhat for {self.name} not answering on {self.http_url} "
+                                f"after {self.start_timeout:.0f} s: {tail}")
         log.info("dev chain %s (hardhat) up: chain id %d on %s", self.name, self.chain_id, self.ws_url)
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, sig)  # its own session: pgid == pid
-            except ProcessLookupError:
-                pass
 
     async def stop(self) -> None:
         """Stop Hardhat (SIGTERM to its process group, SIGKILL after 3 s) and remove its
         config directory. Idempotent."""
         proc = self._proc
         if proc is not None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 3.0)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                await asyncio.to_thread(proc.wait)
-            self._signal_group(signal.SIGKILL)  # anything left in the group
+            await stop_process(proc, group=True)
             self._proc = None
         if self._dir is not None:
             self._dir.cleanup()
@@ -241,8 +213,7 @@ class HardhatChain(DevChain):
         fresh chain back on the same port."""
         proc = self._proc
         if proc is not None:
-            self._signal_group(signal.SIGKILL)
-            await asyncio.to_thread(proc.wait)
+            await kill_process(proc, group=True)
             self._proc = None
 
     async def rpc(self, method: str, *params: Any) -> Any:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from edge.errors import ModelError
-from edge.scoring.features import featurize_many
+from edge.scoring.batch import score_codes
 from edge.aio import Changed
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.store.db import Outbox
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["ScoreStage", "ScoreStats"]
 
 log = logging.getLogger("edge.score")
-
-_TOP_K = 5
 
 
 @dataclass(slots=True)
@@ -205,23 +203,8 @@ class ScoreStage:
         return len(rows)
 
     def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
-        model = self.model
-        X = featurize_many([c.code for c in batch])
-        scores = model.score(X)
-        flags = model.flagged(scores, self._threshold)
-        tops = model.top_feature_tuples(X, _TOP_K)
-        now = time.time()
-        return [
-            ScoreRow(
-                c.code_hash,
-                model.model_id,
-                float(s),
-                bool(f),
-                tuple(top),
-                now,
-            )
-            for c, s, f, top in zip(batch, scores, flags, tops)
-        ]
+        scored = score_codes(self.model, [c.code for c in batch], threshold=self._threshold)
+        return scored.rows([c.code_hash for c in batch], time.time())
 
     async def _report(self, row: ScoreRow) -> None:
         """Log a flagged code as a sentence: where it is, its score, and what its code lets
