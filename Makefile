@@ -38,9 +38,12 @@ test-tools:
 demo: setup
 	$(EDGE) demo --seconds $(SECONDS)
 
+# The suite waits on real nodes more than it computes: two workers, whole files each
+# (module-scoped chains stay in one process), the files with slow tests first.
+TEST_WORKERS ?= 2
 test: setup test-tools
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 typecheck: setup
 	$(PY) -m mypy

@@ -23,6 +23,14 @@ SHARED = REPO.parent / "shared"
 CONTRACTS_DATA = SHARED / "data" / "contracts"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test run first (order kept otherwise): with
+    ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` (``make test``) the long
+    files start at once on both workers and the short ones fill in behind them."""
+    heavy = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in heavy)
+
+
 @pytest.fixture
 async def chain_factory() -> AsyncIterator[Callable[..., Any]]:
     """Start anvils on free loopback ports; every one is stopped at teardown."""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ingest_to, make_config
 
 EDGE = [sys.executable, "-m", "edge"]
@@ -84,6 +86,7 @@ def test_run_stop_at_backfills_and_exits(tmp_path: Path) -> None:
     assert "stopping: chain 7201 head 20 cursor 20 lag 0" in r.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     """One testnet on Hardhat's node (EDR), the other tiers on anvil (the fleet demo below
     runs every tier on anvil): every checkpoint anchored and verified."""
@@ -99,6 +102,7 @@ def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     assert result["lag"] == 0
 
 
+@pytest.mark.slow
 def test_fleet_demo_with_three_processes() -> None:
     r = _edge("demo", "--devices", "3", "--quorum", "2", "--seconds", "8", "--json", "--no-score", timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]

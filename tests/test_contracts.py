@@ -52,12 +52,14 @@ def contracts_copy(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- build
 
 
+@pytest.mark.slow
 def test_check_passes_on_committed_tree() -> None:
     res = _node("--check")
     assert res.returncode == 0, res.stderr
     assert "up to date" in res.stdout
 
 
+@pytest.mark.slow
 def test_rebuild_reproduces_committed_artifacts_byte_for_byte(contracts_copy: Path) -> None:
     shutil.rmtree(contracts_copy / "artifacts")
     res = _node("--dir", str(contracts_copy))
@@ -72,6 +74,7 @@ def test_rebuild_reproduces_committed_artifacts_byte_for_byte(contracts_copy: Pa
         ).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_check_fails_naming_the_changed_source(contracts_copy: Path) -> None:
     sol = contracts_copy / "CrudStore.sol"
     sol.write_text(sol.read_text().replace("returns (bool)", "returns (bool ok)"))

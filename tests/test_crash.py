@@ -11,10 +11,12 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.devnet.activity import Activity
 from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config
 
-KILLS = 22
+KILLS = 14
 
 
 def _write_config(path: Path, ws_url: str, chain_id: int) -> None:
@@ -59,6 +61,7 @@ async def _cursor_beyond(db: Path, last: int, proc: asyncio.subprocess.Process, 
     raise AssertionError(f"the agent made no progress past block {last} in {timeout:g} s")
 
 
+@pytest.mark.slow
 async def test_kill9_at_random_instants_equals_uninterrupted_ingest(chain_factory, tmp_path: Path) -> None:
     rng = random.Random(20261122)
     chain = await chain_factory(block_time=0.25)

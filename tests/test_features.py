@@ -218,6 +218,7 @@ def _corpus_codes() -> Iterator[bytes]:
 
 
 @needs_c
+@pytest.mark.slow
 def test_c_equals_python_on_the_whole_corpus() -> None:
     if not DATA.is_dir():
         pytest.skip(f"shared data folder {DATA} is absent")

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 
 from edge.contracts import anchor as anchor_abi
 from edge.contracts import attestations as attest_abi
@@ -194,6 +195,7 @@ async def test_every_checkpoint_anchored_once_with_quorum(tmp_path: Path) -> Non
         await fleet.close()
 
 
+@pytest.mark.slow
 async def test_duty_holder_killed_mid_submission_another_anchors(tmp_path: Path) -> None:
     fleet = await make_fleet(tmp_path, n=3, m=2)
     try:

@@ -10,6 +10,8 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from edge.contracts import anchor as anchor_abi
 from edge.devnet.activity import Activity
 from edge.devnet.anvil import DevChains
@@ -49,6 +51,7 @@ def _units(db: Path) -> dict[bytes, str]:
         con.close()
 
 
+@pytest.mark.slow
 async def test_fleet_batches_anchored_once_taken_over_and_verified(tmp_path: Path) -> None:
     fleet = await make_batch_fleet(tmp_path, n=3, m=2)
     loop = asyncio.get_running_loop()

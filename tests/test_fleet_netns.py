@@ -76,6 +76,7 @@ def _states(db: Path) -> dict[str, int]:
         return {}
 
 
+@pytest.mark.slow
 async def test_devices_in_namespaces_no_inbound_port_one_cut_off(netns: list[str], tmp_path: Path) -> None:
     tiers_spec = tuple(TierSpec(t.name, t.chain_id, 0.5, ("--host", BRIDGE_IP))
                        for t in (TierSpec("poa", 7201, 0), TierSpec("testnet-a", 7301, 0),

@@ -34,6 +34,7 @@ def _addr(a: str) -> bytes:
     return bytes.fromhex(a[2:])
 
 
+@pytest.mark.slow
 def test_every_real_block_verifies(blocks: list[BlockData]) -> None:
     parent: bytes | None = None
     types: set[str] = set()
