@@ -21,7 +21,6 @@ import os
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from eth_keys.datatypes import PrivateKey
@@ -139,12 +138,7 @@ class LocalClique:
         self.ws_url = f"ws://127.0.0.1:{port}"
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
 

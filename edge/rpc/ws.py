@@ -31,7 +31,6 @@ import itertools
 import json
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 import websockets
@@ -91,12 +90,7 @@ class WsRpc:
         self._reader = asyncio.create_task(self._read_loop(), name=f"rpc-reader {self.url}")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from types import TracebackType
 
 from edge.errors import EdgeError
 from edge.scoring.capabilities import CapabilityReport, analyze
@@ -93,12 +92,7 @@ class CapabilityWorker:
         self._pool = self._new_pool()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             _kill(pool)

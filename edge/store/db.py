@@ -36,7 +36,6 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -260,12 +259,7 @@ class Outbox:
                 "restore it from a backup or move it away (the agent re-reads the chain into a new one)"
             )
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
