@@ -29,7 +29,9 @@ says:
   value ``rlp([nonce, balance, storageRoot, codeHash])``) and the runtime code read with
   ``eth_getCode`` must hash to that ``codeHash``.
 
-Account proofs are checked with the ``trie`` package (``HexaryTrie.get_from_proof``).
+Account proofs are walked node by node from the state root (``_walk_proof``, each node
+found by its keccak256; tested equal to the ``trie`` package's ``HexaryTrie.get_from_proof``
+on real and tampered proofs, and about 100x faster).
 The transactions and receipts roots are built by a lean ordered-trie builder and RLP
 encoder (each node encoded once), tested equal to ``HexaryTrie`` and ``rlp.encode`` and
 about 10x / 4x faster (``benchmarks/verify_cost.py --micro``). Each mismatch raises a :class:`VerificationError` (an
@@ -66,7 +68,6 @@ import rlp
 from coincurve import PublicKey
 from eth_hash.auto import keccak
 from trie.hexary import HexaryTrie
-from trie.exceptions import BadTrieProof
 
 from edge.rpc import codec
 from edge.chain.poa import block_hash
@@ -123,7 +124,117 @@ def _rlp_len(n: int, offset: int) -> bytes:
     return bytes((offset + 55 + len(b),)) + b
 
 
-_get_from_proof = cast(Callable[[bytes, bytes, list[Any]], bytes], HexaryTrie.get_from_proof)
+class _BadProof(Exception):
+    """A proof that does not lead from the root to the key (internal; see _walk_proof)."""
+
+
+def _rlp_decode(b: bytes) -> Any:
+    """Decode one RLP item (bytes, or nested lists of bytes) that spans all of ``b``.
+
+    Raises ValueError on truncation, trailing bytes or a length that overruns. The
+    inverse of :func:`_rlp` (Yellow Paper appendix B); tested equal to ``rlp.decode``.
+    """
+    item, end = _rlp_item(b, 0)
+    if end != len(b):
+        raise ValueError(f"{len(b) - end} trailing byte(s) after the RLP item")
+    return item
+
+
+def _rlp_item(b: bytes, i: int) -> tuple[Any, int]:
+    if i >= len(b):
+        raise ValueError("RLP truncated")
+    p = b[i]
+    if p < 0x80:
+        return b[i:i + 1], i + 1
+    if p < 0xC0:
+        if p < 0xB8:
+            start, n = i + 1, p - 0x80
+        else:
+            ll = p - 0xB7
+            start, n = i + 1 + ll, int.from_bytes(b[i + 1:i + 1 + ll], "big")
+        end = start + n
+        if end > len(b):
+            raise ValueError("RLP string overruns its input")
+        return b[start:end], end
+    if p < 0xF8:
+        start, n = i + 1, p - 0xC0
+    else:
+        ll = p - 0xF7
+        start, n = i + 1 + ll, int.from_bytes(b[i + 1:i + 1 + ll], "big")
+    end = start + n
+    if end > len(b):
+        raise ValueError("RLP list overruns its input")
+    out: list[Any] = []
+    j = start
+    while j < end:
+        item, j = _rlp_item(b, j)
+        out.append(item)
+    if j != end:
+        raise ValueError("RLP list items overrun the list")
+    return out, end
+
+
+def _walk_proof(root: bytes, key: bytes, raws: Sequence[bytes]) -> bytes:
+    """The value stored under ``key`` in the Merkle-Patricia trie of ``root``, proven by
+    the RLP nodes ``raws`` (EIP-1186 ``accountProof`` order does not matter: nodes are
+    found by their keccak256); ``b""`` when the proof shows the key is absent.
+
+    Each node that a parent names by hash must be one of ``raws`` with exactly that
+    hash; a node under 32 bytes is embedded in its parent (Yellow Paper appendix D).
+    Raises _BadProof (a missing node, a malformed node, a path that does not fit).
+    """
+    by_hash = {bytes(keccak(r)): r for r in raws}
+    nib = key.hex()  # one hex digit per nibble
+    ref: Any = root
+    i = 0
+    for _ in range(2 * len(nib) + 2):  # a path visits at most one node per nibble, plus extensions
+        if isinstance(ref, bytes):
+            if ref == b"":
+                return b""
+            if len(ref) != 32:
+                raise _BadProof(f"a child reference of {len(ref)} bytes")
+            raw = by_hash.get(ref)
+            if raw is None:
+                raise _BadProof(f"missing proof node with hash 0x{ref.hex()}")
+            try:
+                node = _rlp_decode(raw)
+            except ValueError as e:
+                raise _BadProof(f"node 0x{ref.hex()[:16]}: {e}") from None
+        else:
+            node = ref
+        if not isinstance(node, list):
+            raise _BadProof("a trie node that is not a list")
+        if len(node) == 17:
+            if i == len(nib):
+                value = node[16]
+                if not isinstance(value, bytes):
+                    raise _BadProof("a branch value that is not a string")
+                return value
+            ref = node[int(nib[i], 16)]
+            i += 1
+        elif len(node) == 2:
+            enc = node[0]
+            if not isinstance(enc, bytes) or not enc or enc[0] >> 4 > 3:
+                raise _BadProof("a bad hex-prefix path")
+            flag = enc[0] >> 4
+            if not flag & 1 and enc[0] & 15:
+                raise _BadProof("a bad hex-prefix path")
+            path = enc.hex()[1 if flag & 1 else 2:]
+            if flag & 2:  # leaf
+                if nib[i:] != path:
+                    return b""
+                if not isinstance(node[1], bytes):
+                    raise _BadProof("a leaf value that is not a string")
+                return node[1]
+            if not path:
+                raise _BadProof("an extension with an empty path")
+            if nib[i:i + len(path)] != path:
+                return b""
+            i += len(path)
+            ref = node[1]
+        else:
+            raise _BadProof(f"a trie node of {len(node)} items")
+    raise _BadProof("the path is longer than the key")
 
 EMPTY_CODE_HASH: Final = bytes(keccak(b""))
 """keccak256 of empty code: the ``codeHash`` of an account without code."""
@@ -745,20 +856,11 @@ def verify_account(header: Mapping[str, Any], address: bytes, proof: Any) -> Ver
     if stated_addr != address:
         raise AccountProofInvalid(m, n, rec, address, stated_addr, "address")
     nodes_hex = codec.as_list(codec.field(pr, "accountProof", m, "result"), m, "result.accountProof")
-    nodes: list[Any] = []
-    for i, h in enumerate(nodes_hex):
-        raw = codec.data(h, m, f"result.accountProof[{i}]")
-        try:
-            nodes.append(rlp.decode(raw))
-        except rlp.exceptions.DecodingError:
-            raise AccountProofInvalid(m, n, rec, "an RLP trie node", raw, f"accountProof[{i}]") from None
+    raws = [codec.data(h, m, f"result.accountProof[{i}]") for i, h in enumerate(nodes_hex)]
     try:
-        value = _get_from_proof(root, bytes(keccak(address)), nodes)
-    except BadTrieProof as e:
+        value = _walk_proof(root, bytes(keccak(address)), raws)
+    except _BadProof as e:
         raise AccountProofInvalid(m, n, rec, root, f"no path ({e})", "proof from stateRoot") from None
-    except Exception as e:  # noqa: BLE001 - trie raises assorted errors on malformed nodes
-        raise AccountProofInvalid(m, n, rec, root, f"malformed proof ({type(e).__name__}: {e})",
-                                  "proof from stateRoot") from None
     stated = (_q(pr, "nonce", m, "result"), _q(pr, "balance", m, "result"),
               codec.hash32(codec.field(pr, "storageHash", m, "result"), m, "result.storageHash"),
               codec.hash32(codec.field(pr, "codeHash", m, "result"), m, "result.codeHash"))
@@ -767,9 +869,11 @@ def verify_account(header: Mapping[str, Any], address: bytes, proof: Any) -> Ver
         exists = False
     else:
         try:
-            nonce_b, bal_b, sr, ch = rlp.decode(value)
+            nonce_b, bal_b, sr, ch = _rlp_decode(value)
+            if not all(isinstance(x, bytes) for x in (nonce_b, bal_b, sr, ch)) or len(sr) != 32 or len(ch) != 32:
+                raise ValueError("account fields")
             proven = (int.from_bytes(nonce_b, "big"), int.from_bytes(bal_b, "big"), bytes(sr), bytes(ch))
-        except (rlp.exceptions.DecodingError, ValueError, TypeError):
+        except (ValueError, TypeError):
             raise AccountProofInvalid(m, n, rec, "rlp([nonce, balance, storageRoot, codeHash])", value,
                                       "proven account") from None
         exists = True
