@@ -100,7 +100,8 @@ class Agent:
         if self.score:
             from edge.scoring.stage import ScoreStage
 
-            self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock)
+            self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock,
+                                                 first_seen=self.ingester.seen.at)
             parts.append(self.scorer)
             if self.cfg.capabilities.enabled:
                 from edge.scoring.analysis import AnalysisStage

@@ -140,3 +140,14 @@ async def test_from_config_uses_the_scoring_section(tmp_path: Path) -> None:
             assert await stage.score_once() == 8
             rows = await ob.fetchall("SELECT score, flagged FROM scores")
             assert all(bool(f) == (s >= 0.3) for s, f in rows)
+
+
+async def test_latency_samples_run_from_first_seen_to_the_stored_score(tmp_path: Path) -> None:
+    clock = MockClock(start=5.0)
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        await _record(ob, CODES[:3], first_block=10)  # one contract per block: 10, 11, 12
+        await _record(ob, CODES[:1], first_block=20)  # the same code again later: its first block counts
+        seen = {10: 2.0, 11: 4.5}  # block 12 unknown (stored by an earlier life): no sample
+        async with ScoreStage(ob, default_model_path(), clock=clock, first_seen=seen.get) as stage:
+            assert await stage.drain() == 3
+        assert sorted(stage.latency_s) == [0.5, 3.0]

@@ -53,6 +53,7 @@ from edge.chain.proof_probe import probe_proofs
 from edge.chain.verify import VerificationError, verify_header
 from edge.ingest.adapter import ChainReader, FetchedBlock
 from edge.ingest.clique import CliqueFollower, verdict_seal
+from edge.ingest.seen import FirstSeen
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
@@ -162,6 +163,8 @@ class Ingester:
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
         self.clique = CliqueFollower(cfg, outbox)
+        self.seen = FirstSeen()
+        """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
     async def __aenter__(self) -> Ingester:
         return self
@@ -328,6 +331,7 @@ class Ingester:
         cur = await chain_data.get_cursor(ob, chain_id)
         self.stats.cursor = cur.block_number if cur else self.cfg.ingest.start_block - 1
         nxt = cur.block_number + 1 if cur else self.cfg.ingest.start_block
+        self.seen.observe(head, self.clock.monotonic(), nxt - 1)
         if nxt > head:
             if cur is None:
                 return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from edge.scoring.features import featurize_many
 from edge.aio import Changed
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.store.db import Outbox
-from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, deployments_of, put_scores, unscored_codes
+from edge.store.scores import (ScoreRow, UnscoredCode, count_unscored, deployments_of, first_blocks, put_scores,
+                               unscored_codes)
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -38,6 +40,7 @@ __all__ = ["ScoreStage", "ScoreStats"]
 log = logging.getLogger("edge.score")
 
 _TOP_K = 5
+_LATENCY_SAMPLES = 65_536
 
 
 @dataclass(slots=True)
@@ -66,6 +69,10 @@ class ScoreStage:
         threshold: flag threshold; None = the model's own.
         poll_s: how often (s) the outbox is checked for new codes.
         clock: waits (tests inject :class:`edge.clock.MockClock`).
+        first_seen: block number -> when ingest first saw it (``clock.monotonic()`` s, or
+            None when unknown; :meth:`edge.ingest.seen.FirstSeen.at`). When given, each
+            scored code adds one sample to :attr:`latency_s`: first seen of the lowest
+            block carrying it -> its score committed (s); the newest 65,536 are kept.
 
     Raises (on enter):
         ModelError: the model cannot be loaded (missing, unreadable, wrong shape).
@@ -81,6 +88,7 @@ class ScoreStage:
         threshold: float | None = None,
         poll_s: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
+        first_seen: Callable[[int], float | None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"scoring batch_size must be >= 1, got {batch_size}")
@@ -94,10 +102,14 @@ class ScoreStage:
         self.clock = clock
         self.stats = ScoreStats()
         self._changed = Changed()
+        self._first_seen = first_seen
+        self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
 
     @classmethod
-    def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK) -> ScoreStage:
-        """A stage configured by ``[scoring]`` (``model = ""``: the shipped model)."""
+    def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK,
+                    first_seen: Callable[[int], float | None] | None = None) -> ScoreStage:
+        """A stage configured by ``[scoring]`` (``model = ""``: the shipped model);
+        ``first_seen`` as in the class."""
         from edge.scoring.model import default_model_path
 
         sc = cfg.scoring
@@ -109,6 +121,7 @@ class ScoreStage:
             batch_seconds=sc.batch_seconds,
             threshold=sc.threshold if sc.threshold >= 0 else None,
             clock=clock,
+            first_seen=first_seen,
         )
 
     async def __aenter__(self) -> ScoreStage:
@@ -195,6 +208,8 @@ class ScoreStage:
         t0 = time.perf_counter()
         rows = await asyncio.to_thread(self._score_batch, batch)
         await put_scores(self.outbox, rows)
+        if self._first_seen is not None:
+            await self._latencies(batch)
         self.stats.last_batch_s = time.perf_counter() - t0
         self.stats.batches += 1
         self.stats.scored += len(rows)
@@ -203,6 +218,16 @@ class ScoreStage:
                 self.stats.flagged += 1
                 await self._report(row)
         return len(rows)
+
+    async def _latencies(self, batch: list[UnscoredCode]) -> None:
+        """One :attr:`latency_s` sample per code of the batch just stored whose block's
+        first-seen time is known."""
+        assert self._first_seen is not None
+        done = self.clock.monotonic()
+        for n in (await first_blocks(self.outbox, [c.code_hash for c in batch])).values():
+            seen = self._first_seen(n)
+            if seen is not None:
+                self.latency_s.append(max(0.0, done - seen))
 
     def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
         model = self.model
