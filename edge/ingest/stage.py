@@ -128,6 +128,8 @@ class Ingester:
             ``"clique"``, or ``"auto"`` on a Clique chain), whose snapshot judges every seal.
         poll_s: seconds between head polls when no notification arrives.
         pause_s: seconds between capacity checks while the outbox is full.
+        written: set after each committed write of blocks (the scoring stage waits on
+            it to score new codes on arrival); None: not signalled.
 
     Use ``await ing.run(stop_at=None)``: it returns when the cursor reaches ``stop_at``
     (never when None; cancel it). Transient failures (node down, lagging or lying,
@@ -144,6 +146,7 @@ class Ingester:
         seal_check: SealCheck | None = None,
         poll_s: float = 2.0,
         pause_s: float = 5.0,
+        written: asyncio.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
@@ -163,6 +166,7 @@ class Ingester:
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
         self.clique = CliqueFollower(cfg, outbox)
+        self.written = written
         self.seen = FirstSeen()
         """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
@@ -379,6 +383,8 @@ class Ingester:
                       for f, v in zip(linked, clique.verdicts)]
         bundles = await self._bundles(reader, linked, seal=clique is None)
         await chain_data.write_blocks(ob, chain_id, bundles, head, conf, clique)
+        if self.written is not None:
+            self.written.set()
         if clique is not None:
             self.clique.report(clique, self.stats)
         self._batch = min(self.cfg.ingest.batch_blocks, self._batch + 1)  # grows back while the node keeps up
