@@ -81,8 +81,10 @@ class Agent:
         self.rpc_factory = rpc_factory
         self.clock = clock
         self.outbox = Outbox(cfg.resolve(cfg.outbox.path), max_bytes=int(cfg.outbox.max_mib * 2**20))
+        self.arrivals = asyncio.Event()
+        """Set by ingest after each write; the scoring stage waits on it (score on arrival)."""
         self.ingester = Ingester(cfg, self.outbox, rpc_factory=rpc_factory, clock=clock,
-                                 seal_check=make_seal_check(cfg))
+                                 seal_check=make_seal_check(cfg), written=self.arrivals)
         self.scorer: ScoreStage | None = None
         self.analysis: AnalysisStage | None = None
         self.checkpointer: CheckpointStage | None = None
@@ -100,7 +102,8 @@ class Agent:
         if self.score:
             from edge.scoring.stage import ScoreStage
 
-            self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock)
+            self.scorer = ScoreStage.from_config(self.cfg, self.outbox, clock=self.clock,
+                                                 first_seen=self.ingester.seen.at, arrivals=self.arrivals)
             parts.append(self.scorer)
             if self.cfg.capabilities.enabled:
                 from edge.scoring.analysis import AnalysisStage

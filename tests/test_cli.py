@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,9 @@ def test_demo_runs_end_to_end_and_matches_ground_truth() -> None:
     assert result["contracts"] == result["contracts_expected"] > 10
     assert result["logs"] == result["logs_expected"] > 20
     assert result["lag"] == 0
+    assert 30.0 < result["agent_rss_peak_mb"] < 4096.0  # MiB; the interpreter alone is about 9
+    assert result["scored_samples"] >= 1 and 0.0 < result["scored_p99_ms"] < 60_000.0
+    assert math.isfinite(result["agent_rss_peak_mb"]) and math.isfinite(result["scored_p99_ms"])
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_hash.auto import keccak
@@ -16,7 +18,7 @@ from edge.scoring.model import RiskModel, default_model_path
 from edge.scoring.stage import ScoreStage
 from edge.clock import MockClock
 from edge.store.db import Outbox
-from edge.store.scores import count_unscored, get_score, unscored_codes
+from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, get_score, unscored_codes
 
 CODES = [bytes.fromhex("6080604052") + bytes([i]) * (i + 1) for i in range(40)]
 OVERSIZE = bytes([0x5B]) * 24_577
@@ -75,31 +77,100 @@ async def test_a_new_model_id_scores_again(tmp_path: Path) -> None:
             assert len(await unscored_codes(ob, "another-model", 2)) == 2
 
 
-async def test_run_scores_a_partial_batch_after_batch_wait_s(tmp_path: Path) -> None:
+class _Gated(ScoreStage):
+    """A stage whose batches wait for the test (``release``) inside the worker thread, so
+    a test can write codes while a batch is being scored."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.sizes: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
+        self.sizes.append(len(batch))
+        self.entered.set()
+        self.release.wait(30)
+        return super()._score_batch(batch)
+
+
+async def test_a_single_code_is_scored_on_arrival_without_the_batch_wait(tmp_path: Path) -> None:
+    clock, arrivals = MockClock(), asyncio.Event()
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_wait_s=0.5, clock=clock,
+                              arrivals=arrivals) as stage:
+            task = asyncio.create_task(stage.run())
+            try:
+                await clock.wait_sleepers(1)  # idle: nothing pending, waiting for an arrival
+                await _record(ob, CODES[:1])
+                arrivals.set()  # what ingest does after each write
+                async with asyncio.timeout(30):
+                    await stage.wait_until(lambda s: s.scored >= 1)
+                assert clock.monotonic() == 0.0  # never waited for the 0.5 s batch wait
+                assert stage.stats.batches == 1 and not task.done()
+            finally:
+                task.cancel()
+
+
+async def test_codes_written_during_a_batch_form_the_next_batch(tmp_path: Path) -> None:
+    clock, arrivals = MockClock(), asyncio.Event()
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        stage = _Gated(ob, default_model_path(), batch_size=4, batch_wait_s=0.5, clock=clock, arrivals=arrivals)
+        async with stage:
+            task = asyncio.create_task(stage.run())
+            try:
+                await clock.wait_sleepers(1)
+                await _record(ob, CODES[:1])
+                arrivals.set()
+                await asyncio.to_thread(stage.entered.wait, 30)  # batch 1 (one code) is being scored
+                await _record(ob, CODES[1:6], first_block=100)  # five more arrive meanwhile
+                arrivals.set()
+                stage.release.set()
+                async with asyncio.timeout(30):
+                    await stage.wait_until(lambda s: s.scored >= 6)
+                assert stage.sizes == [1, 4, 1]  # the queue forms the next batches, batch_size at most
+                assert clock.monotonic() == 0.0 and await stage.backlog() == 0
+            finally:
+                stage.release.set()
+                task.cancel()
+
+
+async def test_without_a_signal_the_batch_wait_is_the_upper_bound(tmp_path: Path) -> None:
+    clock, arrivals = MockClock(), asyncio.Event()
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_wait_s=0.2, clock=clock,
+                              arrivals=arrivals) as stage:
+            task = asyncio.create_task(stage.run())
+            try:
+                await clock.wait_sleepers(1)
+                await _record(ob, CODES[:3])  # written by someone who does not signal
+                clock.advance(0.15)
+                await clock.wait_sleepers(1)  # still the same wait: nothing woke the stage
+                assert stage.stats.scored == 0
+                clock.advance(0.05)
+                async with asyncio.timeout(30):
+                    await stage.wait_until(lambda s: s.scored >= 3)
+                assert stage.stats.batches == 1
+            finally:
+                task.cancel()
+
+
+async def test_without_arrivals_the_stage_polls(tmp_path: Path) -> None:
     clock = MockClock()
     async with Outbox(tmp_path / "o.sqlite") as ob:
-        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_wait_s=0.2, poll_s=0.05,
+        async with ScoreStage(ob, default_model_path(), batch_size=256, batch_wait_s=0.5, poll_s=0.05,
                               clock=clock) as stage:
             task = asyncio.create_task(stage.run())
             try:
-                await _record(ob, CODES[:3])
                 await clock.wait_sleepers(1)
-                assert stage.stats.scored == 0  # a partial batch (3 < 256) waits batch_wait_s ...
-                waiter = asyncio.create_task(stage.wait_until(lambda s: s.scored >= 3))
-                for _ in range(10):  # ... of mock time, and no longer
-                    clock.advance(0.05)
-                    await clock.wait_sleepers(1)
-                await asyncio.wait_for(waiter, 30)
-                await _record(ob, CODES[3:6], first_block=100)
-                waiter = asyncio.create_task(stage.wait_until(lambda s: s.scored >= 6))
-                for _ in range(10):
-                    clock.advance(0.05)
-                    await clock.wait_sleepers(1)
-                await asyncio.wait_for(waiter, 30)
-                assert not task.done()
+                await _record(ob, CODES[:3])
+                assert stage.stats.scored == 0
+                clock.advance(0.05)
+                async with asyncio.timeout(30):
+                    await stage.wait_until(lambda s: s.scored >= 3)
+                assert clock.monotonic() < 0.5  # the next poll, not the batch wait
             finally:
                 task.cancel()
-            assert stage.stats.batches == 2
 
 
 async def test_flagged_codes_are_logged_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -140,3 +211,14 @@ async def test_from_config_uses_the_scoring_section(tmp_path: Path) -> None:
             assert await stage.score_once() == 8
             rows = await ob.fetchall("SELECT score, flagged FROM scores")
             assert all(bool(f) == (s >= 0.3) for s, f in rows)
+
+
+async def test_latency_samples_run_from_first_seen_to_the_stored_score(tmp_path: Path) -> None:
+    clock = MockClock(start=5.0)
+    async with Outbox(tmp_path / "o.sqlite") as ob:
+        await _record(ob, CODES[:3], first_block=10)  # one contract per block: 10, 11, 12
+        await _record(ob, CODES[:1], first_block=20)  # the same code again later: its first block counts
+        seen = {10: 2.0, 11: 4.5}  # block 12 unknown (stored by an earlier life): no sample
+        async with ScoreStage(ob, default_model_path(), clock=clock, first_seen=seen.get) as stage:
+            assert await stage.drain() == 3
+        assert sorted(stage.latency_s) == [0.5, 3.0]

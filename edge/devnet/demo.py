@@ -94,7 +94,8 @@ async def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     Keys: blocks, contracts, contracts_expected, contracts_missing, logs, logs_expected,
     lag, scored, flagged, checkpoints, checkpoints_anchored, verify_ok, verify_fail,
-    seconds, clients (which client served each tier), local (the local tier: its client,
+    seconds, agent_rss_peak_mb and scored_p99_ms (see :func:`_latency_and_rss`), clients (which
+    client served each tier), local (the local tier: its client,
     what activity it carried; with ``local="clique"`` also its sealers and ``seals``, see
     :func:`edge.devnet.demo_clique.seal_summary`), ok (every deployment and log found
     exactly once, >= ``min_anchored`` checkpoints anchored, every anchored checkpoint
@@ -335,5 +336,39 @@ async def _result(agent: Agent, act: Activity | None, t0: float) -> dict[str, An
         "flagged": flagged,
         "checkpoints": agent.checkpointer.stats.checkpoints if agent.checkpointer else 0,
         "anchored_by_agent": agent.forwarder.stats.checkpoints_anchored if agent.forwarder else 0,
+        **_latency_and_rss(agent),
         "ok": not missing and not wrong and extra == 0 and int(n_logs) == sent_logs,
     }
+
+
+def _latency_and_rss(agent: Agent) -> dict[str, Any]:
+    """``agent_rss_peak_mb``: peak RSS (VmHWM) of this process in MiB (2^20 bytes, as
+    ``edge bench`` reports it) until the agent stopped: the agent with all its stages
+    (run in-process) plus the demo's activity driver and tier set-up; not the chain
+    nodes (child processes) nor the auditor, which runs afterwards. ``scored_p99_ms``:
+    p99 over the codes scored in this run of block first seen by ingest -> score
+    committed (ms; a contract whose code was already scored is not a sample, its score
+    exists when its block is written); None without scoring. ``scored_samples``: how
+    many codes that p99 is over."""
+    from edge.ingest.seen import p99
+
+    lat = list(agent.scorer.latency_s) if agent.scorer is not None else []
+    p = p99(lat)
+    return {"agent_rss_peak_mb": round(_peak_rss_bytes() / 2**20, 1),
+            "scored_p99_ms": None if p is None else round(p * 1000.0, 1),
+            "scored_samples": len(lat)}
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes (``/proc/self/status`` VmHWM,
+    else ``getrusage`` ru_maxrss, KiB on Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

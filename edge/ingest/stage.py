@@ -53,6 +53,7 @@ from edge.chain.proof_probe import probe_proofs
 from edge.chain.verify import VerificationError, verify_header
 from edge.ingest.adapter import ChainReader, FetchedBlock
 from edge.ingest.clique import CliqueFollower, verdict_seal
+from edge.ingest.seen import FirstSeen
 from edge.rpc.base import RpcFactory
 from edge.store import chain_data
 from edge.store.db import Outbox
@@ -127,6 +128,8 @@ class Ingester:
             ``"clique"``, or ``"auto"`` on a Clique chain), whose snapshot judges every seal.
         poll_s: seconds between head polls when no notification arrives.
         pause_s: seconds between capacity checks while the outbox is full.
+        written: set after each committed write of blocks (the scoring stage waits on
+            it to score new codes on arrival); None: not signalled.
 
     Use ``await ing.run(stop_at=None)``: it returns when the cursor reaches ``stop_at``
     (never when None; cancel it). Transient failures (node down, lagging or lying,
@@ -143,6 +146,7 @@ class Ingester:
         seal_check: SealCheck | None = None,
         poll_s: float = 2.0,
         pause_s: float = 5.0,
+        written: asyncio.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
@@ -162,6 +166,9 @@ class Ingester:
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
         self.clique = CliqueFollower(cfg, outbox)
+        self.written = written
+        self.seen = FirstSeen()
+        """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
     async def __aenter__(self) -> Ingester:
         return self
@@ -329,6 +336,7 @@ class Ingester:
         cur = await chain_data.get_cursor(ob, chain_id)
         self.stats.cursor = cur.block_number if cur else self.cfg.ingest.start_block - 1
         nxt = cur.block_number + 1 if cur else self.cfg.ingest.start_block
+        self.seen.observe(head, self.clock.monotonic(), nxt - 1)
         if nxt > head:
             if cur is None:
                 return False
@@ -376,6 +384,8 @@ class Ingester:
                       for f, v in zip(linked, clique.verdicts)]
         bundles = await self._bundles(reader, linked, seal=clique is None)
         await chain_data.write_blocks(ob, chain_id, bundles, head, conf, clique)
+        if self.written is not None:
+            self.written.set()
         if clique is not None:
             self.clique.report(clique, self.stats)
         self._batch = min(self.cfg.ingest.batch_blocks, self._batch + 1)  # grows back while the node keeps up

@@ -1,9 +1,12 @@
 """The scoring stage: every recorded contract code gets a risk score from the ONNX model.
 
 Reads codes with no score for the current model id from the outbox, scores them in
-batches bounded by size (``scoring.batch_size`` codes) and time (a partial batch waits at
-most ``scoring.batch_wait_s`` after its first code was seen), and stores score, model
-id, flag and top features in one transaction per batch. A flagged (high-risk) code is
+batches of at most ``scoring.batch_size`` codes, and stores score, model id, flag and top
+features in one transaction per batch. Codes are scored on arrival, batched only when
+they queue up (like Nagle's algorithm, with a deadline): ingest signals each write
+(``arrivals``); an idle scorer scores what is pending at once; codes that arrive while a
+batch is being scored form the next batch. ``scoring.batch_wait_s`` is only the upper
+bound on how long an idle scorer waits without a signal before it looks again. A flagged (high-risk) code is
 logged with the addresses that carry it and counted in :attr:`ScoreStage.stats`.
 
 Featurizing and inference run in a worker thread (``asyncio.to_thread``): the C
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,8 @@ from edge.scoring.batch import score_codes
 from edge.aio import Changed
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.store.db import Outbox
-from edge.store.scores import ScoreRow, UnscoredCode, count_unscored, deployments_of, put_scores, unscored_codes
+from edge.store.scores import (ScoreRow, UnscoredCode, count_unscored, deployments_of, first_blocks, put_scores,
+                               unscored_codes)
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["ScoreStage", "ScoreStats"]
 
 log = logging.getLogger("edge.score")
+
+_LATENCY_SAMPLES = 65_536
 
 
 @dataclass(slots=True)
@@ -59,10 +66,17 @@ class ScoreStage:
         outbox: the open outbox.
         model_path: the ONNX model file (see :class:`edge.scoring.model.RiskModel`).
         batch_size: most codes per batch (>= 1).
-        batch_wait_s: longest wait (s) for a partial batch to fill (>= 0).
+        batch_wait_s: longest wait (s) of an idle scorer for an ``arrivals`` signal
+            before it checks the outbox anyway (>= 0; 0: every ``poll_s``).
         threshold: flag threshold; None = the model's own.
-        poll_s: how often (s) the outbox is checked for new codes.
+        poll_s: how often (s) the outbox is checked for new codes without ``arrivals``.
+        arrivals: set by ingest after each write (its only consumer is this stage, which
+            clears it); None: poll every ``poll_s``.
         clock: waits (tests inject :class:`edge.clock.MockClock`).
+        first_seen: block number -> when ingest first saw it (``clock.monotonic()`` s, or
+            None when unknown; :meth:`edge.ingest.seen.FirstSeen.at`). When given, each
+            scored code adds one sample to :attr:`latency_s`: first seen of the lowest
+            block carrying it -> its score committed (s); the newest 65,536 are kept.
 
     Raises (on enter):
         ModelError: the model cannot be loaded (missing, unreadable, wrong shape).
@@ -78,6 +92,8 @@ class ScoreStage:
         threshold: float | None = None,
         poll_s: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
+        first_seen: Callable[[int], float | None] | None = None,
+        arrivals: asyncio.Event | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"scoring batch_size must be >= 1, got {batch_size}")
@@ -91,10 +107,16 @@ class ScoreStage:
         self.clock = clock
         self.stats = ScoreStats()
         self._changed = Changed()
+        self._first_seen = first_seen
+        self._arrivals = arrivals
+        self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
 
     @classmethod
-    def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK) -> ScoreStage:
-        """A stage configured by ``[scoring]`` (``model = ""``: the shipped model)."""
+    def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK,
+                    first_seen: Callable[[int], float | None] | None = None,
+                    arrivals: asyncio.Event | None = None) -> ScoreStage:
+        """A stage configured by ``[scoring]`` (``model = ""``: the shipped model);
+        ``first_seen`` and ``arrivals`` as in the class."""
         from edge.scoring.model import default_model_path
 
         sc = cfg.scoring
@@ -106,6 +128,8 @@ class ScoreStage:
             batch_wait_s=sc.batch_wait_s,
             threshold=sc.threshold if sc.threshold >= 0 else None,
             clock=clock,
+            first_seen=first_seen,
+            arrivals=arrivals,
         )
 
     async def __aenter__(self) -> ScoreStage:
@@ -145,24 +169,25 @@ class ScoreStage:
         return await count_unscored(self.outbox, self.model_id)
 
     async def run(self) -> None:
-        """Score forever: a batch when ``batch_size`` codes wait, or when the oldest
-        waiting code has waited ``batch_wait_s``. Cancel to stop (between batches the
-        outbox is always consistent)."""
-        first_seen: float | None = None
+        """Score forever, on arrival: whatever is pending (up to ``batch_size`` codes)
+        is scored at once; codes written meanwhile form the next batch; with nothing
+        pending, wait for ``arrivals`` (at most ``batch_wait_s``), or ``poll_s`` without
+        it. Cancel to stop (between batches the outbox is always consistent)."""
+        arrivals = self._arrivals
+        idle_s = self.batch_wait_s if arrivals is not None and self.batch_wait_s > 0 else self.poll_s
         while True:
-            waiting = await count_unscored(self.outbox, self.model_id, limit=self.batch_size)
-            now = self.clock.monotonic()
-            if waiting == 0:
-                first_seen = None
-            else:
-                if first_seen is None:
-                    first_seen = now
-                if waiting >= self.batch_size or now - first_seen >= self.batch_wait_s:
-                    await self.score_once()
-                    self._changed.notify()
-                    first_seen = None
-                    continue
-            await self.clock.sleep(self.poll_s)
+            if arrivals is not None:
+                arrivals.clear()  # before the query: a write during it sets it again
+            if await self.score_once():
+                self._changed.notify()
+                continue
+            if arrivals is None:
+                await self.clock.sleep(idle_s)
+                continue
+            try:
+                await self.clock.wait_for(arrivals.wait(), idle_s)
+            except TimeoutError:
+                pass  # the upper bound: look again without a signal
 
     async def wait_until(self, predicate: Callable[[ScoreStats], bool]) -> ScoreStats:
         """Wait (by notification, no polling) until ``predicate(stats)`` holds; the stats
@@ -187,6 +212,8 @@ class ScoreStage:
         t0 = time.perf_counter()
         rows = await asyncio.to_thread(self._score_batch, batch)
         await put_scores(self.outbox, rows)
+        if self._first_seen is not None:
+            await self._latencies(batch)
         self.stats.last_batch_s = time.perf_counter() - t0
         self.stats.batches += 1
         self.stats.scored += len(rows)
@@ -195,6 +222,16 @@ class ScoreStage:
                 self.stats.flagged += 1
                 await self._report(row)
         return len(rows)
+
+    async def _latencies(self, batch: list[UnscoredCode]) -> None:
+        """One :attr:`latency_s` sample per code of the batch just stored whose block's
+        first-seen time is known."""
+        assert self._first_seen is not None
+        done = self.clock.monotonic()
+        for n in (await first_blocks(self.outbox, [c.code_hash for c in batch])).values():
+            seen = self._first_seen(n)
+            if seen is not None:
+                self.latency_s.append(max(0.0, done - seen))
 
     def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
         scored = score_codes(self.model, [c.code for c in batch], threshold=self._threshold)

@@ -25,6 +25,7 @@ __all__ = [
     "ScoreRow",
     "UnscoredCode",
     "count_unscored",
+    "first_blocks",
     "get_score",
     "put_codes_and_scores",
     "put_scores",
@@ -179,3 +180,19 @@ async def deployments_of(ob: Outbox, code_hash: bytes, limit: int = 3) -> list[t
     rows = await ob.fetchall("SELECT chain_id, block_number, address FROM contracts WHERE code_hash=?"
                              " ORDER BY block_number LIMIT ?", (code_hash, limit))
     return [(int(c), int(b), bytes(a)) for c, b, a in rows]
+
+
+async def first_blocks(ob: Outbox, code_hashes: Sequence[bytes]) -> dict[bytes, int]:
+    """The lowest block number of a recorded contract carrying each code (for latency
+    figures): ``{code_hash: block number}``; a hash with no contract is absent.
+
+    Raises:
+        OutboxError: the outbox is closed or the query failed.
+    """
+    out: dict[bytes, int] = {}
+    for i in range(0, len(code_hashes), 500):  # well below SQLite's bound on parameters
+        part = tuple(code_hashes[i:i + 500])
+        rows = await ob.fetchall("SELECT code_hash, min(block_number) FROM contracts"
+                                 f" WHERE code_hash IN ({','.join('?' * len(part))}) GROUP BY code_hash", part)
+        out.update((bytes(h), int(n)) for h, n in rows)
+    return out
