@@ -352,3 +352,7 @@ def test_the_proof_walk_equals_the_trie_package_on_real_and_tampered_proofs(bloc
                     cases += 1
                 assert reference(root, key, raws) is not None  # the untampered proof proves something
     assert cases >= 60
+    # an empty state (a genesis without allocations): every key is absent, as for the reference
+    empty = V.EMPTY_TRIE_ROOT
+    for raws in ([], [b"\x80"]):
+        assert lean(empty, bytes(32), raws) == reference(empty, bytes(32), raws) == b""

@@ -183,6 +183,8 @@ def _walk_proof(root: bytes, key: bytes, raws: Sequence[bytes]) -> bytes:
     hash; a node under 32 bytes is embedded in its parent (Yellow Paper appendix D).
     Raises _BadProof (a missing node, a malformed node, a path that does not fit).
     """
+    if root == EMPTY_TRIE_ROOT:  # nothing is in an empty trie (its proof is [] or [rlp(b"")])
+        return b""
     by_hash = {bytes(keccak(r)): r for r in raws}
     nib = key.hex()  # one hex digit per nibble
     ref: Any = root
