@@ -325,7 +325,10 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             achieved_c = (len(act.deployed) - deployed0) / wall
             achieved_l = (act.logs - logs0) / wall
             projected = (achieved_c + achieved_l) * EVERY_BLOCKS
-            burst = args.burst == "on" or (args.burst == "auto" and projected < args.min_records * 1.1)
+            # a range wholly inside the timed phase (else even the full rate fills none)
+            full_range = (head0 // EVERY_BLOCKS + 2) * EVERY_BLOCKS <= head1
+            burst = args.burst == "on" or (args.burst == "auto" and (projected < args.min_records * 1.1
+                                                                      or not full_range))
             burst_info: dict[str, Any] = {"done": False}
             if burst:
                 burst_info = await _burst(act, drv, poa, args.min_records, quiet)
