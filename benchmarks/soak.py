@@ -273,6 +273,8 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "outbox": {"path": "edge.sqlite"},
             "metrics": {"port": metrics_port},
             "log": {"stats_interval_s": 10.0},
+            **({"ingest": {"verify": args.ingest_verify}} if args.ingest_verify else {}),
+            **({"capabilities": {"enabled": args.analysis == "on"}} if args.analysis else {}),
             **public,
         }))
         _say(quiet, f"dev chains up (local gas limit {args.gas_limit:,}); starting `edge run` (log: {workdir / 'agent.log'})")
@@ -312,7 +314,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     settler.result()
                 rep = await asyncio.to_thread(forward_report, workdir / "edge.sqlite", poa.chain_id)
                 anchored = sum(c.state == "anchored" for c in rep.checkpoints)
-                _say(quiet, f"t={time.monotonic() - wall0:6.0f}s sent {len(act.deployed) - deployed0} contracts, "
+                _say(quiet, f"t={time.monotonic() - wall0:6.0f}s block {await _head(poa)}, sent {len(act.deployed) - deployed0} contracts, "
                             f"{act.logs - logs0} logs settled; ingest lag {samples.ingest_lags[-1:] or '?'} blocks; "
                             f"checkpoints {len(rep.checkpoints)} cut, {anchored} anchored, records max "
                             f"{max((c.records for c in rep.checkpoints), default=0)}")
@@ -388,6 +390,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "achieved_contracts_per_s": round(achieved_c, 1),
         "achieved_logs_per_s": round(achieved_l, 1),
         "active_blocks": head1 - head0,
+        "block_interval_s": round(wall / max(1, head1 - head0), 2),
+        "ingest_verify": args.ingest_verify or "strict (default)",
+        "analysis": args.analysis or "on (default)",
         "generator_late_ticks": drv.late_ticks,
         "generator_send_s_per_tick": round(drv.send_s / max(1, drv.ticks), 3),
         "cpu_s": cpu_used,
@@ -479,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="forwarding lag bound, s (default 128: two checkpoint periods of 64 one-second blocks)")
     ap.add_argument("--ingest-lag-bound", type=int, default=64, help="ingest lag bound, blocks (default 64)")
     ap.add_argument("--drain-timeout", type=float, default=900.0, help="seconds to wait for the backlog to be anchored")
+    ap.add_argument("--ingest-verify", choices=("strict", "receipts", "headers", "off"), default=None,
+                    help="the agent's ingest.verify (default: the agent's own default, strict)")
+    ap.add_argument("--analysis", choices=("on", "off"), default=None,
+                    help="the agent's [capabilities] enabled (default: the agent's own default, on)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep config, outbox and agent.log here")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
