@@ -103,6 +103,12 @@ class RpcTimeout(NodeUnavailable):
     from a refused or dropped connection, as httpx keeps ``TimeoutException``)."""
 
 
+class AnswerTooLarge(NodeUnavailable):
+    """An answer was over the transport's frame limit (WebSocket close code 1009, RFC 6455
+    §7.4.1), so the connection dropped: the same request will never pass; the caller
+    asks for less (the ingest halves its block batch, as for :class:`RpcTimeout`)."""
+
+
 class ChainIdMismatch(ChainError):
     """The node reports another chain id (EIP-695 ``eth_chainId``) than the config says.
 

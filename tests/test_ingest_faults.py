@@ -10,7 +10,9 @@ from typing import Any
 
 from edge.clock import MockClock
 from edge.config import parse_config
-from edge.errors import NodeUnavailable, RpcTimeout
+import pytest
+
+from edge.errors import AnswerTooLarge, NodeUnavailable, RpcTimeout
 from edge.ingest.stage import Ingester
 from edge.store.db import Outbox
 from tests.fakechain import FakeChain, FakeNetwork
@@ -98,9 +100,11 @@ async def test_a_node_whose_head_falls_behind_the_cursor_is_waited_for_not_rolle
     assert ing.stats.reorgs == 0 and ing.stats.rolled_back == 0
 
 
-async def test_a_node_too_slow_for_big_batches_gets_smaller_ones_not_a_stall(tmp_path: Path) -> None:
-    """A node that times out on batches of more than 4 blocks: the agent halves its batch
-    on each timeout and ingests everything, instead of retrying the same batch forever."""
+@pytest.mark.parametrize("fault", [RpcTimeout, AnswerTooLarge])
+async def test_a_node_too_slow_for_big_batches_gets_smaller_ones_not_a_stall(tmp_path: Path, fault: type) -> None:
+    """A node that times out on batches of more than 4 blocks (or whose answer to them is
+    over the frame limit): the agent halves its batch on each such failure and ingests
+    everything, instead of retrying the same batch forever."""
     chain = FakeChain(head=40)
     seen: dict[int, int] = {}  # connection -> block requests since its last eth_blockNumber
 
@@ -110,7 +114,7 @@ async def test_a_node_too_slow_for_big_batches_gets_smaller_ones_not_a_stall(tmp
         elif method == "eth_getBlockByNumber":
             seen[conn] = seen.get(conn, 0) + 1
             if seen[conn] > 4:
-                return RpcTimeout(f"{method}: no answer within 10 s (injected)")
+                return fault(f"{method}: no answer within 10 s, or answer too large (injected)")
         return None
 
     chain.fail = fail

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
-from edge.errors import MethodNotSupported, NodeUnavailable, RpcError, RpcProtocolError, RpcTimeout
+from edge.errors import AnswerTooLarge, MethodNotSupported, NodeUnavailable, RpcError, RpcProtocolError, RpcTimeout
 from edge.rpc import JsonRpc, open_rpc
 from edge.rpc.errors import error_from_object
 from edge.rpc.http import HttpRpc
@@ -96,6 +96,21 @@ def test_error_objects_map_onto_the_error_tree() -> None:
     assert isinstance(err, RpcError) and err.code == 3 and str(err).endswith("0x08c379a0")
     assert isinstance(error_from_object("eth_call", {"code": True, "message": "x"}), RpcProtocolError)
     assert isinstance(error_from_object("eth_call", "boom"), RpcProtocolError)
+
+
+async def test_an_answer_over_the_frame_limit_is_answer_too_large_not_a_plain_drop(
+        chain_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real node's answer over the WebSocket frame limit (our side closes with 1009)
+    fails the request as AnswerTooLarge, so the caller asks for less; a small one passes."""
+    import edge.rpc.ws as ws_mod
+
+    chain = await chain_factory()
+    monkeypatch.setattr(ws_mod, "_MAX_FRAME", 4096)
+    async with WsRpc(chain.ws_url, timeout=5.0) as rpc:
+        assert int(await rpc.call("eth_chainId"), 16) == chain.chain_id
+    async with WsRpc(chain.ws_url, timeout=5.0) as rpc:
+        with pytest.raises(AnswerTooLarge, match="message too big"):
+            await rpc.batch([("eth_getBlockByNumber", ["0x0", True])] * 16)
 
 
 async def test_http_batch_and_call_against_a_real_node(chain_factory: Any) -> None:

@@ -47,7 +47,7 @@ from edge.aio import Changed
 from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, ContractRecord
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import Config
-from edge.errors import ChainError, ChainIdMismatch, OutboxFull, RpcTimeout, SealError
+from edge.errors import AnswerTooLarge, ChainError, ChainIdMismatch, OutboxFull, RpcTimeout, SealError
 from edge.chain.extract import parse_block
 from edge.chain.proof_probe import probe_proofs
 from edge.chain.verify import VerificationError, verify_header
@@ -217,9 +217,11 @@ class Ingester:
                 self.stats.last_error = str(e)
                 if isinstance(e, VerificationError):
                     await self._mismatch(e)
-                if isinstance(e, RpcTimeout) and self._batch > 1:
-                    self._batch = max(1, self._batch // 2)  # a slow node: smaller batches, not a stall
-                    log.info("node too slow for %d-block batches: %d-block batches until it keeps up",
+                if isinstance(e, (RpcTimeout, AnswerTooLarge)) and self._batch > 1:
+                    # a slow node, or an answer over the frame limit: smaller batches, not a stall
+                    self._batch = max(1, self._batch // 2)
+                    log.info("node %s for %d-block batches: %d-block batches until it keeps up",
+                             "answer too large" if isinstance(e, AnswerTooLarge) else "too slow",
                              self._batch * 2, self._batch)
                 self._notify()
                 delay = min(backoff, self.cfg.node.reconnect_max_s) * (0.8 + 0.4 * random.random())

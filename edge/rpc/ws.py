@@ -37,6 +37,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from edge.errors import (
+    AnswerTooLarge,
     ChainError,
     NodeUnavailable,
     RpcProtocolError,
@@ -213,7 +214,11 @@ class WsRpc:
             self._fail_all(e)
             await self._ws.close()
         except (OSError, websockets.exceptions.WebSocketException) as e:
-            self._fail_all(NodeUnavailable(f"connection to {self.url} lost: {e}"))
+            closed = e.sent if isinstance(e, websockets.exceptions.ConnectionClosed) else None
+            if closed is not None and closed.code == 1009:  # our side closed: "message too big"
+                self._fail_all(AnswerTooLarge(f"connection to {self.url} lost: {e} (ask for less per request)"))
+            else:
+                self._fail_all(NodeUnavailable(f"connection to {self.url} lost: {e}"))
 
     def _pending_methods(self) -> str:
         names = sorted({m for m, _ in self._pending.values()})
