@@ -329,8 +329,10 @@ async def test_nonce_too_low_consumed_outside(chain_factory: Any, tmp_path: Path
         # the same key sends a tx from outside (anvil's unlocked account): nonce 1 is gone
         await chain.rpc("eth_sendTransaction", {"from": addr, "to": "0x" + "33" * 20, "value": "0x1"})
         (b,) = await enqueue(ob, s, data=b"B")
-        passes = await steps_until(s, all_in(s, [b], "confirmed"), limit=5)
-        assert passes <= 3, "recovered without looping"
+        passes = await steps_until(s, all_in(s, [b], "confirmed"), limit=6)
+        # refused at nonce 1, re-signed at 2, confirmed: a pass more when the receipt is not
+        # visible yet on a loaded machine; no loop: exactly two attempts
+        assert passes <= 4, "recovered without looping"
         rec = await s.get(b)
         assert rec.nonce == 2 and rec.attempts == 2 and rec.status == 1
         onchain = await chain.rpc("eth_getTransactionByHash", "0x" + rec.hash.hex())
