@@ -39,26 +39,7 @@ from edge.devnet.activity import Activity  # noqa: E402
 from edge.devnet.anvil import DevChain  # noqa: E402
 from edge.devnet.corpus import hex_to_code, iter_corpus  # noqa: E402
 from edge.devnet.netns import die_with_parent  # noqa: E402
-
-
-def _kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for t in Path(f"/proc/{pid}/task").iterdir():
-            out += [int(x) for x in (t / "children").read_text().split()]
-    except OSError:
-        pass
-    return out
+from edge.devnet.procfs import children, status_kb  # noqa: E402
 
 
 def _free_port() -> int:
@@ -99,10 +80,10 @@ def _run_agent(ws_url: str, folder: Path, n: int, analysis: bool) -> dict[str, A
     done = False
     try:
         while time.perf_counter() - t0 < 900 and proc.poll() is None:
-            kids = _children(proc.pid)
-            agent_hwm = max(agent_hwm, _kb(proc.pid, "VmHWM"))
-            worker_hwm = max([worker_hwm] + [_kb(k, "VmHWM") for k in kids])
-            peak_sum = max(peak_sum, _kb(proc.pid, "VmRSS") + sum(_kb(k, "VmRSS") for k in kids))
+            kids = children(proc.pid)
+            agent_hwm = max(agent_hwm, status_kb(proc.pid, "VmHWM"))
+            worker_hwm = max([worker_hwm] + [status_kb(k, "VmHWM") for k in kids])
+            peak_sum = max(peak_sum, status_kb(proc.pid, "VmRSS") + sum(status_kb(k, "VmRSS") for k in kids))
             got = (_metric(port, "edge_capability_reports{", "") if analysis
                    else _metric(port, "edge_contracts_scored_total", ""))
             if got >= n:

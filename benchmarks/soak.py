@@ -63,6 +63,7 @@ from edge.devnet.netns import die_with_parent  # noqa: E402
 from edge.devnet.tiers import deploy_public_tiers, tier_specs  # noqa: E402
 from edge.forward.uploads import TX_GAS_CAP, is_size_refusal  # noqa: E402
 from edge.store.forward_report import ForwardReport, forward_report  # noqa: E402
+from edge.devnet.procfs import children, status_kb  # noqa: E402
 
 EVERY_BLOCKS = 64
 """The default ``checkpoint.every_blocks`` (the agent runs with it; this is only for the burst's timing)."""
@@ -74,25 +75,6 @@ def _say(quiet: bool, msg: str) -> None:
 
 
 # ------------------------------------------------------------------ processes (/proc)
-
-def _proc_kb(pid: int, field_name: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for t in Path(f"/proc/{pid}/task").iterdir():
-            out += [int(x) for x in (t / "children").read_text().split()]
-    except OSError:
-        pass
-    return out
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -136,10 +118,10 @@ class Samples:
 
 async def _sample(pid: int, metrics_port: int, s: Samples, period: float = 1.0) -> None:
     while True:
-        kids = _children(pid)
-        s.agent_hwm_kb = max(s.agent_hwm_kb, _proc_kb(pid, "VmHWM"))
-        s.worker_hwm_kb = max([s.worker_hwm_kb] + [_proc_kb(k, "VmHWM") for k in kids])
-        s.peak_sum_kb = max(s.peak_sum_kb, _proc_kb(pid, "VmRSS") + sum(_proc_kb(k, "VmRSS") for k in kids))
+        kids = children(pid)
+        s.agent_hwm_kb = max(s.agent_hwm_kb, status_kb(pid, "VmHWM"))
+        s.worker_hwm_kb = max([s.worker_hwm_kb] + [status_kb(k, "VmHWM") for k in kids])
+        s.peak_sum_kb = max(s.peak_sum_kb, status_kb(pid, "VmRSS") + sum(status_kb(k, "VmRSS") for k in kids))
         m = await asyncio.to_thread(_metrics, metrics_port)
         if "edge_lag_blocks" in m:
             lag = int(m["edge_lag_blocks"])
@@ -289,7 +271,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         def cpu() -> dict[str, float]:
             return {"generator": _cpu_s(os.getpid()), "agent": _cpu_s(proc.pid),
-                    "analysis_worker": sum(_cpu_s(k) for k in _children(proc.pid)), "anvil_local": _cpu_s(poa.pid),
+                    "analysis_worker": sum(_cpu_s(k) for k in children(proc.pid)), "anvil_local": _cpu_s(poa.pid),
                     "anvil_public": sum(_cpu_s(p) for p in public_pids)}
 
         def alive() -> None:
