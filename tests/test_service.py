@@ -338,6 +338,9 @@ async def test_service_metrics_are_served_while_it_runs(chain_factory: Any, dirs
             text = await asyncio.to_thread(_scrape, port)
             if not head_seen():
                 await asyncio.sleep(0.5)
+        # the statistics line (every stats_interval_s = 1 s) reaches `systemctl status`
+        await _eventually(lambda: any(n.text.startswith("STATUS=chain 7201 head") for n in svc.notify.from_pid(pid)),
+                          "a STATUS= statistics line")
     finally:
         rc = await asyncio.to_thread(_stop, svc, 30.0)
     err = svc.stderr_after_exit()
