@@ -4,7 +4,9 @@ network namespace, the agent and the auditor in the host namespace reaching it t
 server listening inside a namespace.
 
 Needs root (network namespaces), iproute2 and, for the demo, the npm packages (``make
-setup``); skipped otherwise, with the reason.
+setup``); skipped otherwise, with the reason. The sealers run with ``--discDns false
+--discV4 false --dnsAddr 127.0.0.1 --extIP 127.0.0.1`` inside the namespace (checked
+below on the launcher's command line), so nothing can leave loopback.
 """
 
 from __future__ import annotations
@@ -199,3 +201,25 @@ async def test_demo_local_clique_anchors_and_verifies_and_leaves_no_process(tmp_
     # no node is left: no child of this process, no EthereumJS process using the workdir
     assert _nodes_left() == [] and _mentioning(str(tmp_path / "clique")) == []
     assert not Path(f"/run/netns/edge-ejs-{os.getpid()}").exists()
+
+
+def test_the_sealers_command_line_keeps_discovery_on_loopback(tmp_path: Path) -> None:
+    """Every sealer the demo starts is told not to use public DNS or discovery."""
+    import shutil
+
+    from eth_keys.datatypes import PrivateKey
+
+    from edge.devnet.ethereumjs import EthereumJSNet
+
+    try:
+        ethereumjs_cli()
+    except DevChainError as e:
+        pytest.skip(str(e))
+    if shutil.which("node") is None:
+        pytest.skip("node (Node.js) is not on PATH")
+    net = EthereumJSNet(tmp_path, [PrivateKey(bytes([i + 1]) * 32) for i in range(2)])
+    for node in net.nodes:
+        argv = net._args(node, [])
+        pairs = dict(zip(argv, argv[1:]))
+        assert pairs["--discDns"] == "false" and pairs["--discV4"] == "false"
+        assert pairs["--dnsAddr"] == pairs["--extIP"] == pairs["--rpcAddr"] == pairs["--wsAddr"] == "127.0.0.1"

@@ -6,6 +6,9 @@ with: see its ``CONVERGENCE_NOTES``) in a network namespace, and relays the WebS
 JSON-RPC of sealer 0 to the host's 127.0.0.1 (:meth:`edge.devnet.netns.NetNamespace.forward`):
 the agent and the auditor run in the host namespace and reach the chain only through
 that port. On exit the relay is closed, every node killed and the namespace deleted.
+Nothing leaves loopback: the launcher starts every node with ``--discDns false --discV4
+false --dnsAddr 127.0.0.1 --extIP 127.0.0.1`` (its defaults would query a public DNS
+resolver and discovery nodes), every port bound to 127.0.0.1, inside the namespace.
 
 What the tier carries: empty Clique blocks only. 0.10.5's block builder drops every
 transaction (field notes), so no contract, no log and no CRUD write can be put on it;
