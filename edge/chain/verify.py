@@ -146,24 +146,18 @@ def _rlp_item(b: bytes, i: int) -> tuple[Any, int]:
     p = b[i]
     if p < 0x80:
         return b[i:i + 1], i + 1
-    if p < 0xC0:
-        if p < 0xB8:
-            start, n = i + 1, p - 0x80
-        else:
-            ll = p - 0xB7
-            start, n = i + 1 + ll, int.from_bytes(b[i + 1:i + 1 + ll], "big")
-        end = start + n
-        if end > len(b):
-            raise ValueError("RLP string overruns its input")
-        return b[start:end], end
-    if p < 0xF8:
-        start, n = i + 1, p - 0xC0
-    else:
-        ll = p - 0xF7
+    is_list = p >= 0xC0
+    short, long_ = (0xC0, 0xF7) if is_list else (0x80, 0xB7)
+    if p <= long_:
+        start, n = i + 1, p - short
+    else:  # the length of the length follows the prefix
+        ll = p - long_
         start, n = i + 1 + ll, int.from_bytes(b[i + 1:i + 1 + ll], "big")
     end = start + n
     if end > len(b):
-        raise ValueError("RLP list overruns its input")
+        raise ValueError(f"RLP {'list' if is_list else 'string'} overruns its input")
+    if not is_list:
+        return b[start:end], end
     out: list[Any] = []
     j = start
     while j < end:
