@@ -2,7 +2,7 @@
 
 For each record count: the metadata (binary, then deflated), its encrypted envelope and
 chunks, the manifest (as one encrypted blob, and as the root of a split tree), the
-``createMany`` transactions per testnet and the largest planned gas of one of them,
+``publishMany`` transactions per testnet and the largest planned gas of one of them,
 against the block gas limit. The "single manifest" column is what the manifest would
 cost stored whole, as before this planner (the issue's 776-record case needed 47.3M gas).
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 import coincurve  # noqa: E402
 from eth_hash.auto import keccak  # noqa: E402
 
-from edge.forward.uploads import UploadBudget, create_many_gas, plan_transactions, encrypt_checkpoint_upload  # noqa: E402
+from edge.forward.uploads import UploadBudget, publish_many_gas, plan_transactions, encrypt_checkpoint_upload  # noqa: E402
 from edge.evidence.eip712 import checkpoint_id  # noqa: E402
 from edge.crypto.keys import DeviceKey  # noqa: E402
 from edge.evidence.leaves import Leaf, RecordKey  # noqa: E402
@@ -54,11 +54,11 @@ def row(n: int, budget: UploadBudget, chunk_bytes: int) -> dict[str, Any]:
     _, items = encrypt_checkpoint_upload(md, auditors=[auditor], device_key=dev.private_key, stores=STORES,
                                       chunk_bytes=chunk_bytes, max_blob=max_blob)
     groups = {cid: plan_transactions(rows, budget) for cid, rows in items.items()}
-    gas = [create_many_gas([len(r[2]) for r in g]) for gs in groups.values() for g in gs]
+    gas = [publish_many_gas([len(r[2]) for r in g]) for gs in groups.values() for g in gs]
     return {
         "records": n, "metadata_bytes": len(plain), "deflated_bytes": len(compress(plain)),
         "chunks": sum(1 for rows in items.values() for p, _, _ in rows if p >= 0),
-        "manifest_single_bytes": single, "manifest_single_gas": create_many_gas([single]),
+        "manifest_single_bytes": single, "manifest_single_gas": publish_many_gas([single]),
         "manifest_parts": sum(1 for p, _, _ in items[7301] if p < -1),
         "txs": {str(c): len(g) for c, g in groups.items()}, "max_tx_gas": max(gas),
         "total_gas": sum(gas),

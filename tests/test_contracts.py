@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
+from eth_hash.auto import keccak
 
 from edge.contracts.artifacts import (
     DEPLOYER_PREFIX_LEN,
@@ -340,6 +342,44 @@ def test_crud_store_create_many(w3: Web3) -> None:
         store.functions.createMany([fresh, keys[3]], [b"a", b"b"]).transact()
     assert exc.value.data == _custom_error("KeyExists(bytes32)", keys[3])
     assert store.functions.exists(fresh).call() is False
+
+
+def test_crud_store_publish_many(w3: Web3) -> None:
+    """publishMany stores writer, block and keccak256 per key and carries the value in
+    its Published log; published keys are taken for create and publish, never updated."""
+    store = _deploy(w3, "CrudStore")
+    me = w3.eth.accounts[0]
+    keys = [_key(f"blob/{i}") for i in range(4)]
+    values = [os.urandom(n) for n in (0, 31, 100, 2048)]
+    rc = w3.eth.wait_for_transaction_receipt(store.functions.publishMany(keys, values).transact())
+    events = store.events.Published().process_receipt(rc)
+    assert [(e.args.key, e.args.by, e.args.value) for e in events] == [(k, me, v) for k, v in zip(keys, values)]
+    for k, v in zip(keys, values):
+        assert store.functions.publication(k).call() == [me, rc.blockNumber, keccak(v)]
+        assert store.functions.exists(k).call() is True and store.functions.writerOf(k).call() == me
+    taken = _custom_error("KeyExists(bytes32)", keys[1])
+    for fn in (store.functions.publishMany([keys[1]], [b"x"]), store.functions.create(keys[1], b"x"),
+               store.functions.createMany([keys[1]], [b"x"])):
+        with pytest.raises(ContractCustomError) as exc:
+            fn.transact()
+        assert exc.value.data == taken
+    missing = _custom_error("KeyMissing(bytes32)", keys[1])
+    for fn in (store.functions.update(keys[1], b"x"), store.functions.remove(keys[1])):
+        with pytest.raises(ContractCustomError) as exc:
+            fn.transact()
+        assert exc.value.data == missing
+    created = _key("created")
+    w3.eth.wait_for_transaction_receipt(store.functions.create(created, b"v").transact())
+    with pytest.raises(ContractCustomError) as exc:
+        store.functions.publishMany([_key("fresh"), created], [b"a", b"b"]).transact()
+    assert exc.value.data == _custom_error("KeyExists(bytes32)", created)
+    assert store.functions.exists(_key("fresh")).call() is False  # all or nothing
+    with pytest.raises(ContractCustomError) as exc:
+        store.functions.publication(created).call()
+    assert exc.value.data == _custom_error("KeyMissing(bytes32)", created)
+    with pytest.raises(ContractCustomError) as exc:
+        store.functions.publishMany(keys[:2], values[:1]).transact()
+    assert exc.value.data == _custom_error("LengthMismatch(uint256,uint256)", _word(2), _word(1))
 
 
 def _children(spawner: Contract, receipt: Any) -> list[str]:

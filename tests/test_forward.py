@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,12 @@ from eth_hash.auto import keccak
 
 from edge.contracts import anchor as anchor_abi
 from edge.devnet.activity import Activity
-from edge.contracts.crud import encode_create_many, encode_update
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+
+from edge.contracts.crud import encode_publication, encode_publish_many
+from edge.rpc import open_rpc
+from edge.rpc.base import Call, JsonRpc
 from edge.devnet.anvil import DevChains, TierSpec
 from edge.devnet.tiers import deploy_public_tiers
 from edge.config import Config, dump_toml, load_config
@@ -42,14 +47,26 @@ class Net:
     device: str
     workdir: Path
 
-    def auditor(self, local: bool = False) -> Auditor:
+    def auditor(self, local: bool = False, lies: Mapping[bytes, bytes] | None = None,
+                digest_too: bool = True) -> Auditor:
+        """An auditor of the net; with ``lies`` it reads the testnets through
+        :class:`LyingTestnet` nodes that serve those values under those keys."""
         f = self.cfg.forward
+
+        def factory(url: str, *, timeout: float) -> JsonRpc:
+            real = open_rpc(url, timeout=timeout)
+            if lies and url in {t.url for t in f.testnets}:
+                return LyingTestnet(real, lies, digest_too=digest_too)
+            return real
+
         return Auditor(f.mainnet.url, bytes.fromhex(f.mainnet.anchor[2:]),
                        [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets],
-                       self.auditor_key, local_ws=self.chains["poa"].ws_url if local else None)
+                       self.auditor_key, local_ws=self.chains["poa"].ws_url if local else None,
+                       rpc_factory=factory)
 
-    async def verdicts(self, local: bool = False) -> dict[str, Verdict]:
-        async with self.auditor(local) as a:
+    async def verdicts(self, local: bool = False, lies: Mapping[bytes, bytes] | None = None,
+                       digest_too: bool = True) -> dict[str, Verdict]:
+        async with self.auditor(local, lies, digest_too) as a:
             return {v.id: v for v in await a.verify_all()}
 
     async def as_device(self, chain: str, to: str, data: bytes) -> None:
@@ -60,6 +77,48 @@ class Net:
                                                 "gas": hex(8_000_000)})
         (rc,) = await Activity(c).wait([h])
         assert int(rc["status"], 16) == 1
+
+
+@dataclass
+class LyingTestnet:
+    """A testnet node that serves other values than the chain holds: published blobs are
+    immutable on the store (``publishMany``), so a changed blob can only come from the node
+    the auditor asks (or a store that lies), which no real node can be made to do. For each
+    key in ``lies`` it rewrites the ``Published`` log's value and, with ``digest_too``, the
+    ``publication`` digest to match (a consistent lie); everything else is the real answer."""
+
+    inner: JsonRpc
+    lies: Mapping[bytes, bytes]
+    digest_too: bool = True
+    heads: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+
+    async def __aenter__(self) -> LyingTestnet:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        res = await self.inner.call(method, params)
+        if method == "eth_call" and self.digest_too:
+            data = bytes.fromhex(params[0]["data"][2:])
+            forged = self.lies.get(data[4:36])
+            if forged is not None and data == encode_publication(data[4:36]):
+                writer, block, _ = abi_decode(["address", "uint64", "bytes32"], bytes.fromhex(res[2:]))
+                res = "0x" + abi_encode(["address", "uint64", "bytes32"], [writer, block, keccak(forged)]).hex()
+        if method == "eth_getLogs":
+            for lg in res:
+                forged = self.lies.get(bytes.fromhex(lg["topics"][1][2:])) if len(lg["topics"]) > 1 else None
+                if forged is not None:
+                    lg["data"] = "0x" + abi_encode(["bytes"], [forged]).hex()
+        return res
+
+    async def batch(self, calls: Sequence[Call]) -> list[Any]:
+        return [await self.call(m, p) for m, p in calls]
+
+    async def subscribe_heads(self) -> str:
+        raise NotImplementedError("the auditor does not subscribe")
 
 
 async def start_net(workdir: Path, extra: dict[str, Any] | None = None,
@@ -156,36 +215,37 @@ async def test_record_inclusion_proof_on_chain(net: Net) -> None:
     assert res["ok"] is True and res["verified_on_chain"] is True and res["checkpoint"] == cid
 
 
-async def test_changed_chunk_is_named(pristine: Net) -> None:
-    net = pristine
+async def test_changed_chunk_is_named(net: Net) -> None:
     cid, _, (_, man) = await _with_records(net)
     ref = man.chunks[1]
     async with net.auditor() as a:
         original = await a.read(ref.chain_id, ref.key)
-    store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
-    tampered = bytes([original[0] ^ 1]) + original[1:]
-    await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, tampered))
-    v = (await net.verdicts())[cid]
+    tampered = {ref.key: bytes([original[0] ^ 1]) + original[1:]}
+    # a node that changes the value and the stored digest alike: the manifest names the chunk
+    v = (await net.verdicts(lies=tampered))[cid]
     assert not v.ok
     assert any(r.startswith(f"chunk 1 (testnet {ref.chain_id}") and "was changed" in r for r in v.reasons)
+    # a node that changes only the value in the log: it no longer matches the store's digest
+    v = (await net.verdicts(lies=tampered, digest_too=False))[cid]
+    assert not v.ok
+    assert any(r.startswith(f"chunk 1 (testnet {ref.chain_id}") and "does not hash to the digest the store keeps"
+               in r for r in v.reasons), v.reasons
 
 
-async def test_two_swapped_chunks_are_named(pristine: Net) -> None:
-    net = pristine
+async def test_two_swapped_chunks_are_named(net: Net) -> None:
     cid, _, (_, man) = await _with_records(net)
     a_ref, b_ref = man.chunks[0], man.chunks[1]
     async with net.auditor() as a:
         a_data, b_data = await a.read(a_ref.chain_id, a_ref.key), await a.read(b_ref.chain_id, b_ref.key)
-    for ref, data in ((a_ref, b_data), (b_ref, a_data)):
-        store = next(t.store for t in net.cfg.forward.testnets if t.chain_id == ref.chain_id)
-        await net.as_device(_chain_name(ref.chain_id), store, encode_update(ref.key, data))
-    v = (await net.verdicts())[cid]
+    v = (await net.verdicts(lies={a_ref.key: b_data, b_ref.key: a_data}))[cid]
     assert "chunks swapped: 0 and 1" in v.reasons
 
 
 async def test_dropped_record_is_named(pristine: Net) -> None:
+    """A compromised device publishes the metadata again with one record left out, and the
+    testnet node serves its manifest under the anchored locator (published blobs are
+    immutable on the store: only a lying node can swap one)."""
     net = pristine
-    """A compromised device re-uploads the metadata with one record left out."""
     cid, md, (ev, man) = await _with_records(net)
     key = load_key(net.workdir / "device.json", read_passphrase(net.cfg.device.passphrase))
     dropped = next(r for r in md.records if r.key.kind == 2)
@@ -197,11 +257,10 @@ async def test_dropped_record_is_named(pristine: Net) -> None:
     for t in net.cfg.forward.testnets:
         mine = [c for c in sm.chunks if c.chain_id == t.chain_id]
         await net.as_device(_chain_name(t.chain_id), t.store,
-                            encode_create_many([c.key for c in mine], [c.data for c in mine]))
-        # point the existing manifest (the anchored locator) at the forged chunks
-        await net.as_device(_chain_name(t.chain_id), t.store, encode_update(ev.locator, sm.manifest))
+                            encode_publish_many([c.key for c in mine], [c.data for c in mine]))
     assert decrypt_manifest(net.auditor_key, sm.manifest).id == md.id
-    v = (await net.verdicts(local=True))[cid]
+    # the anchored locator now leads to the forged chunks
+    v = (await net.verdicts(local=True, lies={ev.locator: sm.manifest}))[cid]
     assert not v.ok
     assert any("hash to" in r and "a record was dropped, added or changed" in r for r in v.reasons), v.reasons
     k = dropped.key

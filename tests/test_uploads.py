@@ -17,7 +17,7 @@ from eth_hash.auto import keccak
 
 from edge.devnet.activity import Activity
 from edge.contracts.artifacts import load_artifact
-from edge.contracts.crud import encode_create_many
+from edge.contracts.crud import encode_publish_many
 from edge.devnet.anvil import DevChain, DevChains, TierSpec
 from edge.devnet.tiers import deploy_public_tiers
 from edge.config import parse_config
@@ -27,8 +27,8 @@ from edge.forward.uploads import (
     UploadBudget,
     UploadTooLarge,
     calldata_gas,
-    create_many_calldata_len,
-    create_many_gas,
+    publish_many_gas,
+    upload_calldata_len,
     is_size_refusal,
     plan_transactions,
     encrypt_checkpoint_upload,
@@ -65,12 +65,12 @@ async def testnet() -> AsyncIterator[tuple[DevChain, str, str]]:
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("sizes", [[0], [31], [100], [2048], [2048] * 8, [18_000], [4096] * 3 + [500], [32] * 40])
-async def test_create_many_gas_bounds_the_real_receipt(testnet: tuple[DevChain, str, str], sizes: list[int]) -> None:
+async def test_publish_many_gas_bounds_the_real_receipt(testnet: tuple[DevChain, str, str], sizes: list[int]) -> None:
     chain, sender, store = testnet
     values = [os.urandom(n) for n in sizes]
-    data = encode_create_many([os.urandom(32) for _ in values], values)
-    assert len(data) == create_many_calldata_len(sizes)
-    planned = create_many_gas(sizes)
+    data = encode_publish_many([os.urandom(32) for _ in values], values)
+    assert len(data) == upload_calldata_len(sizes)
+    planned = publish_many_gas(sizes)
     h = await chain.rpc("eth_sendTransaction", {"from": sender, "to": store, "data": "0x" + data.hex(),
                                                 "gas": hex(planned)})
     (rc,) = await Activity(chain).wait([h])
@@ -103,8 +103,8 @@ def test_plan_keeps_order_fits_every_transaction_and_refuses_a_row_too_large() -
     assert all(budget.fits([len(r[2]) for r in g]) for g in groups)
     assert len(groups) == len(plan_transactions(rows, budget))  # deterministic
     assert len(groups) < len(rows) // 4  # packed, not one row per transaction
-    with pytest.raises(UploadTooLarge, match="part -1 of 65661 bytes"):
-        plan_transactions([(-1, os.urandom(32), os.urandom(65_661))], budget)
+    with pytest.raises(UploadTooLarge, match="part -1 of 130000 bytes"):
+        plan_transactions([(-1, os.urandom(32), os.urandom(130_000))], budget)
 
 
 def test_size_refusals_are_told_from_transient_ones() -> None:
@@ -263,27 +263,32 @@ async def test_checkpoint_of_10000_records_is_forwarded_and_verified(tmp_path: P
             for n in range(head + 1):
                 blk = await chains[name].rpc("eth_getBlockByNumber", hex(n), False)
                 assert int(blk["gasUsed"], 16) <= 30_000_000
-        top, v = await _verify(pub)
-    assert top.parts, "a 10,000-record manifest is split into parts"
+        _, v = await _verify(pub)
     assert v.ok, v.reasons
     assert v.records == N_RECORDS + N_RECORDS // 50 and v.id == cid
+
+
+SHRUNK = 600_000
+"""testnet-b's block gas limit after the shrink: about 6 KB of value per upload transaction."""
 
 
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="function")
 async def test_a_block_gas_limit_that_shrinks_is_an_alarm_and_a_replan(tmp_path: Path) -> None:
-    """Uploads planned for 30M blocks; testnet-b's limit drops to 8M before they are sent:
+    """Uploads planned for 30M blocks; testnet-b's limit drops to 600k before they are sent:
     the refusal is an alarm, the checkpoint is re-encrypted into smaller pieces (never the same
-    bytes again) and then anchored and verified."""
+    bytes again), its manifest split into parts (a manifest of manifests), and then anchored
+    and verified."""
     async with DevChains(TIERS) as chains:
         async def shrink() -> None:
-            await chains["testnet-b"].rpc("evm_setBlockGasLimit", hex(8_000_000))
+            await chains["testnet-b"].rpc("evm_setBlockGasLimit", hex(SHRUNK))
             await chains["testnet-b"].rpc("evm_mine")
 
         _, (fwd, txs, alarms), cid, pub = await _forward_one(chains, tmp_path, 2_000, shrink)
         blk = await chains["testnet-b"].rpc("eth_getBlockByNumber", "latest", False)
-        assert int(blk["gasLimit"], 16) == 8_000_000
+        assert int(blk["gasLimit"], 16) == SHRUNK
         top, v = await _verify(pub)
+    assert top.parts, "the manifest is split into parts to fit the shrunk blocks"
     refused = [(cid_, bytes(data), err) for _, state, _, err, cid_, data in txs if state == "failed"]
     assert refused and all(c == 7302 and is_size_refusal(err) for c, _, err in refused), refused
     assert [k for k, _ in alarms] and all(k == "upload_too_large" for k, _ in alarms)
@@ -291,7 +296,7 @@ async def test_a_block_gas_limit_that_shrinks_is_an_alarm_and_a_replan(tmp_path:
     # the refused bytes are never sent again; what testnet-b confirmed fits its new limit
     confirmed = [(gas, bytes(data)) for purpose, state, gas, _, c, data in txs
                  if purpose == "upload" and state == "confirmed" and c == 7302]
-    assert confirmed and all(gas <= 8_000_000 for gas, _ in confirmed)
+    assert confirmed and all(gas <= SHRUNK for gas, _ in confirmed)
     assert not {d for _, d, _ in refused} & {d for _, d in confirmed}
     assert v.ok, v.reasons
     assert v.id == cid and v.records == 2_000 + 40

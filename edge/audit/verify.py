@@ -36,9 +36,10 @@ from eth_hash.auto import keccak
 from edge.aio import enter_all
 from edge.contracts import anchor as anchor_abi
 from edge.contracts.anchor_events import fetch_anchored
-from edge.contracts.crud import decode_read, encode_read
+from edge.contracts.crud import (PUBLISHED_TOPIC, decode_publication, decode_read, encode_publication, encode_read,
+                                 published_value)
 from edge.rpc import RpcFactory, eth, open_rpc
-from edge.errors import ChainError, CryptoError, EdgeError
+from edge.errors import ChainError, CryptoError, EdgeError, RpcError
 from edge.evidence.eip712 import checkpoint_id
 from edge.evidence.leaves import KIND_NAMES, Leaf, RecordKey
 from edge.evidence.manifest_tree import expand_manifest
@@ -159,8 +160,19 @@ class Auditor:
     # -- fetching ---------------------------------------------------------------------
 
     async def read(self, chain_id: int, key: bytes) -> bytes:
+        """The blob under ``key`` on testnet ``chain_id``: a published one (``publication``,
+        then its ``Published`` log in that block, checked against the stored keccak256:
+        :func:`edge.contracts.crud.published_value`), else a created one (``read``: what
+        agents before ``publishMany`` uploaded). Raises ChainError (KeyError: an unknown
+        testnet)."""
         t, rpc = self.testnets[chain_id]
-        return decode_read(await eth.eth_call(rpc, t.store, encode_read(key)))
+        try:
+            pub = decode_publication(await eth.eth_call(rpc, t.store, encode_publication(key)))
+        except RpcError:  # reverted: not published (KeyMissing), or a store without publishMany
+            return decode_read(await eth.eth_call(rpc, t.store, encode_read(key)))
+        logs = await eth.get_logs(rpc, t.store, [PUBLISHED_TOPIC, key, pub.writer.rjust(32, b"\0")],
+                                  pub.block, pub.block)
+        return published_value(logs, key, pub)
 
     async def manifest(self, key: bytes) -> Manifest:
         """The manifest under ``key`` (any testnet), with a split one's parts followed

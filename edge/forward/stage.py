@@ -5,7 +5,7 @@ Per checkpoint, driven only by outbox state (so a kill at any instant resumes ex
 1. ``sealed`` -> ``uploading``: build its metadata (records' keys, CRCs, leaves; risk
    findings), encrypt it for the auditors, pad, chunk and spread it over the testnets
    (:mod:`edge.evidence.metadata`). In ONE durable transaction: store every chunk and the
-   manifest replicas (``uploads``), queue one ``createMany`` per testnet on that
+   manifest replicas (``uploads``), queue ``publishMany`` transactions per testnet on that
    testnet's :class:`~edge.forward.txsender.TxSender`, and move the checkpoint on. A
    restart re-sends the same stored bytes; nothing is encrypted twice.
 2. ``uploading`` -> ``uploaded`` when every upload transaction is confirmed.
@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from edge.aio import enter_all
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.contracts import anchor as anchor_abi
-from edge.contracts.crud import encode_create_many
+from edge.contracts.crud import encode_publish_many
 from edge.rpc import eth
 from edge.rpc.base import RpcFactory
 from edge.forward.txsender import TxSender
@@ -224,7 +224,7 @@ class ForwardStage:
         return bool(sealed)
 
     async def _queue_uploads(self, tx: DbTx, ref: bytes, items: dict[int, list[tuple[int, bytes, bytes]]]) -> None:
-        """Queue ``createMany`` transactions planned from each testnet's gas budget
+        """Queue ``publishMany`` transactions planned from each testnet's gas budget
         (:func:`edge.forward.uploads.plan_transactions`: every one fits a block) and record
         every upload with its tx. Raises UploadTooLarge if a row fits no transaction."""
         stores = dict(self.stores)
@@ -232,9 +232,9 @@ class ForwardStage:
             budget = self.budgets[cid]
             for group in plan.plan_transactions(rows, budget):
                 values = [d for _, _, d in group]
-                gas = budget.gas_limit(plan.create_many_gas([len(v) for v in values]))
+                gas = budget.gas_limit(plan.publish_many_gas([len(v) for v in values]))
                 tx_id = await self.senders[cid].enqueue(
-                    tx, to=stores[cid], data=encode_create_many([k for _, k, _ in group], values),
+                    tx, to=stores[cid], data=encode_publish_many([k for _, k, _ in group], values),
                     purpose="upload", ref=ref, gas=gas)
                 await fwd_store.add_uploads(tx, ref, [fwd_store.UploadRow(p, cid, stores[cid], k, d, tx_id)
                                                       for p, k, d in group])

@@ -7,16 +7,20 @@ hands it in. Nothing is sized from a fixed byte count; everything follows from g
   byte (EIP-2028), and the EIP-7623 floor (Prague): ``21,000 + 10 * tokens`` with
   ``tokens = zero bytes + 4 * non-zero bytes``; a transaction pays the larger of the floor
   and standard cost plus execution.
-- **Execution cost** of ``CrudStore.createMany`` (:func:`create_many_execution_gas`): an
-  upper bound from the contract's storage layout (a fresh slot is 22,100 gas: EIP-2929
-  cold access + EIP-2200 zero to non-zero), its ``Created`` log (LOG3: 375 + 3 x 375 + 8
-  per data byte) and memory; checked against real anvil receipts in the tests.
+- **Execution cost** of ``CrudStore.publishMany`` (:func:`publish_many_execution_gas`): an
+  upper bound from what it stores per key (two slots: writer and block, and the value's
+  keccak256; a fresh slot is 22,100 gas: EIP-2929 cold access + EIP-2200 zero to
+  non-zero), its ``Published`` log that carries the value (LOG3: 375 + 3 x 375 + 8 per
+  data byte) and memory; checked against real anvil receipts in the tests. Publishing
+  costs about 16-40 gas a byte of calldata plus 8 of log data, where storing the value
+  (``createMany``) cost 690 a byte (22,100 per 32-byte word): the testnets' block gas is
+  what bounds the rate of metadata a device can forward, so this is the form used.
 - **Budget** (:class:`UploadBudget`): a share of the block gas limit (default one half, so a
   transaction still fits a block that already carries others), never above the EIP-7825
   per-transaction cap (2^24 gas, Osaka), and calldata well under geth's 128 KiB
   transaction size limit (``oversized data``).
 
-:func:`plan_transactions` packs upload rows into consecutive ``createMany`` groups under
+:func:`plan_transactions` packs upload rows into consecutive ``publishMany`` groups under
 the budget; :meth:`UploadBudget.max_value_bytes` is the largest blob one transaction can
 store alone (what chunks and manifest parts are sized to). :func:`is_size_refusal` names
 the node answers that can never succeed with the same bytes (re-plan, do not retry).
@@ -39,9 +43,9 @@ __all__ = [
     "UploadBudget",
     "UploadTooLarge",
     "calldata_gas",
-    "create_many_calldata_len",
-    "create_many_execution_gas",
-    "create_many_gas",
+    "upload_calldata_len",
+    "publish_many_execution_gas",
+    "publish_many_gas",
     "is_size_refusal",
     "plan_transactions",
     "encrypt_batch_upload",
@@ -59,7 +63,7 @@ MAX_TX_CALLDATA = 120 * 1024
 (``txMaxSize``: larger ones are refused as ``oversized data``), with room for the
 signature, RLP envelope and access list."""
 
-_SLOT = 22_100  # a fresh storage slot: cold SLOAD/SSTORE (2,100) + zero -> non-zero (20,000)
+_PUBLICATION = 2 * 2_100 + 20_000 + 22_100  # two cold reads, the read slot set, a fresh cold slot set
 _PER_KEY = 3_000  # ABI decoding, keccak of the slot, loop and call overhead per key (measured ~1,700)
 _PER_WORD = 200  # copying one 32-byte word calldata -> memory -> storage, log data copy
 _BASE = 5_000  # dispatch, array headers, length check
@@ -89,38 +93,38 @@ def _words(n: int) -> int:
     return (n + 31) // 32
 
 
-def create_many_calldata_len(values: Sequence[int]) -> int:
-    """Calldata bytes of ``createMany(bytes32[] keys, bytes[] values)`` for values of
+def upload_calldata_len(values: Sequence[int]) -> int:
+    """Calldata bytes of ``publishMany(bytes32[] keys, bytes[] values)`` for values of
     these lengths (selector, two array heads, keys, offsets, lengths, padded values)."""
     return 4 + 64 + 32 + 32 * len(values) + 32 + sum(64 + 32 * _words(v) for v in values)
 
 
-def create_many_execution_gas(values: Sequence[int]) -> int:
-    """Upper bound of the execution gas of ``CrudStore.createMany`` storing values of
+def publish_many_execution_gas(values: Sequence[int]) -> int:
+    """Upper bound of the execution gas of ``CrudStore.publishMany`` publishing values of
     these lengths under fresh keys (module doc).
 
-    Per key: the writer slot; the value's slots (inline below 32 bytes, else a length slot
-    plus one per word); the ``Created`` log (64 + padded value bytes of data); copying;
-    plus the quadratic memory cost (EIP-150: words^2 / 512) of the largest value.
+    Per key: two cold reads (is the key created or published?), two fresh slots (writer and
+    block, then the digest: 20,000 warm + 22,100 cold), keccak256 of the value, the
+    ``Published`` log (LOG3, 64 + padded value bytes of data), copying; plus the quadratic
+    memory cost (EIP-150: words^2 / 512) of the largest value.
     """
     gas = _BASE
     widest = 0
     for v in values:
         w = _words(v)
         widest = max(widest, w)
-        gas += _PER_KEY + _SLOT + (0 if v == 0 else _SLOT if v < 32 else _SLOT * (1 + w))
-        gas += _LOG + 8 * (64 + 32 * w) + _PER_WORD * w
+        gas += _PER_KEY + _PUBLICATION + _LOG + 8 * (64 + 32 * w) + _PER_WORD * w
     mem = widest + 16
     return gas + 3 * mem + mem * mem // 512
 
 
-def create_many_gas(values: Sequence[int]) -> int:
-    """Upper bound of the gas a ``createMany`` transaction of values of these lengths uses
+def publish_many_gas(values: Sequence[int]) -> int:
+    """Upper bound of the gas a ``publishMany`` transaction of values of these lengths uses
     (the larger of the EIP-7623 floor and standard calldata plus execution), counting every
     calldata byte as non-zero (encrypted data is random; ABI padding only lowers the cost)."""
-    n = create_many_calldata_len(values)
+    n = upload_calldata_len(values)
     standard, floor = 21_000 + 16 * n, 21_000 + 40 * n
-    return max(standard + create_many_execution_gas(values), floor)
+    return max(standard + publish_many_execution_gas(values), floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +159,7 @@ class UploadBudget:
             raise EdgeError(f"upload budget: share {share} must be in (0, 1], margin {margin} in [0, 1)")
         cap = min(int(block_gas_limit * share), TX_GAS_CAP)
         gas = int(cap / (1 + margin))
-        if gas < create_many_gas([1024]):
+        if gas < publish_many_gas([1024]):
             raise EdgeError(f"upload budget: a block gas limit of {block_gas_limit} cannot hold an upload "
                             f"of 1 KiB (share {share})")
         return cls(gas, calldata, block_gas_limit, margin)
@@ -166,11 +170,11 @@ class UploadBudget:
         return min(int(planned * (1 + self.margin)), int(self.gas * (1 + self.margin)))
 
     def fits(self, values: Sequence[int]) -> bool:
-        """Whether one ``createMany`` of values of these lengths fits the budget."""
-        return create_many_gas(values) <= self.gas and create_many_calldata_len(values) <= self.calldata
+        """Whether one ``publishMany`` of values of these lengths fits the budget."""
+        return publish_many_gas(values) <= self.gas and upload_calldata_len(values) <= self.calldata
 
     def max_value_bytes(self) -> int:
-        """The largest value one ``createMany`` can store alone under this budget (bytes)."""
+        """The largest value one ``publishMany`` can carry alone under this budget (bytes)."""
         lo, hi = 0, self.calldata
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -185,7 +189,7 @@ _R = TypeVar("_R", bound=tuple[int, bytes, bytes])
 
 
 def plan_transactions(rows: Sequence[_R], budget: UploadBudget) -> list[list[_R]]:
-    """Pack upload rows ``(part, key, value)`` into consecutive ``createMany`` groups, in
+    """Pack upload rows ``(part, key, value)`` into consecutive ``publishMany`` groups, in
     order, each within ``budget`` (greedy: a group closes when the next row would not fit).
 
     Raises:
