@@ -355,7 +355,8 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         t_audit = time.monotonic()
         async with Auditor(fwd["mainnet"]["url"], bytes.fromhex(fwd["mainnet"]["anchor"][2:]),
                            [TestnetRef(t["url"], t["chain_id"], bytes.fromhex(t["store"][2:])) for t in fwd["testnets"]],
-                           tiers.auditor_key, local_ws=poa.ws_url) as auditor:
+                           tiers.auditor_key, local_ws=poa.ws_url,
+                           local_verify=args.ingest_verify or "strict") as auditor:
             verdicts = await auditor.verify_all()
         audit_s = time.monotonic() - t_audit
 

@@ -48,21 +48,25 @@ class Net:
     workdir: Path
 
     def auditor(self, local: bool = False, lies: Mapping[bytes, bytes] | None = None,
-                digest_too: bool = True) -> Auditor:
+                digest_too: bool = True, local_verify: str = "strict",
+                local_methods: list[str] | None = None) -> Auditor:
         """An auditor of the net; with ``lies`` it reads the testnets through
-        :class:`LyingTestnet` nodes that serve those values under those keys."""
+        :class:`LyingTestnet` nodes that serve those values under those keys; the methods
+        it asks of the local chain are appended to ``local_methods``."""
         f = self.cfg.forward
 
         def factory(url: str, *, timeout: float) -> JsonRpc:
             real = open_rpc(url, timeout=timeout)
             if lies and url in {t.url for t in f.testnets}:
                 return LyingTestnet(real, lies, digest_too=digest_too)
+            if local_methods is not None and url == self.chains["poa"].ws_url:
+                return LyingTestnet(real, {}, seen=local_methods)
             return real
 
         return Auditor(f.mainnet.url, bytes.fromhex(f.mainnet.anchor[2:]),
                        [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets],
                        self.auditor_key, local_ws=self.chains["poa"].ws_url if local else None,
-                       rpc_factory=factory)
+                       rpc_factory=factory, local_verify=local_verify)
 
     async def verdicts(self, local: bool = False, lies: Mapping[bytes, bytes] | None = None,
                        digest_too: bool = True) -> dict[str, Verdict]:
@@ -85,12 +89,18 @@ class LyingTestnet:
     immutable on the store (``publishMany``), so a changed blob can only come from the node
     the auditor asks (or a store that lies), which no real node can be made to do. For each
     key in ``lies`` it rewrites the ``Published`` log's value and, with ``digest_too``, the
-    ``publication`` digest to match (a consistent lie); everything else is the real answer."""
+    ``publication`` digest to match (a consistent lie); everything else is the real answer.
+    Every method asked is appended to ``seen``; ``heads`` and the subscription are the
+    inner node's."""
 
     inner: JsonRpc
     lies: Mapping[bytes, bytes]
     digest_too: bool = True
-    heads: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    seen: list[str] = field(default_factory=list)
+
+    @property
+    def heads(self) -> asyncio.Queue[int]:
+        return self.inner.heads
 
     async def __aenter__(self) -> LyingTestnet:
         await self.inner.__aenter__()
@@ -100,6 +110,7 @@ class LyingTestnet:
         await self.inner.__aexit__(*exc)
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        self.seen.append(method)
         res = await self.inner.call(method, params)
         if method == "eth_call" and self.digest_too:
             data = bytes.fromhex(params[0]["data"][2:])
@@ -115,10 +126,13 @@ class LyingTestnet:
         return res
 
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
+        if not self.lies:
+            self.seen.extend(m for m, _ in calls)
+            return await self.inner.batch(calls)
         return [await self.call(m, p) for m, p in calls]
 
     async def subscribe_heads(self) -> str:
-        raise NotImplementedError("the auditor does not subscribe")
+        return await self.inner.subscribe_heads()
 
 
 async def start_net(workdir: Path, extra: dict[str, Any] | None = None,
@@ -205,6 +219,19 @@ async def test_all_anchored_checkpoints_verify_ok_against_local_chain(net: Net) 
     # every checkpoint the agent cut up to the last anchored one is on mainnet exactly once
     ranges = sorted((v.from_block, v.to_block) for v in verdicts.values())
     assert ranges == [(k, k + 3) for k in range(0, 4 * len(ranges), 4)]
+
+
+async def test_local_reread_checks_what_local_verify_asks(net: Net) -> None:
+    """``edge verify --local-verify receipts``: the re-read of the local chain skips the
+    account proofs (what a node spends its time on); strict asks for them."""
+    for mode, proofs in (("receipts", False), ("strict", True)):
+        seen: list[str] = []
+        async with net.auditor(local=True, local_verify=mode, local_methods=seen) as a:
+            ev = (await a.anchored())[0]  # blocks 0..3: CrudStore and Spawner are deployed there
+            (v,) = await a.verify_anchor(ev)
+        assert v.ok and v.local_checked, (mode, v.reasons)
+        assert "eth_getBlockReceipts" in seen or "eth_getTransactionReceipt" in seen, mode
+        assert ("eth_getProof" in seen) is proofs, (mode, sorted(set(seen)))
 
 
 async def test_record_inclusion_proof_on_chain(net: Net) -> None:

@@ -115,6 +115,10 @@ class Auditor:
         local_poa: the ``[poa]`` section used to re-read it (default ``engine = "auto"``: a
             Clique chain is followed as such, so its signer-set changes are recomputed;
             give the chain's ``epoch`` when it is not the default 30000).
+        local_verify: the ``ingest.verify`` of that re-read (default ``"strict"``: every
+            record's header, receipts and, for code, EIP-1186 account proofs are checked;
+            ``"receipts"`` skips the account proofs, which is what a node spends its time
+            on; the device's own setting is the natural choice).
         rpc_factory: makes every connection (default :func:`edge.rpc.open_rpc`).
 
     Entered once (a second ``async with`` on the same auditor raises RuntimeError: make a
@@ -123,8 +127,10 @@ class Auditor:
 
     def __init__(self, mainnet_url: str, anchor: bytes, testnets: Sequence[TestnetRef], auditor_key: bytes,
                  local_ws: str | None = None, *, rpc_factory: RpcFactory = open_rpc,
-                 local_poa: Mapping[str, Any] | None = None) -> None:
+                 local_poa: Mapping[str, Any] | None = None, local_verify: str = "strict") -> None:
         self.anchor = anchor
+        self.local_verify = local_verify
+        self._local_batch = 32  # ingest.batch_blocks of the re-read, halved as the node asks
         self.local_poa = dict(local_poa) if local_poa is not None else {"engine": "auto"}
         self.auditor_key = auditor_key
         self.local_ws = local_ws
@@ -328,7 +334,8 @@ class Auditor:
                              f"root 0x{md.root.hex()[:16]}.. (a record was dropped, added or changed)")
 
     async def _local_leaves(self, chain_id: int, lo: int, hi: int) -> list[Leaf]:
-        """Re-read blocks lo..hi from the local chain through the ingest path."""
+        """Re-read blocks lo..hi from the local chain through the ingest path (the batch size
+        it had to shrink to for one checkpoint is kept for the next)."""
         from edge.config import parse_config
         from edge.agent import Agent
         from edge.store.checkpoints import range_leaves
@@ -336,11 +343,15 @@ class Auditor:
         assert self.local_ws is not None
         with tempfile.TemporaryDirectory() as tmp:
             cfg = parse_config({"node": {"ws_url": self.local_ws, "chain_id": chain_id},
-                                "ingest": {"start_block": lo, "confirmations": 0},
+                                "ingest": {"start_block": lo, "confirmations": 0, "verify": self.local_verify,
+                                           "batch_blocks": self._local_batch},
                                 "poa": self.local_poa,
                                 "outbox": {"path": str(Path(tmp) / "verify.sqlite")}}, base_dir=Path(tmp))
             async with Agent(cfg, score=False, rpc_factory=self.rpc_factory) as agent:
-                await agent.run(stop_at=hi)
+                try:
+                    await agent.run(stop_at=hi)
+                finally:
+                    self._local_batch = agent.ingester.batch_blocks
                 return await range_leaves(agent.outbox, chain_id, lo, hi)
 
     async def _check_local(self, v: Verdict, md: Metadata) -> None:

@@ -205,12 +205,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     mainnet, anchor, testnets = args.mainnet, args.anchor, []
     local_poa: dict[str, Any] | None = None
+    local_verify = args.local_verify
     if args.config:
         from edge.config import load_config
 
         loaded = load_config(args.config)
         f = loaded.forward
         local_poa = {"engine": loaded.poa.engine, "period_s": loaded.poa.period_s, "epoch": loaded.poa.epoch}
+        local_verify = local_verify or loaded.ingest.verify
         mainnet = mainnet or f.mainnet.url
         anchor = anchor or f.mainnet.anchor
         testnets = [TestnetRef(t.url, t.chain_id, bytes.fromhex(t.store[2:])) for t in f.testnets]
@@ -227,7 +229,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         raise UsageError("--auditor-key", f"cannot read a hex private key from {args.auditor_key}: {e}") from e
     auditor = Auditor(mainnet, bytes.fromhex(anchor.removeprefix("0x")), testnets, key, local_ws=args.local,
-                      local_poa=local_poa)
+                      local_poa=local_poa, local_verify=local_verify or "strict")
 
     async def go() -> int:
         async with auditor:
@@ -361,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--testnet", action="append", metavar="URL,CHAIN_ID,STORE", help="a testnet (repeat)")
     v.add_argument("--auditor-key", required=True, help="file holding the auditor's hex private key")
     v.add_argument("--local", metavar="WS_URL", help="private chain endpoint: re-read and compare every record")
+    v.add_argument("--local-verify", choices=("strict", "receipts", "headers", "off"),
+                   help="what the re-read of --local checks (ingest.verify; default: the --config's, else strict)")
     v.add_argument("--record", metavar="BLOCK:KIND:TX:INDEX", help="prove one record (needs --local)")
     v.add_argument("--json", action="store_true", help="one JSON object per checkpoint, then a summary")
     v.set_defaults(func=_cmd_verify)

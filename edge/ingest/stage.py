@@ -170,6 +170,12 @@ class Ingester:
         self.seen = FirstSeen()
         """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
+    @property
+    def batch_blocks(self) -> int:
+        """Blocks asked per JSON-RPC batch now: ``ingest.batch_blocks``, halved after each
+        answer too large for the frame limit or too slow (never below 1)."""
+        return self._batch
+
     async def __aenter__(self) -> Ingester:
         return self
 
