@@ -51,7 +51,7 @@ has no field for and which matches CRPWarner's "leaking token: withdraw" pattern
 
 JSON form (:meth:`CapabilityReport.to_json`)::
 
-    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-1", "elapsed_ms": 12.3,
+    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-2", "elapsed_ms": 12.3,
      "capabilities": ["is_mintable"],
      "evidence": [{"name": "is_mintable", "confidence": 0.9,
                    "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"],
@@ -84,8 +84,13 @@ __all__ = [
     "analyze",
 ]
 
-ANALYZER_VERSION: Final = "cap-1"
-"""Changes whenever a rule or the record shape changes (stored with every report)."""
+ANALYZER_VERSION: Final = "cap-2"
+"""Changes whenever a rule or the record shape changes (stored with every report; the
+analysis worker re-analyses every code whose stored row names another version, and the
+row is replaced: no migration). cap-2: keccak mapping keys hashed in free memory
+(``mload(0x40)``) are resolved; a privileged *set* of its own / a stored address's
+balance, or of the total supply together with a balance, is a mint; ether paid out at a
+rate a privileged caller sets from the call data is ``owner_can_withdraw``."""
 
 FLAG_NAMES: Final[tuple[str, ...]] = (
     "is_mintable",
@@ -135,6 +140,9 @@ _BLOCK_VISITS: Final = 24
 """Most times one block is entered per function."""
 _PROBE_STEPS: Final = 600
 """Most instructions a 'does this branch always revert' probe runs."""
+_MEM_TRACKED: Final = 0x400
+"""Memory words tracked at constant offsets below this (scratch space, the free-memory
+pointer and the first words it hands out, where mapping keys are hashed)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -706,7 +714,7 @@ class _Analyzer:
             if op == 0x52:
                 off = st.pop()
                 val = st.pop()
-                if type(off) is int and off < 0x80:
+                if type(off) is int and off < _MEM_TRACKED:
                     mem[off] = val
                     if off & 31:
                         for k in list(mem):
@@ -1217,6 +1225,19 @@ def _classify(
                 out.append(("bool_map", base, pol))
 
 
+def _scaled_slots(x: Term, depth: int = 0) -> Iterable[int]:
+    """Constant slots s that scale ``x`` (``a * SLOAD(s)`` or ``a / SLOAD(s)`` inside it)."""
+    if type(x) is int or depth > 6:
+        return
+    if x[0] in ("*", "/"):
+        for a in x[2:]:
+            s = _storage_slot_of(a)
+            if s is not None:
+                yield s
+    for a in x[2:]:
+        yield from _scaled_slots(a, depth + 1)
+
+
 def _sloads(x: Term, depth: int = 0) -> Iterable[Term]:
     if type(x) is int or depth > 6:
         return
@@ -1361,6 +1382,26 @@ class _Rules:
                 self.add("is_mintable", conf, [f.selector], slots, ["SSTORE"],
                          f"{who} {_fn_text(f.selector)} increases the balances mapping"
                          f" {'and the total supply ' if sup_add else ''}(mint)")
+            # A privileged function that *sets* (not adds to) its own or a stored address's
+            # balance, or the total supply, to a value from the call data can raise it at will.
+            set_bal = [s for s in f.stores if self._is_balance(s.key) and _privileged(s.gates)
+                       and _top(s.value) not in ("+", "-") and _is_calldata(s.value)
+                       and not _is_calldata(_mapping_key(s.key))]
+            set_sup = [s for s in f.stores if type(s.key) is int and s.key in self.supply_slots
+                       and _privileged(s.gates) and _top(s.value) not in ("+", "-")
+                       and _is_calldata(s.value)]
+            credited = [s for s in f.stores if self._is_balance(s.key)]
+            if not credited:
+                set_sup = []  # a new total with no balance credited creates no token
+            if set_bal or set_sup:
+                st = (set_sup or set_bal)[0]
+                what = ("the total supply and a balance" if set_sup
+                        else "a balance that is not named in the call")
+                self.add("is_mintable", 0.8, [f.selector],
+                         [_slot_text(s.key) or "" for s in set_sup + set_bal + credited],
+                         ["SSTORE"],
+                         f"{_who(st.gates)} {_fn_text(f.selector)} sets {what} to a value given "
+                         f"in the call data (tokens can be created at will)")
             moved = [s for s in f.stores if self._is_balance(s.key)
                      and _is_calldata(_mapping_key(s.key)) and (
                          _top(s.value) == "-" or (_top(s.value) != "+" and (
@@ -1376,9 +1417,28 @@ class _Rules:
                              f"given in the call data without checking an allowance")
 
     def _withdraw(self) -> None:
+        price_setters = {}  # slot -> (func, store): set from the call data by a privileged caller
+        for txt, ws in self.writers.items():
+            if txt.startswith("0x"):
+                for wf, w in ws:
+                    if _privileged(w.gates) and _is_calldata(w.value):
+                        price_setters.setdefault(int(txt, 16), (wf, w))
         for f in self.funcs.values():
             if f.selector in _TRANSFERS:
                 continue
+            for _t, v, g in f.calls:
+                # Ether paid out at a rate the privileged caller sets (MyAdvancedToken's
+                # setPrices + sell): set the rate high and sell, and the contract's ether goes.
+                if _privileged(g) or type(v) is int:
+                    continue
+                rates = sorted({s for s in _scaled_slots(v) if s in price_setters})
+                if rates:
+                    wf, w = price_setters[rates[0]]
+                    self.add("owner_can_withdraw", 0.6, [f.selector, wf.selector],
+                             [hex(r) for r in rates], ["CALL", "MUL", "SSTORE"],
+                             f"{_fn_text(f.selector)} pays out ether at the rate in slot "
+                             f"{hex(rates[0])}, which {_who(w.gates)} {_fn_text(wf.selector)} "
+                             f"sets (a high rate lets the privileged caller drain the contract)")
             for t, v, g in f.calls:
                 if not _privileged(g) or (type(t) is int and t <= 0xFFFF):
                     continue
