@@ -1417,7 +1417,8 @@ class _Rules:
                              f"given in the call data without checking an allowance")
 
     def _withdraw(self) -> None:
-        price_setters = {}  # slot -> (func, store): set from the call data by a privileged caller
+        # slot -> (func, store) that sets it from the call data under a privileged gate
+        price_setters: dict[int, tuple[_Func, _Store]] = {}
         for txt, ws in self.writers.items():
             if txt.startswith("0x"):
                 for wf, w in ws:
