@@ -39,7 +39,8 @@ MEANING = {
     "is_mintable": ("a function can raise balances / total supply (mint), also by setting its own "
                     "balance, or the supply and a balance, to a call-data value"),
     "owner_change_balance": "a privileged caller can lower or set other holders' balances",
-    "transfer_pausable": "transfers revert on a storage switch a function sets",
+    "transfer_pausable": ("transfers revert on a storage switch a function sets, or on the answer "
+                          "of a contract whose address a privileged caller can replace"),
     "is_blacklisted": "transfers revert for addresses in a kept list",
     "is_whitelisted": "transfers go through only for addresses in a kept list",
     "slippage_modifiable": ("the fee rate (or sell / buy price) a token-moving function applies "
@@ -50,7 +51,7 @@ MEANING = {
     "hidden_owner": "a hard-coded address holds privileges",
     "is_proxy": "EIP-1967/1822 slots or DELEGATECALL to a stored address",
     "selfdestruct": "SELFDESTRUCT is reachable",
-    "external_call": "transfer / transferFrom call another contract",
+    "external_call": "transfer / transferFrom call another contract (CALL or a view STATICCALL)",
     "owner_can_withdraw": ("(not GoPlus) a privileged function calls out / sends ether, or ether "
                            "is paid out at a rate a privileged caller sets"),
 }

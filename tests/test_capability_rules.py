@@ -67,3 +67,30 @@ def test_ether_paid_at_an_owner_set_rate_is_a_withdrawal(setting: str) -> None:
     assert flag.confidence == 0.6 and len(flag.slots) == 1
     assert "sell(uint256) pays out ether at the rate" in flag.reason
     assert "owner-only function 0x05fefda7 setPrices(uint256,uint256)" in flag.reason
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("name", ["HookToken", "ValidatorToken"])
+def test_transfer_asking_a_replaceable_contract_is_pausable(setting: str, name: str) -> None:
+    rep = _report(setting, name)
+    assert rep.flag_names == ("transfer_pausable", "external_call")
+    flag = rep.flag("transfer_pausable")
+    assert flag is not None and flag.confidence == 0.7 and "CALL" in flag.opcodes
+    assert "reverts on the answer of the contract whose address is kept in slot" in flag.reason
+    assert "owner-only function" in flag.reason and len(flag.selectors) == 2
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_constant_hook_is_only_an_external_call(setting: str) -> None:
+    rep = _report(setting, "FixedHookToken")
+    assert rep.flag_names == ("external_call",)
+    ext = rep.flag("external_call")
+    # solc 0.4 compiles the call as CALL; the test interface is not view, so CALL in all.
+    assert ext is not None and ext.opcodes == ("CALL",)
+
+
+def test_view_call_in_transfer_is_an_external_call() -> None:
+    ext = _report("solc-0.8.37-opt", "ValidatorToken").flag("external_call")
+    assert ext is not None and ext.opcodes == ("STATICCALL",) and "view call" in ext.reason
+    old = _report("solc-0.4.26-noopt", "ValidatorToken").flag("external_call")
+    assert old is not None and old.opcodes == ("CALL",)  # solc 0.4: no STATICCALL yet

@@ -90,7 +90,9 @@ analysis worker re-analyses every code whose stored row names another version, a
 row is replaced: no migration). cap-2: keccak mapping keys hashed in free memory
 (``mload(0x40)``) are resolved; a privileged *set* of its own / a stored address's
 balance, or of the total supply together with a balance, is a mint; ether paid out at a
-rate a privileged caller sets from the call data is ``owner_can_withdraw``."""
+rate a privileged caller sets from the call data is ``owner_can_withdraw``; a transfer
+that reverts on the answer of a contract whose address a privileged caller sets is
+``transfer_pausable``; view calls (STATICCALL) in transfer count as ``external_call``."""
 
 FLAG_NAMES: Final[tuple[str, ...]] = (
     "is_mintable",
@@ -540,6 +542,7 @@ class _Func:
     calls: list[tuple[Term, Term, frozenset[tuple[Any, ...]]]] = field(default_factory=list)
     conds: set[Any] = field(default_factory=set)
     delegatecalls: list[Term] = field(default_factory=list)
+    staticcalls: list[Term] = field(default_factory=list)
     selfdestructs: list[frozenset[tuple[Any, ...]]] = field(default_factory=list)
     guards: list[_Guard] = field(default_factory=list)
     arith_slots: set[int] = field(default_factory=set)
@@ -758,7 +761,18 @@ class _Analyzer:
                         func.delegatecalls.append(args[1])
                     else:
                         func.env_reads = True  # STATICCALL reads state
-                st.append(("R", 1))
+                        func.staticcalls.append(args[1])
+                # The success flag and the returned words name the callee's slot when the
+                # callee is an address kept in storage: ("R" | "RD", 2, slot).
+                callee = _storage_slot_of(args[1])
+                st.append(("R", 1) if callee is None else ("R", 2, callee))
+                ret_off, ret_len = (args[5], args[6]) if npop == 7 else (args[4], args[5])
+                if type(ret_off) is int and ret_off < _MEM_TRACKED:
+                    if type(ret_len) is int:
+                        for k in [k for k in mem if ret_off - 32 < k < ret_off + ret_len]:
+                            del mem[k]
+                    if ret_len != 0:
+                        mem[ret_off] = UNK if callee is None else ("RD", 2, callee)
                 continue
             if 0xA0 <= op <= 0xA4 and func is not None:
                 func.logs += 1
@@ -1159,7 +1173,8 @@ def _dispatch_selector(cond: Term) -> int | None:
 
 
 def _interesting_guard(cond: Term) -> bool:
-    return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O"))
+    return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O") or (
+        x[0] in ("R", "RD") and len(x) > 2))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1214,6 +1229,8 @@ def _classify(
                     out.append(("time_map", base))
         if has_time:
             out.append(("time",))
+    elif (t == "R" or t == "RD") and len(cond) > 2:
+        out.append(("ext", cond[2]))  # the answer of the contract kept in slot cond[2]
     elif t == "S":
         key = cond[2]
         if type(key) is int:
@@ -1509,6 +1526,15 @@ class _Rules:
                                  ["JUMPI", "SSTORE"],
                                  f"{_fn_text(sel)} reverts above the limit in slot {hex(k[1])}, "
                                  f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
+                elif k[0] == "ext" and k[1] not in _PROXY_SLOTS:
+                    w = [x for x in self._gated_writer(hex(k[1]), True) if _privileged(x[1].gates)]
+                    if w:
+                        wf, ws = w[0]
+                        self.add("transfer_pausable", 0.7, [sel, wf.selector], [hex(k[1])],
+                                 ["CALL", "JUMPI", "SSTORE"],
+                                 f"{_fn_text(sel)} reverts on the answer of the contract whose "
+                                 f"address is kept in slot {hex(k[1])}, which {_who(ws.gates)} "
+                                 f"{_fn_text(wf.selector)} can replace (with one that refuses)")
                 elif k[0] in ("time", "time_map"):
                     self.add("trading_cooldown", 0.7, [sel], [f"m:{hex(k[1])}"] if len(k) > 1 else [],
                              ["TIMESTAMP", "JUMPI"],
@@ -1591,6 +1617,11 @@ class _Rules:
                     continue  # a precompile
                 self.add("external_call", 0.8, [sel], [], ["CALL"],
                          f"{_fn_text(sel)} calls another contract")
+            for t in f.staticcalls:  # a view call (solc >= 0.5 compiles them as STATICCALL)
+                if type(t) is int and t <= 0xFFFF:
+                    continue
+                self.add("external_call", 0.75, [sel], [], ["STATICCALL"],
+                         f"{_fn_text(sel)} asks another contract (a view call)")
 
 
 # ---------------------------------------------------------------------------------------
