@@ -44,8 +44,10 @@ MEANING = {
     "is_blacklisted": "transfers revert for addresses in a kept list",
     "is_whitelisted": "transfers go through only for addresses in a kept list",
     "slippage_modifiable": ("the fee rate (or sell / buy price) a token-moving function applies "
-                            "can be changed by a privileged caller"),
-    "anti_whale_modifiable": "a transfer limit can be changed by a privileged caller",
+                            "to the amount can be changed (set, or switched to a constant) by a "
+                            "privileged caller"),
+    "anti_whale_modifiable": ("a transfer limit (a stored value, or a stored factor of the "
+                              "supply / balance) can be changed or lifted by a privileged caller"),
     "trading_cooldown": "transfers revert depending on block time",
     "can_take_back_ownership": "ownership can be reclaimed (previous owner, hard-coded address)",
     "hidden_owner": "a hard-coded address holds privileges",

@@ -94,3 +94,22 @@ def test_view_call_in_transfer_is_an_external_call() -> None:
     assert ext is not None and ext.opcodes == ("STATICCALL",) and "view call" in ext.reason
     old = _report("solc-0.4.26-noopt", "ValidatorToken").flag("external_call")
     assert old is not None and old.opcodes == ("CALL",)  # solc 0.4: no STATICCALL yet
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_limit_scaled_by_a_stored_factor_is_modifiable(setting: str) -> None:
+    rep = _report(setting, "ScaledLimitToken")
+    assert rep.flag_names == ("anti_whale_modifiable",)
+    flag = rep.flag("anti_whale_modifiable")
+    assert flag is not None and "reverts above the limit in slot" in flag.reason
+    assert "removeLimits()" in flag.reason  # a write of a constant counts as a change
+    assert _report(setting, "FixedScaledLimitToken").flag_names == ()
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_fee_switched_to_a_constant_is_modifiable(setting: str) -> None:
+    rep = _report(setting, "FeeSwitchToken")
+    assert rep.flag_names == ("slippage_modifiable",)
+    flag = rep.flag("slippage_modifiable")
+    assert flag is not None and flag.reason.startswith("function 0xa9059cbb transfer(address,uint256)")
+    assert "computes a fee with the rate in slot" in flag.reason and "owner-only" in flag.reason

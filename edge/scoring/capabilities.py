@@ -92,7 +92,12 @@ row is replaced: no migration). cap-2: keccak mapping keys hashed in free memory
 balance, or of the total supply together with a balance, is a mint; ether paid out at a
 rate a privileged caller sets from the call data is ``owner_can_withdraw``; a transfer
 that reverts on the answer of a contract whose address a privileged caller sets is
-``transfer_pausable``; view calls (STATICCALL) in transfer count as ``external_call``."""
+``transfer_pausable``; view calls (STATICCALL) in transfer count as ``external_call``;
+a limit scaled by a stored factor (``amount <= supply * maxPct / 10000``) is a limit; a
+privileged write of a constant (``removeLimits``, a fee switched to 100 %) is a change
+of a limit or fee rate, and only a factor that scales an amount of the call (call data
+or ``msg.value``) is a fee rate; transfer / transferFrom get a larger per-block visit
+budget (:data:`_TRANSFER_BLOCK_VISITS`)."""
 
 FLAG_NAMES: Final[tuple[str, ...]] = (
     "is_mintable",
@@ -140,6 +145,9 @@ _STATE_BUDGET: Final = 6000
 """Most states explored per function (a state = one block entered with one context)."""
 _BLOCK_VISITS: Final = 24
 """Most times one block is entered per function."""
+_TRANSFER_BLOCK_VISITS: Final = 96
+"""The same for transfer / transferFrom, whose fee, limit and swap paths call the same
+helpers from many sites (their guards are what the restriction flags read)."""
 _PROBE_STEPS: Final = 600
 """Most instructions a 'does this branch always revert' probe runs."""
 _MEM_TRACKED: Final = 0x400
@@ -821,10 +829,7 @@ class _Analyzer:
             if b == 1:
                 return a
             if func is not None:
-                for x in (a, b):
-                    s = _storage_slot_of(x)
-                    if s is not None:
-                        func.arith_slots.add(s)
+                _note_rate(func, a, b)
             return _mk("*", a, b)
         if op == 0x04 or op == 0x05:
             if b == 1:
@@ -835,10 +840,7 @@ class _Analyzer:
                     return SELECTOR
                 return _mk(">>", a, sh)
             if func is not None:
-                for x in (a, b):
-                    s = _storage_slot_of(x)
-                    if s is not None:
-                        func.arith_slots.add(s)
+                _note_rate(func, a, b)
             return _mk("/", a, b)
         if op == 0x16:  # AND
             if ai and a > 0xFF and _is_low_mask(a):
@@ -899,6 +901,7 @@ class _Analyzer:
         states = 0
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
+        max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
             key = (pc, self._skeleton(st), gates, reads)
@@ -917,7 +920,7 @@ class _Analyzer:
             else:
                 seen[key] = h
             v = visits.get(pc, 0)
-            if v >= _BLOCK_VISITS:
+            if v >= max_visits:
                 if func is not None:
                     func.complete = False
                 continue
@@ -1091,6 +1094,19 @@ class _Analyzer:
         return result
 
 
+def _note_rate(func: _Func, a: Term, b: Term) -> None:
+    """Record a stored factor that scales an amount of the call (``amount * fee / 100``,
+    ``msg.value / price``), not one that scales another stored value (``supply * maxPct``)."""
+    for x, y in ((a, b), (b, a)):
+        s = _storage_slot_of(x)
+        if s is not None and _contains(y, _is_amount):
+            func.arith_slots.add(s)
+
+
+def _is_amount(x: Term) -> bool:
+    return bool(x[0] in ("A", "D", "V"))
+
+
 def _is_caller_eq(x: Term) -> bool:
     return bool(x[0] == "=" and (x[2] == CALLER or x[3] == CALLER))
 
@@ -1227,6 +1243,10 @@ def _classify(
                 base = _mapping_base(leaf[2])
                 if base is not None and has_time:
                     out.append(("time_map", base))
+        for x, y in ((cond[2], cond[3]), (cond[3], cond[2])):
+            # amount <= supply * maxTxPercent / 10000: a limit scaled by a stored factor
+            if _is_calldata(y) and not _is_calldata(x):
+                out.extend(("limit", s) for s in _scaled_slots(x))
         if has_time:
             out.append(("time",))
     elif (t == "R" or t == "RD") and len(cond) > 2:
@@ -1475,8 +1495,8 @@ class _Rules:
         for f, s in self.writers.get(slot_txt, []):
             if f.selector in self.movers:
                 continue
-            if calldata_value and not _is_calldata(s.value):
-                continue
+            if calldata_value and not (_is_calldata(s.value) or type(s.value) is int):
+                continue  # set from the call data, or to a constant (a switch to 0 or 100 %)
             out.append((f, s))
         return out
 
