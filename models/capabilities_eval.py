@@ -100,30 +100,40 @@ far as the same patterns go); a proxy's implementation is not seen; a flag says 
 mint, pause and fee switches too (see the category shares below), so no flag alerts by
 itself: the score alerts. The rug-pull annotations come from CRPWarner's hand-checked
 detections, whose "leaking token" includes owner withdrawals of the contract's own funds
-(hence `owner_can_withdraw`, our own flag, next to `owner_change_balance`). Since
-`cap-2`: mapping keys hashed in free memory (`mload(0x40)`, inline assembly) are resolved;
-a privileged function that *sets* its own (or a stored address's) balance, or the total
-supply together with a balance, to a call-data value is a mint; ether paid out at a rate
-that a privileged function sets from the call data is `owner_can_withdraw` (the
-ethereum.org MyAdvancedToken clones: owner-only `setPrices`, `sell` pays
-`amount * sellPrice`, so the owner can sell at any price and drain the ether buyers paid
-in). Ground truth for each: `contracts/capabilities/src/SetMint.sol`.
+(hence `owner_can_withdraw`, our own flag, next to `owner_change_balance`).
 
-**Misses left (analyzer `cap-2`).** `hidden_mint` 7 of 69: 6 rows have no token interface
-(no `balanceOf` / `transfer`: a Ballot, sales and games; one of them, a deposit ledger
-the owner can credit, is not read as a token), 1 is a pausable token whose owner-only
-distribution debits the owner's own balance with a checked subtraction (no mint in the
-code). `leaking_token` 6 of 56: two sale tokens whose owner sets the price of tokens sold
-from the owner's balance for ether forwarded to the owner (CRPWarner's "LeakingToken_Fee"
-rule; with `slippage_modifiable` counted the recall would be 51/56 = 0.911), two Hourglass
-(PoWH) clones where no function was found that moves others' tokens or the contract's
-ether, a capped-mint token whose owner sets the cap, and a COMP-style delegate token not
-yet inspected. `limiting_sell` 23 of 82: 13 rows have no `transfer` at all (sales, games,
-vaults: no token to sell), 10 are tokens: 4 where `transfer` runs past the state budget
-(3 copies of one fee / max-tx token whose limits only an owner-only `removeLimits` lifts
-to a constant, and one fee token), 6 not yet inspected. The 0.90 recall target is not
-reached (0.899 / 0.893 / 0.720); the no-token rows alone cap `limiting_sell` at
-69/82 = 0.84.
+**Since `cap-2`** (ground truth for each in `contracts/capabilities/src/SetMint.sol`,
+`Limits.sol` and `Fees.sol`): mapping keys hashed in free memory (`mload(0x40)`, inline
+assembly) are resolved; a privileged function that *sets* its own (or a stored
+address's) balance, or the total supply together with a balance, to a call-data value is
+a mint; ether paid out at a rate that a privileged function sets is `owner_can_withdraw`
+(the ethereum.org MyAdvancedToken clones: owner-only `setPrices`, `sell` pays
+`amount * sellPrice`, so the owner can sell at any price and drain the ether buyers paid
+in); a transfer that reverts on the answer of a contract whose address a privileged
+function sets (a hook, validator or controller) is `transfer_pausable`, and view calls in
+transfer count as `external_call`; a limit scaled by a stored factor (`amount <= supply
+* maxPct / 10000`) is a limit; a privileged write of a constant (`removeLimits()`, a fee
+switched to 100 %) changes a limit or fee; only a factor that scales an amount of the
+call is a fee rate; transfer / transferFrom get a larger per-block visit budget (their
+fee, limit and swap paths call the same helpers from many sites).
+
+**Misses left.** `hidden_mint` 7 of 69: 6 rows have no token interface (no `balanceOf`,
+no `transfer`: a voting contract, sales, games, deposit ledgers), 1 is a pausable token
+whose owner-only distribution debits the owner's own balance with a checked subtraction
+(no mint in the code). `leaking_token` 6 of 56: two sale tokens whose owner sets the price
+of tokens sold from the owner's balance for ether forwarded to the owner (CRPWarner's
+"LeakingToken_Fee" rule; counting `slippage_modifiable`, which one of them carries, the
+recall would be 51/56 = 0.911), two Hourglass (PoWH) clones and a governance token (owner
+mint only) where no function was found that moves others' tokens or the contract's
+ether, and a mintable token whose owner sets the mint cap. `limiting_sell` 18 of 82:
+13 rows have no `transfer` function (sales, games, vaults; two keep balances but cannot
+move them), so nothing sells through them; the 5 tokens: the governance token above, a
+token whose only switch stops purchases from its sale, a crowdsale token with an
+unrestricted transfer, a token with fixed-percentage fees to hard-coded wallets and
+owner-kept fee-exemption lists (no settable rate, no refusing guard), and a token whose
+owner moves a holder's tokens into a frozen ledger (flagged `owner_change_balance`). The
+0.90 recall target is not reached (0.899 / 0.893 / 0.780); leaving out the rows with no
+token interface (6 `hidden_mint`, 13 `limiting_sell`) it would be 62/63, 50/56 and 64/69.
 """
 
 
