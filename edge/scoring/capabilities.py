@@ -51,7 +51,7 @@ has no field for and which matches CRPWarner's "leaking token: withdraw" pattern
 
 JSON form (:meth:`CapabilityReport.to_json`)::
 
-    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-1", "elapsed_ms": 12.3,
+    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-2", "elapsed_ms": 12.3,
      "capabilities": ["is_mintable"],
      "evidence": [{"name": "is_mintable", "confidence": 0.9,
                    "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"],
@@ -84,8 +84,20 @@ __all__ = [
     "analyze",
 ]
 
-ANALYZER_VERSION: Final = "cap-1"
-"""Changes whenever a rule or the record shape changes (stored with every report)."""
+ANALYZER_VERSION: Final = "cap-2"
+"""Changes whenever a rule or the record shape changes (stored with every report; the
+analysis worker re-analyses every code whose stored row names another version, and the
+row is replaced: no migration). cap-2: keccak mapping keys hashed in free memory
+(``mload(0x40)``) are resolved; a privileged *set* of its own / a stored address's
+balance, or of the total supply together with a balance, is a mint; ether paid out at a
+rate a privileged caller sets from the call data is ``owner_can_withdraw``; a transfer
+that reverts on the answer of a contract whose address a privileged caller sets is
+``transfer_pausable``; view calls (STATICCALL) in transfer count as ``external_call``;
+a limit scaled by a stored factor (``amount <= supply * maxPct / 10000``) is a limit; a
+privileged write of a constant (``removeLimits``, a fee switched to 100 %) is a change
+of a limit or fee rate, and only a factor that scales an amount of the call (call data
+or ``msg.value``) is a fee rate; transfer / transferFrom get a larger per-block visit
+budget (:data:`_TRANSFER_BLOCK_VISITS`)."""
 
 FLAG_NAMES: Final[tuple[str, ...]] = (
     "is_mintable",
@@ -133,8 +145,14 @@ _STATE_BUDGET: Final = 6000
 """Most states explored per function (a state = one block entered with one context)."""
 _BLOCK_VISITS: Final = 24
 """Most times one block is entered per function."""
+_TRANSFER_BLOCK_VISITS: Final = 96
+"""The same for transfer / transferFrom, whose fee, limit and swap paths call the same
+helpers from many sites (their guards are what the restriction flags read)."""
 _PROBE_STEPS: Final = 600
 """Most instructions a 'does this branch always revert' probe runs."""
+_MEM_TRACKED: Final = 0x400
+"""Memory words tracked at constant offsets below this (scratch space, the free-memory
+pointer and the first words it hands out, where mapping keys are hashed)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -532,6 +550,7 @@ class _Func:
     calls: list[tuple[Term, Term, frozenset[tuple[Any, ...]]]] = field(default_factory=list)
     conds: set[Any] = field(default_factory=set)
     delegatecalls: list[Term] = field(default_factory=list)
+    staticcalls: list[Term] = field(default_factory=list)
     selfdestructs: list[frozenset[tuple[Any, ...]]] = field(default_factory=list)
     guards: list[_Guard] = field(default_factory=list)
     arith_slots: set[int] = field(default_factory=set)
@@ -706,7 +725,7 @@ class _Analyzer:
             if op == 0x52:
                 off = st.pop()
                 val = st.pop()
-                if type(off) is int and off < 0x80:
+                if type(off) is int and off < _MEM_TRACKED:
                     mem[off] = val
                     if off & 31:
                         for k in list(mem):
@@ -750,7 +769,18 @@ class _Analyzer:
                         func.delegatecalls.append(args[1])
                     else:
                         func.env_reads = True  # STATICCALL reads state
-                st.append(("R", 1))
+                        func.staticcalls.append(args[1])
+                # The success flag and the returned words name the callee's slot when the
+                # callee is an address kept in storage: ("R" | "RD", 2, slot).
+                callee = _storage_slot_of(args[1])
+                st.append(("R", 1) if callee is None else ("R", 2, callee))
+                ret_off, ret_len = (args[5], args[6]) if npop == 7 else (args[4], args[5])
+                if type(ret_off) is int and ret_off < _MEM_TRACKED:
+                    if type(ret_len) is int:
+                        for k in [k for k in mem if ret_off - 32 < k < ret_off + ret_len]:
+                            del mem[k]
+                    if ret_len != 0:
+                        mem[ret_off] = UNK if callee is None else ("RD", 2, callee)
                 continue
             if 0xA0 <= op <= 0xA4 and func is not None:
                 func.logs += 1
@@ -799,10 +829,7 @@ class _Analyzer:
             if b == 1:
                 return a
             if func is not None:
-                for x in (a, b):
-                    s = _storage_slot_of(x)
-                    if s is not None:
-                        func.arith_slots.add(s)
+                _note_rate(func, a, b)
             return _mk("*", a, b)
         if op == 0x04 or op == 0x05:
             if b == 1:
@@ -813,10 +840,7 @@ class _Analyzer:
                     return SELECTOR
                 return _mk(">>", a, sh)
             if func is not None:
-                for x in (a, b):
-                    s = _storage_slot_of(x)
-                    if s is not None:
-                        func.arith_slots.add(s)
+                _note_rate(func, a, b)
             return _mk("/", a, b)
         if op == 0x16:  # AND
             if ai and a > 0xFF and _is_low_mask(a):
@@ -877,6 +901,7 @@ class _Analyzer:
         states = 0
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
+        max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
             key = (pc, self._skeleton(st), gates, reads)
@@ -895,7 +920,7 @@ class _Analyzer:
             else:
                 seen[key] = h
             v = visits.get(pc, 0)
-            if v >= _BLOCK_VISITS:
+            if v >= max_visits:
                 if func is not None:
                     func.complete = False
                 continue
@@ -1069,6 +1094,19 @@ class _Analyzer:
         return result
 
 
+def _note_rate(func: _Func, a: Term, b: Term) -> None:
+    """Record a stored factor that scales an amount of the call (``amount * fee / 100``,
+    ``msg.value / price``), not one that scales another stored value (``supply * maxPct``)."""
+    for x, y in ((a, b), (b, a)):
+        s = _storage_slot_of(x)
+        if s is not None and _contains(y, _is_amount):
+            func.arith_slots.add(s)
+
+
+def _is_amount(x: Term) -> bool:
+    return bool(x[0] in ("A", "D", "V"))
+
+
 def _is_caller_eq(x: Term) -> bool:
     return bool(x[0] == "=" and (x[2] == CALLER or x[3] == CALLER))
 
@@ -1151,7 +1189,8 @@ def _dispatch_selector(cond: Term) -> int | None:
 
 
 def _interesting_guard(cond: Term) -> bool:
-    return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O"))
+    return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O") or (
+        x[0] in ("R", "RD") and len(x) > 2))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1204,8 +1243,14 @@ def _classify(
                 base = _mapping_base(leaf[2])
                 if base is not None and has_time:
                     out.append(("time_map", base))
+        for x, y in ((cond[2], cond[3]), (cond[3], cond[2])):
+            # amount <= supply * maxTxPercent / 10000: a limit scaled by a stored factor
+            if _is_calldata(y) and not _is_calldata(x):
+                out.extend(("limit", s) for s in _scaled_slots(x))
         if has_time:
             out.append(("time",))
+    elif (t == "R" or t == "RD") and len(cond) > 2:
+        out.append(("ext", cond[2]))  # the answer of the contract kept in slot cond[2]
     elif t == "S":
         key = cond[2]
         if type(key) is int:
@@ -1215,6 +1260,19 @@ def _classify(
             base = _mapping_base(key)
             if base is not None:
                 out.append(("bool_map", base, pol))
+
+
+def _scaled_slots(x: Term, depth: int = 0) -> Iterable[int]:
+    """Constant slots s that scale ``x`` (``a * SLOAD(s)`` or ``a / SLOAD(s)`` inside it)."""
+    if type(x) is int or depth > 6:
+        return
+    if x[0] in ("*", "/"):
+        for a in x[2:]:
+            s = _storage_slot_of(a)
+            if s is not None:
+                yield s
+    for a in x[2:]:
+        yield from _scaled_slots(a, depth + 1)
 
 
 def _sloads(x: Term, depth: int = 0) -> Iterable[Term]:
@@ -1361,6 +1419,26 @@ class _Rules:
                 self.add("is_mintable", conf, [f.selector], slots, ["SSTORE"],
                          f"{who} {_fn_text(f.selector)} increases the balances mapping"
                          f" {'and the total supply ' if sup_add else ''}(mint)")
+            # A privileged function that *sets* (not adds to) its own or a stored address's
+            # balance, or the total supply, to a value from the call data can raise it at will.
+            set_bal = [s for s in f.stores if self._is_balance(s.key) and _privileged(s.gates)
+                       and _top(s.value) not in ("+", "-") and _is_calldata(s.value)
+                       and not _is_calldata(_mapping_key(s.key))]
+            set_sup = [s for s in f.stores if type(s.key) is int and s.key in self.supply_slots
+                       and _privileged(s.gates) and _top(s.value) not in ("+", "-")
+                       and _is_calldata(s.value)]
+            credited = [s for s in f.stores if self._is_balance(s.key)]
+            if not credited:
+                set_sup = []  # a new total with no balance credited creates no token
+            if set_bal or set_sup:
+                st = (set_sup or set_bal)[0]
+                what = ("the total supply and a balance" if set_sup
+                        else "a balance that is not named in the call")
+                self.add("is_mintable", 0.8, [f.selector],
+                         [_slot_text(s.key) or "" for s in set_sup + set_bal + credited],
+                         ["SSTORE"],
+                         f"{_who(st.gates)} {_fn_text(f.selector)} sets {what} to a value given "
+                         f"in the call data (tokens can be created at will)")
             moved = [s for s in f.stores if self._is_balance(s.key)
                      and _is_calldata(_mapping_key(s.key)) and (
                          _top(s.value) == "-" or (_top(s.value) != "+" and (
@@ -1376,9 +1454,29 @@ class _Rules:
                              f"given in the call data without checking an allowance")
 
     def _withdraw(self) -> None:
+        # slot -> (func, store) that sets it from the call data under a privileged gate
+        price_setters: dict[int, tuple[_Func, _Store]] = {}
+        for txt, ws in self.writers.items():
+            if txt.startswith("0x"):
+                for wf, w in ws:
+                    if _privileged(w.gates) and _is_calldata(w.value):
+                        price_setters.setdefault(int(txt, 16), (wf, w))
         for f in self.funcs.values():
             if f.selector in _TRANSFERS:
                 continue
+            for _t, v, g in f.calls:
+                # Ether paid out at a rate the privileged caller sets (MyAdvancedToken's
+                # setPrices + sell): set the rate high and sell, and the contract's ether goes.
+                if _privileged(g) or type(v) is int:
+                    continue
+                rates = sorted({s for s in _scaled_slots(v) if s in price_setters})
+                if rates:
+                    wf, w = price_setters[rates[0]]
+                    self.add("owner_can_withdraw", 0.6, [f.selector, wf.selector],
+                             [hex(r) for r in rates], ["CALL", "MUL", "SSTORE"],
+                             f"{_fn_text(f.selector)} pays out ether at the rate in slot "
+                             f"{hex(rates[0])}, which {_who(w.gates)} {_fn_text(wf.selector)} "
+                             f"sets (a high rate lets the privileged caller drain the contract)")
             for t, v, g in f.calls:
                 if not _privileged(g) or (type(t) is int and t <= 0xFFFF):
                     continue
@@ -1397,8 +1495,8 @@ class _Rules:
         for f, s in self.writers.get(slot_txt, []):
             if f.selector in self.movers:
                 continue
-            if calldata_value and not _is_calldata(s.value):
-                continue
+            if calldata_value and not (_is_calldata(s.value) or type(s.value) is int):
+                continue  # set from the call data, or to a constant (a switch to 0 or 100 %)
             out.append((f, s))
         return out
 
@@ -1448,6 +1546,15 @@ class _Rules:
                                  ["JUMPI", "SSTORE"],
                                  f"{_fn_text(sel)} reverts above the limit in slot {hex(k[1])}, "
                                  f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
+                elif k[0] == "ext" and k[1] not in _PROXY_SLOTS:
+                    w = [x for x in self._gated_writer(hex(k[1]), True) if _privileged(x[1].gates)]
+                    if w:
+                        wf, ws = w[0]
+                        self.add("transfer_pausable", 0.7, [sel, wf.selector], [hex(k[1])],
+                                 ["CALL", "JUMPI", "SSTORE"],
+                                 f"{_fn_text(sel)} reverts on the answer of the contract whose "
+                                 f"address is kept in slot {hex(k[1])}, which {_who(ws.gates)} "
+                                 f"{_fn_text(wf.selector)} can replace (with one that refuses)")
                 elif k[0] in ("time", "time_map"):
                     self.add("trading_cooldown", 0.7, [sel], [f"m:{hex(k[1])}"] if len(k) > 1 else [],
                              ["TIMESTAMP", "JUMPI"],
@@ -1530,6 +1637,11 @@ class _Rules:
                     continue  # a precompile
                 self.add("external_call", 0.8, [sel], [], ["CALL"],
                          f"{_fn_text(sel)} calls another contract")
+            for t in f.staticcalls:  # a view call (solc >= 0.5 compiles them as STATICCALL)
+                if type(t) is int and t <= 0xFFFF:
+                    continue
+                self.add("external_call", 0.75, [sel], [], ["STATICCALL"],
+                         f"{_fn_text(sel)} asks another contract (a view call)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // expect FeeToken: slippage_modifiable
-// expect HookToken: external_call
+// expect HookToken: external_call, transfer_pausable
+// expect ValidatorToken: external_call, transfer_pausable
+// expect FixedHookToken: external_call
 pragma solidity >=0.4.24 <0.9.0;
 
 import "./TokenBase.sol";
@@ -24,6 +26,7 @@ interface ITransferHook {
     function onTransfer(address from, address to, uint256 value) external;
 }
 
+// The owner can replace the hook with one that reverts: transfers can be stopped.
 contract HookToken is TokenBase, Owned {
     address public hook;
 
@@ -35,5 +38,31 @@ contract HookToken is TokenBase, Owned {
         if (hook != address(0)) {
             ITransferHook(hook).onTransfer(from, to, value);
         }
+    }
+}
+
+interface ITransferValidator {
+    function canTransfer(address from, address to, uint256 value) external view returns (bool);
+}
+
+// Transfers ask a validator (a view call; STATICCALL from solc 0.5) that the owner replaces.
+contract ValidatorToken is TokenBase, Owned {
+    address public validator;
+
+    function setValidator(address v) public onlyOwner {
+        validator = v;
+    }
+
+    function _check(address from, address to, uint256 value) internal OVERRIDE {
+        require(ITransferValidator(validator).canTransfer(from, to, value), "refused");
+    }
+}
+
+// Control: the hook's address is a constant, no one can swap it (external_call only).
+contract FixedHookToken is TokenBase {
+    address constant HOOK = 0x1111111111111111111111111111111111111111;
+
+    function _check(address from, address to, uint256 value) internal OVERRIDE {
+        ITransferHook(HOOK).onTransfer(from, to, value);
     }
 }
