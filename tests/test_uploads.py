@@ -17,11 +17,12 @@ from eth_hash.auto import keccak
 
 from edge.devnet.activity import Activity
 from edge.contracts.artifacts import load_artifact
-from edge.contracts.crud import encode_publish_many
+from edge.contracts.crud import encode_create_many, encode_publish_many
 from edge.devnet.anvil import DevChain, DevChains, TierSpec
 from edge.devnet.tiers import deploy_public_tiers
 from edge.config import parse_config
-from edge.errors import CryptoError
+from edge.errors import ChainError, CryptoError, RpcError
+from edge.rpc.mock import MockRpc
 from edge.forward.uploads import (
     TX_GAS_CAP,
     UploadBudget,
@@ -79,6 +80,36 @@ async def test_publish_many_gas_bounds_the_real_receipt(testnet: tuple[DevChain,
     standard, floor = calldata_gas(data)
     assert used >= floor  # the EIP-7623 floor is what a node charges at least
     assert used <= planned <= used * 1.15 + 30_000, (sizes, used, planned)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_auditor_reads_published_and_created_blobs(testnet: tuple[DevChain, str, str]) -> None:
+    """The auditor reads a published blob (publication + its log) and one an older agent
+    stored (createMany + read); a key never written is an error, and a node fault that is
+    not a revert is raised as it is, never taken for a missing key."""
+    chain, sender, store = testnet
+    published, created = (os.urandom(32), os.urandom(900)), (os.urandom(32), os.urandom(70))
+    for data in (encode_publish_many([published[0]], [published[1]]), encode_create_many([created[0]], [created[1]])):
+        h = await chain.rpc("eth_sendTransaction", {"from": sender, "to": store, "data": "0x" + data.hex(),
+                                                    "gas": hex(2_000_000)})
+        (rc,) = await Activity(chain).wait([h])
+        assert int(rc["status"], 16) == 1
+    ref = TestnetRef(chain.http_url, 7301, bytes.fromhex(store[2:]))
+    async with Auditor(chain.http_url, bytes(20), [ref], AUDITOR) as a:
+        assert await a.read(7301, published[0]) == published[1]
+        assert await a.read(7301, created[0]) == created[1]
+        with pytest.raises(ChainError):
+            await a.read(7301, os.urandom(32))
+
+    def limited(method: str, params: list[Any]) -> Any:
+        raise RpcError(method, -32005, "request rate exceeded")
+
+    mock = MockRpc(limited)
+    async with Auditor("mock://", bytes(20), [TestnetRef("mock://", 7301, bytes(20))], AUDITOR,
+                       rpc_factory=lambda url, timeout: mock) as a:
+        with pytest.raises(RpcError, match="rate exceeded"):
+            await a.read(7301, published[0])
+    assert [m for m, _ in mock.calls] == ["eth_call"]  # no fallback to read(key)
 
 
 # ------------------------------------------------------------------------- the planner

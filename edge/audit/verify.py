@@ -44,6 +44,7 @@ from edge.evidence.eip712 import checkpoint_id
 from edge.evidence.leaves import KIND_NAMES, Leaf, RecordKey
 from edge.evidence.manifest_tree import expand_manifest
 from edge.evidence.merkle import MerkleTree, verify_proof
+from edge.forward.node_errors import classify
 from edge.evidence.metadata import Manifest, Metadata, decrypt_manifest, decrypt_metadata, recover_hash_signer
 
 __all__ = ["Verdict", "Auditor", "TestnetRef", "parse_record_key"]
@@ -174,7 +175,10 @@ class Auditor:
         t, rpc = self.testnets[chain_id]
         try:
             pub = decode_publication(await eth.eth_call(rpc, t.store, encode_publication(key)))
-        except RpcError:  # reverted: not published (KeyMissing), or a store without publishMany
+        except RpcError as e:
+            if classify(str(e), e.code) != "revert":
+                raise  # a node fault, not an answer: the caller names it
+            # not published (KeyMissing), or a store from before publishMany: a created value
             return decode_read(await eth.eth_call(rpc, t.store, encode_read(key)))
         logs = await eth.get_logs(rpc, t.store, [PUBLISHED_TOPIC, key, pub.writer.rjust(32, b"\0")],
                                   pub.block, pub.block)
