@@ -97,10 +97,11 @@ class LyingTestnet:
     lies: Mapping[bytes, bytes]
     digest_too: bool = True
     seen: list[str] = field(default_factory=list)
+    url: str = field(init=False)
+    heads: asyncio.Queue[int] = field(init=False)
 
-    @property
-    def heads(self) -> asyncio.Queue[int]:
-        return self.inner.heads
+    def __post_init__(self) -> None:
+        self.url, self.heads = self.inner.url, self.inner.heads
 
     async def __aenter__(self) -> LyingTestnet:
         await self.inner.__aenter__()
