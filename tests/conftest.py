@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import inspect
 import io
 import json
 import sqlite3
@@ -91,6 +92,26 @@ async def running(agent: Agent, stop_timeout: float = 30.0) -> AsyncIterator[asy
             pytest.fail(f"agent did not stop within {stop_timeout:g} s of its cancel:\n{task_stacks()}")
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def eventually(what: str, cond: Callable[[], Any], timeout: float, *, every: float = 0.02,
+                     why: Callable[[], str] | None = None) -> Any:
+    """Poll ``cond()`` (plain or async) every ``every`` s until it returns something other
+    than None or False, and return that: for state that sends no notification (another
+    process's SQLite file, sockets or HTTP, GPIO mocks, a node's head). Fail naming
+    ``what`` (and ``why()``) after ``timeout`` s; an exception ``cond`` raises (e.g. an
+    assertion that the child process still lives) ends the wait at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        res = cond()
+        if inspect.isawaitable(res):
+            res = await res
+        if res is not None and res is not False:
+            return res
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}" + (f": {why()}" if why else ""))
+        await asyncio.sleep(every)
 
 
 async def until(agent: Agent, what: str, predicate: Callable[[Any], bool], timeout: float,

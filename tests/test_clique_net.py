@@ -15,22 +15,21 @@ it; the second joins with that block preloaded. Needs root, iproute2 and the npm
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_keys.datatypes import PrivateKey
 
-from edge.chain.clique import CliqueConfig, CliqueSnapshot, Violation, follow
+from edge.chain.clique import CliqueConfig, CliqueSnapshot, follow
 from edge.config import dump_toml
 from edge.devnet.ethereumjs import EthereumJSNet, ethereumjs_cli
 from edge.devnet.netns import die_with_parent, netns_available
 from edge.errors import DevChainError
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +47,6 @@ def _skip_reason() -> str | None:
     except DevChainError as e:
         return str(e)
     return None
-
-
-async def _until(what: str, cond: Callable[[], Awaitable[bool]], timeout: float, why: Callable[[], str]) -> None:
-    """Poll ``cond`` every 0.25 s until it holds; fail naming ``what`` after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await cond():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}: {why()}")
-        await asyncio.sleep(0.25)
 
 
 async def _agree(net: EthereumJSNet, at_least: int) -> bool:
@@ -105,7 +94,7 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
                                                        str(tmp_path / "edge.toml"), "--no-score"]),
                                      stdout=subprocess.DEVNULL, stderr=err, preexec_fn=die_with_parent)
         try:
-            await _until("the two sealers to agree on block 3", lambda: _agree(net, 3), 40, logs)
+            await eventually("the two sealers to agree on block 3", lambda: _agree(net, 3), 40, every=0.25, why=logs)
             # nothing listens anywhere but the namespace's 127.0.0.1
             ss = subprocess.run(net.ns.exec_args(["ss", "-Hltun"]), capture_output=True, text=True).stdout
             local = [line.split()[4] for line in ss.splitlines() if line.strip()]
@@ -115,12 +104,12 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             await net.kill_node(1)
             stalled = await net.head(0)
             await net.start_node(1)
-            await _until("the chain to move on after B's restart", lambda: _agree(net, stalled + 2), 40, logs)
+            await eventually("the chain to move on after B's restart", lambda: _agree(net, stalled + 2), 40, every=0.25, why=logs)
             # the agent's own node restarts: the agent reconnects and resumes from its cursor
             await net.kill_node(0)
             await net.start_node(0)
             restarted = await net.head(0)
-            await _until("the chain to move on after A's restart", lambda: _agree(net, restarted + 2), 40, logs)
+            await eventually("the chain to move on after A's restart", lambda: _agree(net, restarted + 2), 40, every=0.25, why=logs)
 
             # a reference read of A's chain from genesis, checked by the Clique rules
             head = await net.head(0)
@@ -142,8 +131,8 @@ async def test_two_sealers_from_genesis_through_a_restart(tmp_path: Path) -> Non
             assert set(sealers[1:]) == set(sealers[stalled + 1:]) == {node_a.address, node_b.address}
 
             # the agent stored every block from 0 with its sealer, as the node states them
-            await _until("the agent to store the chain", lambda: _has_blocks(db, max(head - 1, 2 * EPOCH + 1)), 40,
-                         lambda: agent_log.read_text()[-1500:])
+            await eventually("the agent to store the chain", lambda: _has_blocks(db, max(head - 1, 2 * EPOCH + 1)), 40,
+                             every=0.25, why=lambda: agent_log.read_text()[-1500:])
             assert agent.poll() is None, agent_log.read_text()[-1500:]
             assert "reconnecting" in agent_log.read_text()  # it saw A go away, and came back
             agent.terminate()
@@ -223,7 +212,7 @@ async def test_three_sealers_each_chain_obeys_eip225(tmp_path: Path) -> None:
     async with EthereumJSNet(tmp_path / "net", [keys[1], keys[0], keys[2]], chain_id=CHAIN_ID,
                              period=PERIOD) as net:
         logs = lambda: " | ".join(n.log_tail(400) for n in net.nodes)  # noqa: E731
-        await _until("a node to reach block 6", lambda: _any_head(net, 6), 40, logs)
+        await eventually("a node to reach block 6", lambda: _any_head(net, 6), 40, every=0.25, why=logs)
         out_of_turn = 0
         for i in range(3):
             head = await net.head(i)

@@ -4,7 +4,6 @@ after a restart the outbox equals one uninterrupted ingest of the same chain."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import sqlite3
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.devnet.activity import Activity
-from tests.conftest import corpus_codes, dump_outbox, ingest_to, make_config
+from tests.conftest import corpus_codes, dump_outbox, eventually, ingest_to, make_config
 
 KILLS = 14
 
@@ -48,17 +47,15 @@ def _cursor(db: Path) -> int:
 
 
 async def _cursor_beyond(db: Path, last: int, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> int:
-    """Wait (bounded) until the agent's cursor in the outbox file passes ``last``: another
-    process's SQLite file offers no notification, so it is read every 20 ms."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        cur = _cursor(db)
-        if cur > last:
-            return cur
+    """Wait (bounded) until the agent's cursor in the outbox file passes ``last``, and
+    return it; fail at once with its stderr if the agent died."""
+    async def past() -> int | None:
         assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the agent made no progress past block {last} in {timeout:g} s")
+        cur = _cursor(db)
+        return cur if cur > last else None
+
+    cur: int = await eventually(f"the agent's progress past block {last}", past, timeout)
+    return cur
 
 
 @pytest.mark.slow

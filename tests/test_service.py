@@ -39,6 +39,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import eventually
+
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "image" / "edge.service"
 BOOT_TOML = REPO / "image" / "edge.toml"
@@ -257,19 +259,6 @@ def dirs() -> Iterator[tuple[Path, Path, str]]:
         yield tmp, state, str(tmp / "notify")
 
 
-async def _eventually(pred: Any, what: str, timeout: float = 30.0) -> None:
-    """Wait until ``pred()`` holds, read every 20 ms (GPIO mocks, another process's
-    sockets and HTTP offer no notification); fail naming ``what`` after ``timeout`` s."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def _stop(svc: Service, timeout: float) -> int:
     if svc.proc.poll() is None:
         svc.proc.send_signal(signal.SIGTERM)
@@ -297,7 +286,7 @@ async def test_service_starts_the_agent_with_the_boot_partition_config(chain_fac
         def pings() -> list[float]:
             return [n.at for n in svc.notify.from_pid(pid) if n.text == "WATCHDOG=1" and n.at >= ready.at - 0.5]
 
-        await _eventually(lambda: len(pings()) >= 4, "four WATCHDOG=1 pings")
+        await eventually("four WATCHDOG=1 pings", lambda: len(pings()) >= 4, 30.0)
         # every 1 s (half of WATCHDOG_USEC): never as late as systemd's 2 s kill, never a burst
         assert all(0.5 < b - a < 2.0 for a, b in zip(pings(), pings()[1:])), pings()
         assert (state / "edge.sqlite").exists()  # the outbox went to StateDirectory
@@ -339,8 +328,8 @@ async def test_service_metrics_are_served_while_it_runs(chain_factory: Any, dirs
             if not head_seen():
                 await asyncio.sleep(0.5)
         # the statistics line (every stats_interval_s = 1 s) reaches `systemctl status`
-        await _eventually(lambda: any(n.text.startswith("STATUS=chain 7201 head") for n in svc.notify.from_pid(pid)),
-                          "a STATUS= statistics line")
+        await eventually("a STATUS= statistics line",
+                         lambda: any(n.text.startswith("STATUS=chain 7201 head") for n in svc.notify.from_pid(pid)), 30.0)
     finally:
         rc = await asyncio.to_thread(_stop, svc, 30.0)
     err = svc.stderr_after_exit()
@@ -419,17 +408,17 @@ async def test_run_appliance_ready_watchdog_button_checkpoint_and_long_press_sto
             task = asyncio.create_task(run_appliance(
                 agent, notifier=Notifier({"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "1000000"}),
                 pin_factory=factory, metrics_power=None))
-            await _eventually(lambda: agent.stats.cursor == 40 and agent.checkpointer is not None,
-                              "block 40 and the checkpoint stage")
+            await eventually("block 40 and the checkpoint stage",
+                             lambda: agent.stats.cursor == 40 and agent.checkpointer is not None, 30.0)
             # the panel follows once a second: synced is steady on
-            await _eventually(lambda: factory.pin(17).state is True, "the status LED steady on")
+            await eventually("the status LED steady on", lambda: factory.pin(17).state is True, 30.0)
             button = factory.pin(22)
             button.drive_low()
             await asyncio.sleep(0.15)  # the press itself: longer than the 0.05 s debounce, shorter than the hold
             button.drive_high()  # short press: an on-demand checkpoint up to the confirmed tip
             cp = agent.checkpointer
             assert cp is not None
-            await _eventually(lambda: cp.stats.on_demand == 1, "the on-demand checkpoint")
+            await eventually("the on-demand checkpoint", lambda: cp.stats.on_demand == 1, 30.0)
             assert cp.stats.on_demand == 1 and cp.stats.last_to == 37
             assert not task.done()
             button.drive_low()  # long press (held 0.5 s): a clean stop
