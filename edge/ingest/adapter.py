@@ -95,6 +95,9 @@ class ChainReader:
         self.traces: TraceMode = traces
         self.verify: VerifyMode = verify
         self.receipts_by_block = True
+        self.answer_bytes = 0
+        """Size (bytes of JSON text) of the last :meth:`blocks` answer when the transport
+        tells it (``largest_frame``, :class:`edge.rpc.ws.WsRpc`); 0 when unknown."""
         self.by_number = False
         """Name blocks by number in ``eth_getCode``/``eth_getProof`` (a node without
         EIP-1898 block-hash arguments; see :class:`edge.chain.proof_probe.ProofSupport`)."""
@@ -151,7 +154,10 @@ class ChainReader:
         while True:
             calls, per_block = self._calls(lo, hi)
             try:
+                if hasattr(self.rpc, "largest_frame"):
+                    self.rpc.largest_frame = 0
                 results = await self.rpc.batch(calls)
+                self.answer_bytes = int(getattr(self.rpc, "largest_frame", 0))
                 break
             except MethodNotSupported as e:
                 if not self._downgrade(e):
