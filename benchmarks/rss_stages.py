@@ -22,7 +22,7 @@ The capability analysis worker (a child of the agent) is sampled beside it every
 Usage::
 
     .venv/bin/python benchmarks/rss_stages.py [--backlog-blocks 64] [--code-kb-per-block 320]
-        [--live-s 90] [--contracts 50] [--analysis on|off] [--corpus PATH] [--quiet]
+        [--live-s 30] [--drain-s 40] [--contracts 50] [--analysis on|off] [--corpus PATH] [--quiet]
 """
 
 from __future__ import annotations
@@ -263,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--backlog-blocks", type=int, default=64)
     ap.add_argument("--code-kb-per-block", type=int, default=320, help="KiB of runtime code per backlog block")
-    ap.add_argument("--live-s", type=float, default=90.0)
+    ap.add_argument("--live-s", type=float, default=30.0)
     ap.add_argument("--contracts", type=int, default=50, help="deployments per second in the live stage")
     ap.add_argument("--every-blocks", type=int, default=32, help="checkpoint.every_blocks")
-    ap.add_argument("--drain-s", type=float, default=120.0)
+    ap.add_argument("--drain-s", type=float, default=40.0)
     ap.add_argument("--analysis", choices=("on", "off"), default="on")
     ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared/data/contracts/unlabeled_train.jsonl.gz")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
