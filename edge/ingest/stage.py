@@ -168,7 +168,7 @@ class Ingester:
         self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._verify = cfg.ingest.verify
-        self._batch = 1  # grows by doubling while answers stay small (slow start): memory is bounded from the first batch
+        self._batch = 1  # slow start: doubles while answers stay small, so even the first batch is bounded
         self._proofs_said = ""
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
@@ -499,8 +499,9 @@ class Ingester:
 
 def _next_batch(asked: int, answer_bytes: int, most: int) -> int:
     """Blocks to ask next after ``asked`` blocks answered in ``answer_bytes`` bytes (0: the
-    transport does not tell, taken as small): double while the answer is under half of :data:`_ANSWER_BUDGET`, else what
-    fits the budget at the same bytes per block; within 1..``most``."""
+    transport does not tell, taken as small): double while the answer is under half of
+    :data:`_ANSWER_BUDGET`, else what fits the budget at the same bytes per block; always
+    within 1..``most``."""
     if 2 * answer_bytes <= _ANSWER_BUDGET:
         return min(most, 2 * asked)
     return max(1, min(most, asked * _ANSWER_BUDGET // answer_bytes))
