@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-capabilities bench-traces soak train arm-check image image-test clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-rss bench-capabilities bench-traces soak train arm-check image image-test clean
 
 all: test
 
@@ -71,6 +71,11 @@ bench: setup
 # in its own throwaway venv under build/, bytecode analysis off); ends with one JSON line.
 bench-ingest: setup
 	$(PY) benchmarks/ingest_vs_etl.py --runs 3
+
+# Peak RSS of `edge run` per stage (issue 14): imports, model loaded, catch-up of a 64-block
+# backlog (~320 KiB of real code per block), live with forwarding on; one JSON line.
+bench-rss: setup
+	$(PY) benchmarks/rss_stages.py --quiet
 
 # Factory-made contracts without a block tracer: ChainReader over one anvil chain with
 # trace_block, debug_traceBlockByNumber, batched debug_traceTransaction, receipts only.

@@ -35,7 +35,8 @@ The layers; imports go downwards only (checked against the code)::
     store  contracts             ALL SQL: the outbox, migrations, every query; ABI bindings
     chain  evidence              headers, seals, records; leaves, CRC, Merkle, EIP-712, metadata
     rpc  crypto                  JsonRpc (call, batch, subscribe): WebSocket, HTTP, MockRpc; ECIES, keys
-    errors config clock aio      primitives (the error tree, the TOML config, injected time)
+    errors config clock aio      primitives (the error tree, the TOML config, injected time,
+      memory                     glibc malloc arenas and trim)
 
 Every network edge (an :class:`edge.rpc.RpcFactory`) and the clock
 (:class:`edge.clock.Clock`) are injected at start-up by the owner (``Agent``, the CLI),

@@ -67,6 +67,9 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from edge import memory
+
+    memory.limit_arenas()  # before any thread starts (MALLOC_ARENA_MAX, when set, wins)
     from edge.appliance.runner import load_config_or_fault, run_appliance
     from edge.agent import Agent
 

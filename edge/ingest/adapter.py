@@ -95,6 +95,11 @@ class ChainReader:
         self.traces: TraceMode = traces
         self.verify: VerifyMode = verify
         self.receipts_by_block = True
+        self.answer_bytes = 0
+        """Size (bytes of JSON text) of the largest answer of the last :meth:`blocks` call
+        (its block batch, and the per-transaction traces or receipts it needed) when the
+        transport tells it (``largest_frame``: :class:`edge.rpc.ws.WsRpc`,
+        :class:`edge.rpc.http.HttpRpc`); 0 when unknown."""
         self.by_number = False
         """Name blocks by number in ``eth_getCode``/``eth_getProof`` (a node without
         EIP-1898 block-hash arguments; see :class:`edge.chain.proof_probe.ProofSupport`)."""
@@ -151,6 +156,8 @@ class ChainReader:
         while True:
             calls, per_block = self._calls(lo, hi)
             try:
+                if hasattr(self.rpc, "largest_frame"):
+                    self.rpc.largest_frame = 0
                 results = await self.rpc.batch(calls)
                 break
             except MethodNotSupported as e:
@@ -190,6 +197,7 @@ class ChainReader:
                 log.info("block %d changed while it was read: %s", block.number, e)
                 break
             out.append(FetchedBlock(block, raw, tuple(logs), tuple(creations)))
+        self.answer_bytes = int(getattr(self.rpc, "largest_frame", 0))  # the largest of this range's batches
         return out
 
     async def _trace_transactions(self, tx_hashes: Sequence[bytes]) -> dict[bytes, Any] | None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from edge import memory
 from edge.aio import Changed
 from edge.chain.records import EIP170_MAX_CODE_SIZE, BlockBundle, BlockRecord, ContractRecord
 from edge.clock import SYSTEM_CLOCK, Clock
@@ -67,6 +68,12 @@ SealCheck = Callable[[Mapping[str, Any]], tuple[bytes | None, bool | None]]
 May raise SealError for a malformed seal."""
 
 _BACKOFF_START_S = 0.5
+_ANSWER_BUDGET = 4 * 2**20
+"""Bytes of JSON text one block batch's answer should stay under: the batch's memory (the
+frame, its decoded objects, the code read for it) is a few times its answer, so the block
+count is sized by the last answer (``ingest.batch_blocks`` is the upper bound)."""
+_TRIM_EVERY = 16 * _ANSWER_BUDGET
+"""Bytes of answers after which a catch-up gives freed pages back (:func:`edge.memory.trim`)."""
 _MISMATCH_ALARM_AFTER = 3
 """Tries (each on a fresh connection) on one block before a node mismatch is an alarm."""
 
@@ -161,19 +168,24 @@ class Ingester:
         self._changed = Changed()
         self._watch = frozenset(bytes.fromhex(a[2:]) for a in cfg.ingest.watch)
         self._verify = cfg.ingest.verify
-        self._batch = cfg.ingest.batch_blocks
+        self._batch = 1  # slow start: doubles while answers stay small, so even the first batch is bounded
         self._proofs_said = ""
         self._mismatches: dict[int, int] = {}
         self._lagging_since: int | None = None
         self.clique = CliqueFollower(cfg, outbox)
         self.written = written
+        self._untrimmed = 0
+        """Bytes of block answers decoded since the last :func:`edge.memory.trim`."""
         self.seen = FirstSeen()
         """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
     @property
     def batch_blocks(self) -> int:
-        """Blocks asked per JSON-RPC batch now: ``ingest.batch_blocks``, halved after each
-        answer too large for the frame limit or too slow (never below 1)."""
+        """Blocks asked per JSON-RPC batch now (1 .. ``ingest.batch_blocks``): starts at 1,
+        doubles after each answer under half of :data:`_ANSWER_BUDGET` bytes, shrinks to
+        what fits the budget after a larger one (the memory of a catch-up batch is bounded
+        in bytes, not blocks), and halves after an answer too large for the frame limit or
+        too slow."""
         return self._batch
 
     async def __aenter__(self) -> Ingester:
@@ -268,6 +280,8 @@ class Ingester:
             self._notify()
             if stop_at is not None and self.stats.cursor >= stop_at:
                 return True
+            if not changed or self._untrimmed >= _TRIM_EVERY:
+                self._trim()
             if not changed:
                 try:
                     await self.clock.wait_for(heads.get(), self.poll_s)
@@ -275,6 +289,14 @@ class Ingester:
                     pass
                 while not heads.empty():
                     heads.get_nowait()
+
+    def _trim(self) -> None:
+        """Give the pages freed by the block batches since the last call back to the kernel
+        (:func:`edge.memory.trim`) once they add up to :data:`_ANSWER_BUDGET` bytes: when
+        ingest is caught up, and every :data:`_TRIM_EVERY` bytes of a long catch-up."""
+        if self._untrimmed >= _ANSWER_BUDGET:
+            self._untrimmed = 0
+            memory.trim()
 
     async def _probe_proofs(self, reader: ChainReader) -> None:
         """Can this node prove code (EIP-1186)? Asked once per connection at the block
@@ -396,7 +418,8 @@ class Ingester:
             self.written.set()
         if clique is not None:
             self.clique.report(clique, self.stats)
-        self._batch = min(self.cfg.ingest.batch_blocks, self._batch + 1)  # grows back while the node keeps up
+        self._untrimmed += reader.answer_bytes
+        self._batch = _next_batch(end - nxt + 1, reader.answer_bytes, self.cfg.ingest.batch_blocks)
         s = self.stats
         s.cursor = bundles[-1].block.number
         s.blocks += len(bundles)
@@ -472,6 +495,16 @@ class Ingester:
                    f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
             log.error("%s", msg)
             await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)
+
+
+def _next_batch(asked: int, answer_bytes: int, most: int) -> int:
+    """Blocks to ask next after ``asked`` blocks answered in ``answer_bytes`` bytes (0: the
+    transport does not tell, taken as small): double while the answer is under half of
+    :data:`_ANSWER_BUDGET`, else what fits the budget at the same bytes per block; always
+    within 1..``most``."""
+    if 2 * answer_bytes <= _ANSWER_BUDGET:
+        return min(most, 2 * asked)
+    return max(1, min(most, asked * _ANSWER_BUDGET // answer_bytes))
 
 
 def _sealed(block: BlockRecord, sealer: bytes | None, ok: bool | None) -> BlockRecord:

@@ -43,6 +43,9 @@ class HttpRpc:
         self.heads: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
+        self.largest_frame = 0
+        """Size (characters of JSON text) of the largest answer body since the caller last
+        set it to 0 (the ingest stage sizes its batches by it)."""
 
     async def __aenter__(self) -> HttpRpc:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
@@ -64,6 +67,7 @@ class HttpRpc:
             raise RpcTimeout(f"{what}: no answer from {self.url} within {self.timeout:g} s") from e
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise NodeUnavailable(f"{what}: {self.url} unreachable: {e or type(e).__name__}") from e
+        self.largest_frame = max(self.largest_frame, len(text))
         try:
             return json.loads(text)
         except ValueError:

@@ -66,6 +66,10 @@ class WsRpc:
     After ``await rpc.subscribe_heads()``, :attr:`heads` is an :class:`asyncio.Queue`
     that receives the block number of every ``newHeads`` notification (bounded; when
     full, the oldest is dropped: a wake-up, not data).
+
+    :attr:`largest_frame` is the size (characters, i.e. bytes of JSON text) of the largest
+    frame received since the caller last set it to 0: the ingest stage sizes its batches
+    by it (a batch answer is one frame).
     """
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
@@ -78,6 +82,7 @@ class WsRpc:
         self._subs: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._failure: ChainError | None = None
+        self.largest_frame = 0
 
     async def __aenter__(self) -> WsRpc:
         try:
@@ -200,14 +205,8 @@ class WsRpc:
         assert self._ws is not None
         try:
             async for frame in self._ws:
-                try:
-                    msg = json.loads(frame)
-                except ValueError:
-                    raise RpcProtocolError(
-                        self._pending_methods(), f"frame is not JSON: {str(frame)[:80]!r}"
-                    ) from None
-                for item in msg if isinstance(msg, list) else [msg]:
-                    self._dispatch(item)
+                self._on_frame(frame)
+                del frame  # not held while the next frame is awaited (a batch answer can be tens of MB)
             self._fail_all(NodeUnavailable(f"node {self.url} closed the connection"))
         except RpcProtocolError as e:
             log.error("%s; closing connection to %s", e, self.url)
@@ -219,6 +218,15 @@ class WsRpc:
                 self._fail_all(AnswerTooLarge(f"connection to {self.url} lost: {e} (ask for less per request)"))
             else:
                 self._fail_all(NodeUnavailable(f"connection to {self.url} lost: {e}"))
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        self.largest_frame = max(self.largest_frame, len(frame))
+        try:
+            msg = json.loads(frame)
+        except ValueError:
+            raise RpcProtocolError(self._pending_methods(), f"frame is not JSON: {str(frame)[:80]!r}") from None
+        for item in msg if isinstance(msg, list) else [msg]:
+            self._dispatch(item)
 
     def _pending_methods(self) -> str:
         names = sorted({m for m, _ in self._pending.values()})
