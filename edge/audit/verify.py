@@ -131,7 +131,6 @@ class Auditor:
                  local_poa: Mapping[str, Any] | None = None, local_verify: str = "strict") -> None:
         self.anchor = anchor
         self.local_verify = local_verify
-        self._local_batch = 32  # ingest.batch_blocks of the re-read, halved as the node asks
         self.local_poa = dict(local_poa) if local_poa is not None else {"engine": "auto"}
         self.auditor_key = auditor_key
         self.local_ws = local_ws
@@ -338,8 +337,9 @@ class Auditor:
                              f"root 0x{md.root.hex()[:16]}.. (a record was dropped, added or changed)")
 
     async def _local_leaves(self, chain_id: int, lo: int, hi: int) -> list[Leaf]:
-        """Re-read blocks lo..hi from the local chain through the ingest path (the batch size
-        it had to shrink to for one checkpoint is kept for the next)."""
+        """Re-read blocks lo..hi from the local chain through the ingest path (its batches
+        are sized by the bytes of the answers, so a range of large codes stays under the
+        frame limit)."""
         from edge.config import parse_config
         from edge.agent import Agent
         from edge.store.checkpoints import range_leaves
@@ -347,15 +347,11 @@ class Auditor:
         assert self.local_ws is not None
         with tempfile.TemporaryDirectory() as tmp:
             cfg = parse_config({"node": {"ws_url": self.local_ws, "chain_id": chain_id},
-                                "ingest": {"start_block": lo, "confirmations": 0, "verify": self.local_verify,
-                                           "batch_blocks": self._local_batch},
+                                "ingest": {"start_block": lo, "confirmations": 0, "verify": self.local_verify},
                                 "poa": self.local_poa,
                                 "outbox": {"path": str(Path(tmp) / "verify.sqlite")}}, base_dir=Path(tmp))
             async with Agent(cfg, score=False, rpc_factory=self.rpc_factory) as agent:
-                try:
-                    await agent.run(stop_at=hi)
-                finally:
-                    self._local_batch = agent.ingester.batch_blocks
+                await agent.run(stop_at=hi)
                 return await range_leaves(agent.outbox, chain_id, lo, hi)
 
     async def _check_local(self, v: Verdict, md: Metadata) -> None:
