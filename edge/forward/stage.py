@@ -9,7 +9,8 @@ Per checkpoint, driven only by outbox state (so a kill at any instant resumes ex
    testnet's :class:`~edge.forward.txsender.TxSender`, and move the checkpoint on. A
    restart re-sends the same stored bytes; nothing is encrypted twice.
 2. ``uploading`` -> ``uploaded`` when every upload transaction is confirmed.
-3. ``uploaded`` -> ``anchoring``: K checkpoints (``forward.batch``) form one anchor unit
+3. ``uploaded`` -> ``anchoring``, in checkpoint order (never past an earlier checkpoint
+   still sealed or uploading): K checkpoints (``forward.batch``) form one anchor unit
    (K = 1: the checkpoint itself; K > 1: a batch whose root is the Merkle root over the
    member ids, with a batch manifest uploaded first). A partial batch is cut once its
    oldest member was cut ``forward.batch_max_wait_s`` ago (:func:`edge.forward.batching.cut_batches`),
@@ -331,6 +332,12 @@ class ForwardStage:
         if not self.forms_batches:
             return False
         ready = await cps.checkpoints_in_state(self.outbox, "uploaded", self.chain_id)
+        # anchored in checkpoint order: none while an earlier one is still being uploaded
+        # (after a testnet outage a later checkpoint's uploads may confirm first)
+        behind = [c.from_block for st in ("sealed", "uploading")
+                  for c in await cps.checkpoints_in_state(self.outbox, st, self.chain_id)]
+        if behind:
+            ready = [c for c in ready if c.from_block < min(behind)]
         k = self.cfg.forward.batch
         moved = False
         born = await cps.created_at_in_state(self.outbox, self.chain_id, "uploaded")
