@@ -37,13 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from edge.devnet.scrape import scrape_metrics  # noqa: E402  (urllib only: start-up figures are taken in a child)
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -73,24 +74,6 @@ def _startup_child(config: Path) -> None:
 
     run_async(go)
     print(json.dumps({"imports_mb": round(imports_kb / 1024, 1), "model_loaded_mb": round(model_kb / 1024, 1)}))
-
-
-def _metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            key = name.split("{", 1)[0]
-            try:
-                out[key] = out.get(key, 0.0) + float(value)
-            except ValueError:
-                pass
-    return out
 
 
 def _override(cfg: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -208,7 +191,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     raise SystemExit(f"edge run exited ({proc.returncode}): "
                                      + (workdir / "agent.log").read_text(errors="replace")[-3000:])
                 s.sample()
-                m = await asyncio.to_thread(_metrics, port)
+                m = await asyncio.to_thread(scrape_metrics, port)
                 if m.get("edge_cursor_block", -1) >= backlog_head:
                     break
                 if time.monotonic() - t0 > 900:
@@ -235,12 +218,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             t2 = time.monotonic()
             while time.monotonic() - t2 < args.drain_s:  # until what the live stage cut is anchored
                 s.sample()
-                m = await asyncio.to_thread(_metrics, port)
+                m = await asyncio.to_thread(scrape_metrics, port)
                 want = (live_to + 1) // args.every_blocks - (live_from + 1) // args.every_blocks
                 if m.get("edge_checkpoints_anchored_total", 0) >= (backlog_head + 1) // args.every_blocks + want:
                     break
                 await asyncio.sleep(0.5)
-            m = await asyncio.to_thread(_metrics, port)
+            m = await asyncio.to_thread(scrape_metrics, port)
             result.update(s.figures("live"))
             result.update({"live_s": args.live_s, "live_contracts_per_s": args.contracts,
                            "checkpoints_anchored": int(m.get("edge_checkpoints_anchored_total", 0)),

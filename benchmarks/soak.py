@@ -44,7 +44,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from edge.audit.verify import Auditor, TestnetRef  # noqa: E402
 from edge.cli.main import run_async  # noqa: E402
 from edge.config import dump_toml  # noqa: E402
+from edge.devnet.scrape import scrape_metrics  # noqa: E402
 from edge.devnet.activity import Activity, _deploy_gas  # noqa: E402
 from edge.devnet.anvil import DevChains, free_port  # noqa: E402
 from edge.devnet.demo import bytecodes  # noqa: E402
@@ -88,23 +88,6 @@ def _cpu_s(pid: int | None) -> float:
     return sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def _metrics(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            try:
-                out[name.split("{", 1)[0]] = out.get(name.split("{", 1)[0], 0.0) + float(value)
-            except ValueError:
-                pass
-    return out
-
-
 @dataclass
 class Samples:
     """What the sampler saw of the agent process, every ``period`` seconds."""
@@ -122,7 +105,7 @@ async def _sample(pid: int, metrics_port: int, s: Samples, period: float = 1.0) 
         s.agent_hwm_kb = max(s.agent_hwm_kb, status_kb(pid, "VmHWM"))
         s.worker_hwm_kb = max([s.worker_hwm_kb] + [status_kb(k, "VmHWM") for k in kids])
         s.peak_sum_kb = max(s.peak_sum_kb, status_kb(pid, "VmRSS") + sum(status_kb(k, "VmRSS") for k in kids))
-        m = await asyncio.to_thread(_metrics, metrics_port)
+        m = await asyncio.to_thread(scrape_metrics, metrics_port)
         if "edge_lag_blocks" in m:
             lag = int(m["edge_lag_blocks"])
             s.ingest_lags.append(lag)
