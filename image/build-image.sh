@@ -19,7 +19,8 @@
 #
 # Usage: bash image/build-image.sh      (root; `make image`)
 # Environment: AUTHORIZED_KEYS=FILE (the administrator's SSH keys, baked in), EDGE_HOSTNAME,
-#   ADMIN_USER, IMAGE_XZ_LEVEL (default 6), IMAGE_KEEP_BUILD_DEPS=1 (keep gcc in the image).
+#   ADMIN_USER, IMAGE_XZ_LEVEL (default 1: 2.3x faster than -3 for 6 % more; 6 for a
+#   release download), IMAGE_KEEP_BUILD_DEPS=1 (keep gcc in the image).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,8 +92,23 @@ bash "$HERE/stage-dist.sh" "$DIST"
 rm -rf "$ROOT/opt/edge/dist"
 mkdir -p "$ROOT/opt/edge"
 cp -a "$DIST" "$ROOT/opt/edge/dist"
-in_root bash /opt/edge/dist/appliance/install-appliance.sh /opt/edge/dist 2>&1 | tee "$WORK/install.log" >&2
+# The .pyc files: compiled here by the host's CPython when its bytecode is the image's
+# (same magic number), as the image's python would (unchecked-hash, the paths the image
+# sees); else by the install script under qemu-user (about 80 s more).
+PYC_MAGIC='import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())'
+host_magic=$(python3 -c "$PYC_MAGIC" 2>/dev/null || true)
+image_magic=$(in_root python3 -c "$PYC_MAGIC" 2>/dev/null || true)
+PYC_HERE=0
+[ -n "$host_magic" ] && [ "$host_magic" = "$image_magic" ] && PYC_HERE=1
+in_root EDGE_PYC_BY_BUILDER=$PYC_HERE bash /opt/edge/dist/appliance/install-appliance.sh /opt/edge/dist 2>&1 | tee "$WORK/install.log" >&2
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "install-appliance.sh failed (log: build/image-work/install.log)"
+if [ "$PYC_HERE" = 1 ]; then
+    python3 -m compileall -q -f -j 0 --invalidation-mode unchecked-hash -s "$ROOT" -p / \
+        "$ROOT/opt/edge/venv/lib" >/dev/null || true
+    say ".pyc files compiled by the host's python3 (bytecode $host_magic, as the image's)"
+else
+    say ".pyc files compiled in the image (host bytecode ${host_magic:-none}, image $image_magic)"
+fi
 rm -rf "$ROOT/opt/edge/dist"
 say "appliance installed ($(elapsed) s)"
 
@@ -165,7 +181,7 @@ say "disk $IMG: $DISK_MIB MiB ($(elapsed) s)"
 
 say "5/5 xz"
 rm -f "$IMG.xz"
-xz -T0 "-${IMAGE_XZ_LEVEL:-6}" --keep "$IMG"
+xz -T0 "-${IMAGE_XZ_LEVEL:-1}" --keep "$IMG"
 (cd "$OUT" && sha256sum "$NAME.img.xz" >"$NAME.img.xz.sha256")
 rm -rf --one-file-system -- "$ROOT" "$FAT_SRC"
 printf '{"image": "build/%s.img.xz", "image_mib": %d, "xz_mib": %.1f, "build_s": %d, "source_date_epoch": %s}\n' \

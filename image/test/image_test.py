@@ -22,7 +22,14 @@ virtio-serial port (one JSON object a line) and the journal on another:
 3. after an invalid value written from the host: the unit fails, the key named in the
    journal.
 
-Usage: python3 image/test/image_test.py [--image PATH] [--keep]
+Between the second and the third, a slower boot on the emulated Raspberry Pi 3
+(`-M raspi3b`, the image's own bcm2837-rpi-3-b.dtb, root on the emulated SD card, the
+test disk on USB, console on the mini UART ttyS1, which carries the verdict lines, since
+the board has no virtio-serial): the board is a Pi 3 to the kernel, the agent reaches READY
+and ingests. `--no-raspi3b` leaves it out. The test copy is sized to a power of two (the
+Pi's SD controller model needs it) at least GROW_MIB larger than the image.
+
+Usage: python3 image/test/image_test.py [--image PATH] [--keep] [--no-raspi3b]
 Prints one line per check, the figures, then one JSON summary line; exit 0 when all pass.
 """
 
@@ -57,6 +64,8 @@ METRICS_PORT_EDITED = 9118
 BAD_KEY = "ingest.confirmations"
 GROW_MIB = 1024
 BOOT_TIMEOUT_S = 1500
+RASPI3B_DTB = "bcm2837-rpi-3-b.dtb"
+VERDICT_PREFIX = "EDGE-VERDICT "  # guest-check.sh's prefix on a serial console
 
 
 class ImageTestError(Exception):
@@ -218,14 +227,10 @@ def inject_test_units(disk: Path, work: Path) -> None:
         raise ImageTestError(f"injected files are not root's: {check[:200]}")
 
 
-def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, work: Path) -> Boot:
-    """Boot the test copy once (edge_test=mode) and read the verdict port."""
-    verdict = work / f"verdict-{mode}.jsonl"
-    journal = work / f"journal-{mode}.txt"
-    console = work / f"console-{mode}.log"
-    for f in (verdict, journal, console):
-        f.unlink(missing_ok=True)
-    cmd = [
+def qemu_virt(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path,
+              console: Path, verdict: Path, journal: Path) -> list[str]:
+    """The qemu command line of a `-M virt` boot: verdict and journal on virtio-serial ports."""
+    return [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
         "-nic", "none", "-display", "none", "-no-reboot", "-monitor", "none",
         "-serial", f"file:{console}",
@@ -242,7 +247,45 @@ def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, wor
         "-chardev", f"file,id=journal,path={journal}",
         "-device", "virtserialport,chardev=journal,name=org.edge.journal",
     ]
-    say(f"boot {mode}: qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nic none")
+
+
+def qemu_raspi3b(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, dtb: Path,
+                 console: Path) -> list[str]:
+    """The qemu command line of a `-M raspi3b` boot (1 GiB, 4 cores, as the board).
+
+    The SD card is the test copy; the test disk is a USB mass-storage device (the board's
+    dwc2 host controller). QEMU's first serial port is the PL011 (Bluetooth on a Pi 3), the
+    second the mini UART, the console (ttyS1) that carries the verdict lines.
+    """
+    return [
+        "qemu-system-aarch64", "-M", "raspi3b", "-nic", "none", "-display", "none",
+        "-no-reboot", "-monitor", "none", "-serial", "null", "-serial", f"file:{console}",
+        "-kernel", str(kernel), "-initrd", str(initrd), "-dtb", str(dtb),
+        "-append", f"root=LABEL=RASPIROOT rw console=ttyS1,115200 loglevel=3 panic=-1 edge_test={mode}",
+        "-drive", f"if=sd,file={disk},format=raw,cache=unsafe",
+        "-drive", f"if=none,file={test_disk},format=raw,id=t,readonly=on",
+        "-usb", "-device", "usb-storage,drive=t",
+    ]
+
+
+def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, work: Path,
+         dtb: Path | None = None) -> Boot:
+    """Boot the test copy once (edge_test=mode) and read its verdict lines.
+
+    ``dtb`` None: `-M virt`, verdict on a virtio-serial port; else `-M raspi3b` with that
+    device tree, verdict lines (prefixed VERDICT_PREFIX) on the serial console.
+    Raises ImageTestError when qemu fails or the guest does not power off in BOOT_TIMEOUT_S.
+    """
+    verdict = work / f"verdict-{mode}.jsonl"
+    journal = work / f"journal-{mode}.txt"
+    console = work / f"console-{mode}.log"
+    for f in (verdict, journal, console):
+        f.unlink(missing_ok=True)
+    if dtb is None:
+        cmd = qemu_virt(mode, disk, test_disk, kernel, initrd, console, verdict, journal)
+    else:
+        cmd = qemu_raspi3b(mode, disk, test_disk, kernel, initrd, dtb, console)
+    say(f"boot {mode}: {' '.join(cmd[:3] if dtb else cmd[:9])} -nic none")
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -258,7 +301,13 @@ def boot(mode: str, disk: Path, test_disk: Path, kernel: Path, initrd: Path, wor
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     b = Boot(mode, wall_s=round(time.monotonic() - t0, 1))
-    for line in verdict.read_text(errors="replace").splitlines() if verdict.exists() else []:
+    if dtb is None:
+        lines = verdict.read_text(errors="replace").splitlines() if verdict.exists() else []
+    else:  # the console: only the prefixed lines are verdict lines
+        text = console.read_text(errors="replace") if console.exists() else ""
+        lines = [ln.split(VERDICT_PREFIX, 1)[1] for ln in text.splitlines() if VERDICT_PREFIX in ln]
+        verdict.write_text("\n".join(lines) + "\n")
+    for line in lines:
         line = line.strip()
         if not line.startswith("{"):
             continue
@@ -286,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", type=Path, default=None,
                     help="the .img.xz, or an unpacked .img (default: build/'s .img.xz)")
     ap.add_argument("--keep", action="store_true", help="keep build/image-test/disk.img")
+    ap.add_argument("--no-raspi3b", dest="raspi3b", action="store_false",
+                    help="leave out the (slower) boot on the emulated Raspberry Pi 3")
     args = ap.parse_args(argv)
     for tool in ("qemu-system-aarch64", "mcopy", "sfdisk", "debugfs", "mke2fs", "xz", "ssh-keygen", "npm"):
         if shutil.which(tool) is None:
@@ -299,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.monotonic()
 
     disk = work / "disk.img"
-    say(f"unpacking {image.name} to a test copy (+{GROW_MIB} MiB for the root to grow into)")
+    say(f"unpacking {image.name} to a test copy (+{GROW_MIB} MiB or more for the root to grow into)")
     if image.suffix == ".img":  # an unpacked image (--image build/...img)
         run(["cp", "--sparse=always", str(image), str(disk)])
     else:
@@ -308,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     raw_mib = disk.stat().st_size / 2**20
     before = partitions(disk)
     with disk.open("r+b") as f:
-        f.truncate(disk.stat().st_size + GROW_MIB * 2**20)
+        # A power of two: QEMU's SD card model takes no other size (-M raspi3b).
+        f.truncate(1 << (disk.stat().st_size + GROW_MIB * 2**20 - 1).bit_length())
 
     names = run(["mdir", "-b", "-i", fat(disk), "::"], env=_menv()).stdout.split()
     kname = sorted(n.lstrip(":/") for n in names if re.search(r"vmlinuz-", n))
@@ -344,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     toml = mtype(disk, "edge.toml")
     mwrite(disk, "edge.toml", toml.replace("\nport = 9108\n", f"\nport = {METRICS_PORT_EDITED}\n"), work)
     boots.append(boot("config", disk, test_disk, kernel, initrd, work))
+
+    if args.raspi3b:
+        if RASPI3B_DTB not in {n.lstrip(":/") for n in names}:
+            raise ImageTestError(f"{RASPI3B_DTB} is not on the FAT partition: {names}")
+        dtb = work / RASPI3B_DTB
+        run(["mcopy", "-o", "-i", fat(disk), f"::{RASPI3B_DTB}", str(dtb)], env=_menv())
+        boots.append(boot("raspi3b", disk, test_disk, kernel, initrd, work, dtb=dtb))
 
     toml = mtype(disk, "edge.toml")
     if "\nconfirmations = 5 " not in toml:
