@@ -128,23 +128,32 @@ switched to 100 %) changes a limit or fee; only a factor that scales an amount o
 call is a fee rate; transfer / transferFrom get a larger per-block visit budget (their
 fee, limit and swap paths call the same helpers from many sites).
 
-**Misses left.** `hidden_mint` 7 of 69: 6 rows have no token interface (no `balanceOf`,
-no `transfer`: a voting contract, sales, games, deposit ledgers), 1 is a pausable token
-whose owner-only distribution debits the owner's own balance with a checked subtraction
-(no mint in the code). `leaking_token` 6 of 56: two sale tokens whose owner sets the price
-of tokens sold from the owner's balance for ether forwarded to the owner (CRPWarner's
-"LeakingToken_Fee" rule; counting `slippage_modifiable`, which one of them carries, the
-recall would be 51/56 = 0.911), two Hourglass (PoWH) clones and a governance token (owner
-mint only) where no function was found that moves others' tokens or the contract's
-ether, and a mintable token whose owner sets the mint cap. `limiting_sell` 18 of 82:
-13 rows have no `transfer` function (sales, games, vaults; two keep balances but cannot
-move them), so nothing sells through them; the 5 tokens: the governance token above, a
-token whose only switch stops purchases from its sale, a crowdsale token with an
-unrestricted transfer, a token with fixed-percentage fees to hard-coded wallets and
-owner-kept fee-exemption lists (no settable rate, no refusing guard), and a token whose
-owner moves a holder's tokens into a frozen ledger (flagged `owner_change_balance`). The
-0.90 recall target is not reached (0.899 / 0.893 / 0.780); leaving out the rows with no
-token interface (6 `hidden_mint`, 13 `limiting_sell`) it would be 62/63, 50/56 and 64/69.
+**Since `cap-3`** (ground truth in `contracts/capabilities/src/SellPaths.sol`, a
+positive and a control for each): a contract with no `transfer` / `transferFrom` (a
+sale, game, vault or deposit ledger) has no token to sell, so its *sell paths* stand in
+for transfer: a function anyone may call that pays ether out to the caller (not change of
+the same call's `msg.value`), or lowers / clears the caller's entry of a mapping and calls
+out; in a token, a function that pays ether for the caller's own balance (a buy-back) is
+one too. They are explored a second time with their refusing branches recorded, and a
+switch (also one packed beside the owner address), a stage (`state == Refunding`), a
+limit or a time bound on them that a privileged caller sets (or lowers: `pot -= amount`)
+is `transfer_pausable`, `anti_whale_modifiable` or `trading_cooldown`; a privileged
+credit to any address's entry of a ledger that a sell path pays out is `is_mintable`. A
+lookup of the caller's own deposit (`require(deposits[msg.sender] > 0)`) is no privilege,
+for these rules and for `owner_can_withdraw`, which up to cap-2 called such a refund
+"role-gated" and counted it; a privileged SELFDESTRUCT sends all the ether to the
+beneficiary and is `owner_can_withdraw` now; a payable fallback that moves balances (sells
+tokens for ether) is a token-moving function like `buy()`, so a price its owner sets is
+`slippage_modifiable`.
+
+**Matching flags.** `leaking_token` matches `slippage_modifiable` too since cap-3:
+CRPWarner's own rules (`gigahorse/clients/crpwarner.dl` of CRPWarner/RugPull) define
+`LeakingToken_Fee` as an owner-only function that writes a non-boolean slot which a
+balance-moving function loads into a multiplication (`IsFeeExist`): an owner-settable fee
+or price on the amount moved, which is what `slippage_modifiable` says. The recall with
+the cap-2 matching flags is given under the table.
+
+MISSES_PLACEHOLDER
 """
 
 

@@ -921,7 +921,7 @@ class _Analyzer:
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
         guarded = owner.selector in self.guarded
-        max_visits = _TRANSFER_BLOCK_VISITS if guarded else _BLOCK_VISITS
+        max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
             key = (pc, self._skeleton(st), gates, reads)
@@ -1760,6 +1760,11 @@ class _Rules:
             return
         paths = self.sell_paths()
         for sel, (what, _ledgers) in paths.items():
+            # Every rule below needs a slot that the path loads and a privileged caller
+            # writes: without one, the second exploration can find nothing.
+            if not any(type(k) is int and any(self._priv(w.gates) for _, w in self.writers.get(hex(k), []))
+                       for k in self.funcs[sel].loads):
+                continue
             head = f"{_fn_text(sel)} {what}"
             for g in self.an.guards_of(sel):
                 kinds: list[tuple[Any, ...]] = []
@@ -1818,10 +1823,7 @@ class _Rules:
                     continue
                 if base in self.balance_slots or not _is_calldata(_mapping_key(w.key)):
                     continue
-                top = _top(w.value)
-                raised = (top == "+" and _is_calldata(w.value)) or (
-                    top not in ("+", "-") and _is_calldata(w.value))
-                if raised:
+                if _top(w.value) != "-" and _is_calldata(w.value):  # += amount, or = amount
                     self.add("is_mintable", 0.7, [f.selector, ledgers[base]], [f"m:{hex(base)}"],
                              ["SSTORE"],
                              f"{_who(w.gates)} {_fn_text(f.selector)} credits any address in the "
