@@ -115,27 +115,6 @@ def test_openzeppelin_presets(opt: str) -> None:
     assert "role-gated" in mint.reason and "mint(address,uint256)" in mint.reason
 
 
-def test_sell_paths_name_the_function_and_the_privileged_setter() -> None:
-    """Contracts with no transfer (SellPaths.sol): the flag names the withdraw / refund that
-    a holder sells through and the privileged function that can stop it or create value."""
-    from edge.scoring.selector_names import selector_of
-
-    refund, credit = selector_of("refund()"), selector_of("credit(address,uint256)")
-    seen = 0
-    for (art, name, _, _), rep in zip(_suite(), _suite_reports(), strict=True):
-        if name == "RefundSwitchSale":
-            f = rep.flag("transfer_pausable")
-            assert f is not None and refund in f.selectors, art
-            assert "refund()" in f.reason and "owner-only" in f.reason, f.reason
-            assert rep.flag("owner_can_withdraw") is None, art  # own deposit: no privilege
-            seen += 1
-        elif name == "CreditLedger":
-            f = rep.flag("is_mintable")
-            assert f is not None and credit in f.selectors and "ledger" in f.reason, art
-            seen += 1
-    assert seen == 20  # 10 compiler settings x 2 contracts
-
-
 def test_report_records_and_json() -> None:
     rows = _suite()
     i = next(k for k, r in enumerate(rows) if r[:2] == ("solc-0.8.37-opt", "OwnerMintToken"))
