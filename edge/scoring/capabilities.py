@@ -153,6 +153,8 @@ _SEL_TOTAL_SUPPLY: Final = 0x18160DDD
 _SEL_OWNER: Final = 0x8DA5CB5B
 _SEL_GET_OWNER: Final = 0x893D20E8
 _TRANSFERS: Final = frozenset({_SEL_TRANSFER, _SEL_TRANSFER_FROM})
+_TRANSFER_PUSH: Final = b"\x63" + _SEL_TRANSFER.to_bytes(4, "big")
+_TRANSFER_FROM_PUSH: Final = b"\x63" + _SEL_TRANSFER_FROM.to_bytes(4, "big")
 
 _M256: Final = (1 << 256) - 1
 _MAX_DEPTH: Final = 14
@@ -640,6 +642,14 @@ class _Analyzer:
         """Selectors whose refusing branches are recorded as guards (transfer and
         transferFrom; :meth:`guards_of` adds the sell paths the rules find)."""
         self._replay = False
+        self.all_guarded = _TRANSFER_PUSH not in code and _TRANSFER_FROM_PUSH not in code
+        """No ``PUSH4 transfer / transferFrom`` selector anywhere: a contract with no
+        transfer, whose sell paths the rules look for among all functions, so the guards
+        of every function are recorded in the one exploration (cheaper than a second one
+        of each sell path)."""
+        self._guard_slots: frozenset[int] | None = None
+        """While :meth:`guards_of` runs: only branches that load one of these slots are
+        probed (the rules read no other guard of a sell path)."""
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -921,6 +931,8 @@ class _Analyzer:
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
         guarded = owner.selector in self.guarded
+        # all_guarded: the sell-path rules read only guards on a constant slot
+        sell_guarded = self.all_guarded and not guarded
         max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
@@ -1019,31 +1031,38 @@ class _Analyzer:
                 if base[0] == "A":
                     g_t.add(("z" if odd else "nz", base))
                     g_f.add(("nz" if odd else "z", base))
-                if guarded and _interesting_guard(cond):
+                if (guarded and _interesting_guard(cond) and (
+                        self._guard_slots is None or _loads_slot(cond, self._guard_slots))) or (
+                        sell_guarded and _loads_const_slot(cond)):
                     self._maybe_guard(owner, tgt, cond, nxt, st, mem)
                 work.append((nxt, list(st), dict(mem), frozenset(g_f), reads))
                 if type(tgt) is int and tgt in self.c.jumpdests:
                     work.append((tgt, st, mem, frozenset(g_t), reads))
 
-    def guards_of(self, sel: int) -> list[_Guard]:
-        """The guards (refusing branches) of function ``sel`` (-1 = the fallback), found
-        by exploring it once more with guard recording on; the facts of the first run
-        are left as they are. Raises _Timeout past the deadline."""
+    def guards_of(self, sel: int, slots: frozenset[int]) -> list[_Guard]:
+        """The guards (refusing branches) of function ``sel`` (-1 = the fallback) whose
+        condition loads one of the constant storage ``slots``, found by exploring it
+        once more with guard recording on; the facts of the first run are left as they
+        are. Raises _Timeout past the deadline."""
         f = self.funcs.get(sel)
         if f is None:
             return []
+        if self.all_guarded:  # recorded in the first exploration
+            return [g for g in f.guards if _loads_slot(g.cond, slots)]
         tmp = _Func(sel)
         self.guarded.add(sel)
-        if sel >= 0:
-            self._explore(tmp, f.entries)
-        else:  # the fallback is reached through the dispatcher: run it again
-            self.funcs[-1] = tmp
-            self._replay = True
-            try:
+        self._guard_slots = slots
+        try:
+            if sel >= 0:
+                self._explore(tmp, f.entries)
+            else:  # the fallback is reached through the dispatcher: run it again
+                self.funcs[-1] = tmp
+                self._replay = True
                 self._explore(None, [(0, [], {}, frozenset())])
-            finally:
-                self._replay = False
-                self.funcs[-1] = f
+        finally:
+            self._replay = False
+            self._guard_slots = None
+            self.funcs[-1 if sel < 0 else sel] = f
         return tmp.guards
 
     def _fallback_func(self) -> _Func:
@@ -1229,6 +1248,16 @@ def _dispatch_selector(cond: Term) -> int | None:
     if b == SELECTOR and type(a) is int and a <= 0xFFFFFFFF:
         return a
     return None
+
+
+def _loads_slot(cond: Term, slots: frozenset[int]) -> bool:
+    """True if ``cond`` loads one of the constant storage ``slots``."""
+    return _contains(cond, lambda x: x[0] == "S" and type(x[2]) is int and x[2] in slots)
+
+
+def _loads_const_slot(cond: Term) -> bool:
+    """True if ``cond`` loads a storage slot at a constant address (not a mapping entry)."""
+    return _contains(cond, lambda x: x[0] == "S" and type(x[2]) is int)
 
 
 def _interesting_guard(cond: Term) -> bool:
@@ -1591,7 +1620,7 @@ class _Rules:
             if f is None:
                 continue
             kinds: list[tuple[Any, ...]] = []
-            for g in f.guards:
+            for g in (f.guards if sel in _TRANSFERS else ()):  # others: see _sell_paths
                 _classify(g.cond, g.pol, kinds)
             for k in kinds:
                 if k[0] == "bool_slot" and k[1] not in _PROXY_SLOTS:
@@ -1762,11 +1791,12 @@ class _Rules:
         for sel, (what, _ledgers) in paths.items():
             # Every rule below needs a slot that the path loads and a privileged caller
             # writes: without one, the second exploration can find nothing.
-            if not any(type(k) is int and any(self._priv(w.gates) for _, w in self.writers.get(hex(k), []))
-                       for k in self.funcs[sel].loads):
+            slots = frozenset(k for k in self.funcs[sel].loads if type(k) is int and any(
+                self._priv(w.gates) for _, w in self.writers.get(hex(k), [])))
+            if not slots:
                 continue
             head = f"{_fn_text(sel)} {what}"
-            for g in self.an.guards_of(sel):
+            for g in self.an.guards_of(sel, slots):
                 kinds: list[tuple[Any, ...]] = []
                 _classify(g.cond, g.pol, kinds)
                 timed = any(k[0] == "time" for k in kinds)
