@@ -41,8 +41,10 @@ stored value, time check). The flags are rules over these records and the token'
 layout (the mappings ``balanceOf`` reads, the slots ``totalSupply``/``owner`` read). A
 contract with no ``transfer`` has no token to sell: there the withdraw / refund /
 sell-for-ether functions (paying ether to the caller, or debiting the caller's entry of a
-ledger mapping and calling out) stand in for transfer, and their guards are found by
-exploring them a second time with guard recording on.
+ledger mapping and calling out) stand in for transfer: in a code with no ``PUSH4`` of the
+transfer / transferFrom selector the guards on constant slots are recorded for every
+function in the one exploration; a token's buy-back (``sell(amount)`` paying ether) is
+explored a second time with guard recording on.
 
 States are merged on (block, the jump-target constants on the stack, caller facts), so
 each internal function is explored once per call site; a per-function state budget and a
@@ -94,8 +96,8 @@ analysis worker re-analyses every code whose stored row names another version, a
 row is replaced: no migration). cap-3: in a contract with no ``transfer`` /
 ``transferFrom`` (sale, game, vault, deposit ledger) the functions through which a holder
 takes value out are *sell paths* (:meth:`_Rules.sell_paths`: pay ether to the caller, or
-debit the caller's ledger entry and call out), explored once more with their guards
-recorded (:meth:`_Analyzer.guards_of`); a switch, a stage (``state == CONSTANT``), a limit
+debit the caller's ledger entry and call out; in a token, a buy-back paying ether for the
+caller's balance), whose guards are read (:meth:`_Analyzer.guards_of`); a switch, a stage (``state == CONSTANT``), a limit
 or a time bound on one of them that a privileged caller sets is ``transfer_pausable`` /
 ``anti_whale_modifiable`` / ``trading_cooldown``, and a privileged credit to an entry of
 a ledger that a sell path pays out is ``is_mintable``; a lookup of the caller's own
