@@ -134,9 +134,8 @@ sale, game, vault or deposit ledger) has no token to sell, so its *sell paths* s
 for transfer: a function anyone may call that pays ether out to the caller (not change of
 the same call's `msg.value`), or lowers / clears the caller's entry of a mapping and calls
 out; in a token, a function that pays ether for the caller's own balance (a buy-back) is
-one too. Their refusing branches are recorded (in the one exploration for a code with
-no transfer selector; a buy-back is explored a second time), and a
-switch (also one packed beside the owner address), a stage (`state == Refunding`), a
+one too. A sell path that loads a slot some privileged function writes is explored a
+second time with its refusing branches on such slots recorded, and a switch (also one packed beside the owner address), a stage (`state == Refunding`), a
 limit or a time bound on them that a privileged caller sets (or lowers: `pot -= amount`)
 is `transfer_pausable`, `anti_whale_modifiable` or `trading_cooldown`; a privileged
 credit to any address's entry of a ledger that a sell path pays out is `is_mintable`. A

@@ -41,10 +41,10 @@ stored value, time check). The flags are rules over these records and the token'
 layout (the mappings ``balanceOf`` reads, the slots ``totalSupply``/``owner`` read). A
 contract with no ``transfer`` has no token to sell: there the withdraw / refund /
 sell-for-ether functions (paying ether to the caller, or debiting the caller's entry of a
-ledger mapping and calling out) stand in for transfer: in a code with no ``PUSH4`` of the
-transfer / transferFrom selector the guards on constant slots are recorded for every
-function in the one exploration; a token's buy-back (``sell(amount)`` paying ether) is
-explored a second time with guard recording on.
+ledger mapping and calling out) stand in for transfer (in a token, a buy-back paying ether for
+the caller's balance is one next to transfer); a sell path that loads a slot some
+privileged function writes is explored a second time, probing only the branches on such
+slots.
 
 States are merged on (block, the jump-target constants on the stack, caller facts), so
 each internal function is explored once per call site; a per-function state budget and a
@@ -155,13 +155,14 @@ _SEL_TOTAL_SUPPLY: Final = 0x18160DDD
 _SEL_OWNER: Final = 0x8DA5CB5B
 _SEL_GET_OWNER: Final = 0x893D20E8
 _TRANSFERS: Final = frozenset({_SEL_TRANSFER, _SEL_TRANSFER_FROM})
-_TRANSFER_PUSH: Final = b"\x63" + _SEL_TRANSFER.to_bytes(4, "big")
-_TRANSFER_FROM_PUSH: Final = b"\x63" + _SEL_TRANSFER_FROM.to_bytes(4, "big")
 
 _M256: Final = (1 << 256) - 1
 _MAX_DEPTH: Final = 14
 _STATE_BUDGET: Final = 6000
 """Most states explored per function (a state = one block entered with one context)."""
+_GUARD_STATE_BUDGET: Final = 1500
+"""The same for the second exploration of a sell path (:meth:`_Analyzer.guards_of`),
+which looks only for its refusing branches on a few slots."""
 _BLOCK_VISITS: Final = 24
 """Most times one block is entered per function."""
 _TRANSFER_BLOCK_VISITS: Final = 96
@@ -644,11 +645,6 @@ class _Analyzer:
         """Selectors whose refusing branches are recorded as guards (transfer and
         transferFrom; :meth:`guards_of` adds the sell paths the rules find)."""
         self._replay = False
-        self.all_guarded = _TRANSFER_PUSH not in code and _TRANSFER_FROM_PUSH not in code
-        """No ``PUSH4 transfer / transferFrom`` selector anywhere: a contract with no
-        transfer, whose sell paths the rules look for among all functions, so the guards
-        of every function are recorded in the one exploration (cheaper than a second one
-        of each sell path)."""
         self._guard_slots: frozenset[int] | None = None
         """While :meth:`guards_of` runs: only branches that load one of these slots are
         probed (the rules read no other guard of a sell path)."""
@@ -933,8 +929,6 @@ class _Analyzer:
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
         guarded = owner.selector in self.guarded
-        # all_guarded: the sell-path rules read only guards on a constant slot
-        sell_guarded = self.all_guarded and not guarded
         max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
@@ -960,7 +954,7 @@ class _Analyzer:
                 continue
             visits[pc] = v + 1
             states += 1
-            if states > _STATE_BUDGET:
+            if states > (_STATE_BUDGET if self._guard_slots is None else _GUARD_STATE_BUDGET):
                 if func is not None:
                     func.complete = False
                 break
@@ -1033,9 +1027,8 @@ class _Analyzer:
                 if base[0] == "A":
                     g_t.add(("z" if odd else "nz", base))
                     g_f.add(("nz" if odd else "z", base))
-                if (guarded and _interesting_guard(cond) and (
-                        self._guard_slots is None or _loads_slot(cond, self._guard_slots))) or (
-                        sell_guarded and _loads_const_slot(cond)):
+                if guarded and _interesting_guard(cond) and (
+                        self._guard_slots is None or _loads_slot(cond, self._guard_slots)):
                     self._maybe_guard(owner, tgt, cond, nxt, st, mem)
                 work.append((nxt, list(st), dict(mem), frozenset(g_f), reads))
                 if type(tgt) is int and tgt in self.c.jumpdests:
@@ -1049,8 +1042,6 @@ class _Analyzer:
         f = self.funcs.get(sel)
         if f is None:
             return []
-        if self.all_guarded:  # recorded in the first exploration
-            return [g for g in f.guards if _loads_slot(g.cond, slots)]
         tmp = _Func(sel)
         self.guarded.add(sel)
         self._guard_slots = slots
@@ -1255,11 +1246,6 @@ def _dispatch_selector(cond: Term) -> int | None:
 def _loads_slot(cond: Term, slots: frozenset[int]) -> bool:
     """True if ``cond`` loads one of the constant storage ``slots``."""
     return _contains(cond, lambda x: x[0] == "S" and type(x[2]) is int and x[2] in slots)
-
-
-def _loads_const_slot(cond: Term) -> bool:
-    """True if ``cond`` loads a storage slot at a constant address (not a mapping entry)."""
-    return _contains(cond, lambda x: x[0] == "S" and type(x[2]) is int)
 
 
 def _interesting_guard(cond: Term) -> bool:
