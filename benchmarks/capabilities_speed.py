@@ -3,7 +3,7 @@
 Usage (repo root)::
 
     python benchmarks/capabilities_speed.py [--corpus FILE] [--rows N] [--budget S]
-        [--evmole-rows M] [--json]
+        [--evmole-rows M] [--peer-rev REV] [--json]
 
 Analyses the distinct runtime codes of the first N corpus rows (deduplicated by the
 bytes, as the agent analyses once per code hash) with :func:`edge.scoring.capabilities.analyze`
@@ -11,7 +11,10 @@ in this one process and prints: distinct codes/s, p50 / p99 / max ms per code, t
 at the budget, flag counts. On x86 with evmole 0.9.4 installed (test extra) it also runs
 evmole on the first M of those codes, as the peer in the same run: its time per code with
 and without storage analysis, and the agreement of selectors, state mutability and
-storage writes/reads per (selector, slot) pair between the two analyzers.
+storage writes/reads per (selector, slot) pair between the two analyzers. With
+``--peer-rev REV`` (a git revision, e.g. the last commit of an older analyzer version) the
+analyzer of that revision runs on the same codes in the same process, interleaved code by
+code (the order alternates), and both are reported from the summed per-code times.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import time
+import types
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _pct(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _load_peer(rev: str) -> tuple[Callable[..., CapabilityReport], str]:
+    """``analyze`` and ``ANALYZER_VERSION`` of edge/scoring/capabilities.py at git ``rev``
+    (loaded as its own module; it imports the rest of ``edge`` from this tree)."""
+    src = subprocess.run(["git", "show", f"{rev}:edge/scoring/capabilities.py"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    name = "edge_capabilities_peer"
+    mod = types.ModuleType(name)
+    sys.modules[name] = mod  # dataclasses resolve their annotations through sys.modules
+    exec(compile(src, f"{rev}:edge/scoring/capabilities.py", "exec"), mod.__dict__)
+    return mod.analyze, str(mod.ANALYZER_VERSION)
+
+
+def _speed(codes: int, times: list[float]) -> dict[str, Any]:
+    return {"codes_per_s": round(codes / sum(times), 1), "ms_p50": round(_pct(times, 0.50) * 1e3, 2),
+            "ms_p99": round(_pct(times, 0.99) * 1e3, 2), "ms_max": round(max(times) * 1e3, 2)}
 
 
 def _slot_base(t: str) -> int | None:
@@ -58,9 +82,9 @@ def _oracle(codes: list[bytes], reports: list[CapabilityReport]) -> dict[str, An
     mut: Counter[str] = Counter()
     acc = {"w": [0, 0, 0], "r": [0, 0, 0]}  # both, evmole only, ours only
     for info, rep in zip(infos, reports, strict=True):
-        theirs = {int(f.selector, 16) for f in info.functions}
+        theirs = {int(f.selector, 16) for f in info.functions or ()}
         sel_eq += theirs == set(rep.selectors)
-        em = {int(f.selector, 16): f.state_mutability for f in info.functions}
+        em = {int(f.selector, 16): f.state_mutability for f in info.functions or ()}
         for fi in rep.functions:
             if fi.selector in em:
                 mut["agree" if em[fi.selector] == fi.state_mutability else
@@ -68,7 +92,7 @@ def _oracle(codes: list[bytes], reports: list[CapabilityReport]) -> dict[str, An
         for kind in ("w", "r"):
             e = {
                 (int(s, 16), int(rec.slot, 16))
-                for rec in info.storage
+                for rec in info.storage or ()
                 for s in (rec.writes if kind == "w" else rec.reads)
                 if int(rec.slot, 16) < 1 << 64
             }
@@ -102,8 +126,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--budget", type=float, default=2.0, help="seconds per code")
     ap.add_argument("--evmole-rows", type=int, default=300)
+    ap.add_argument("--peer-rev", default=None,
+                    help="git revision whose analyzer runs on the same codes, interleaved")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    peer = _load_peer(args.peer_rev) if args.peer_rev else None
 
     seen: set[bytes] = set()
     codes: list[bytes] = []
@@ -113,12 +140,31 @@ def main() -> None:
             codes.append(r.code)
     times: list[float] = []
     reports: list[CapabilityReport] = []
-    t0 = time.perf_counter()
-    for c in codes:
+    peer_times: list[float] = []
+    peer_reports: list[CapabilityReport] = []
+
+    def run_ours(c: bytes) -> None:
         t = time.perf_counter()
         reports.append(analyze(c, budget_s=args.budget))
         times.append(time.perf_counter() - t)
-    wall = time.perf_counter() - t0
+
+    def run_peer(c: bytes) -> None:
+        assert peer is not None
+        t = time.perf_counter()
+        peer_reports.append(peer[0](c, budget_s=args.budget))
+        peer_times.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    for i, c in enumerate(codes):
+        if peer is None:
+            run_ours(c)
+        elif i % 2 == 0:
+            run_ours(c)
+            run_peer(c)
+        else:
+            run_peer(c)
+            run_ours(c)
+    wall = time.perf_counter() - t0 if peer is None else sum(times)
     flags = Counter(f for rep in reports for f in rep.flag_names)
     out: dict[str, Any] = {
         "machine": platform.machine(),
@@ -132,6 +178,14 @@ def main() -> None:
         "timeouts": sum(rep.status == "timeout" for rep in reports),
         "flag_share": {f: round(flags[f] / len(codes), 4) for f in FLAG_NAMES},
     }
+    if peer is not None:
+        pflags = Counter(f for rep in peer_reports for f in rep.flag_names)
+        out["peer"] = {
+            "rev": args.peer_rev, "analyzer": peer[1], **_speed(len(codes), peer_times),
+            "timeouts": sum(rep.status == "timeout" for rep in peer_reports),
+            "flag_share": {f: round(pflags[f] / len(codes), 4) for f in FLAG_NAMES},
+        }
+        out["ours_over_peer_time"] = round(sum(times) / sum(peer_times), 3)
     try:
         m = min(args.evmole_rows, len(codes))
         out["evmole"] = _oracle(codes[:m], reports[:m]) if m else None

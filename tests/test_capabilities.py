@@ -215,14 +215,19 @@ def _our_storage(rep: cap.CapabilityReport) -> tuple[set[tuple[int, int]], set[t
 
 _RUG_MATCH = {
     "hidden_mint": {"is_mintable"},
-    "leaking_token": {"owner_change_balance", "owner_can_withdraw"},
+    # slippage_modifiable since cap-3: CRPWarner's LeakingToken_Fee rule (models/README.md).
+    "leaking_token": {"owner_change_balance", "owner_can_withdraw", "slippage_modifiable"},
     "limiting_sell": {
         "transfer_pausable", "is_blacklisted", "is_whitelisted", "anti_whale_modifiable",
         "trading_cooldown", "slippage_modifiable",
     },
 }  # fmt: skip
-# Regression floors, NOT the 0.90 target (not reached; see models/README.md).
-_RUG_FLOOR = {"hidden_mint": 0.88, "leaking_token": 0.87, "limiting_sell": 0.76}
+_LEAKING_CAP2 = {"owner_change_balance", "owner_can_withdraw"}
+"""leaking_token's matching flags up to cap-2 (its recall is reported too)."""
+# Regression floors just under the measured figures (models/README.md); limiting_sell is
+# under the 0.90 target (the misses left are listed in the card).
+_RUG_FLOOR = {"hidden_mint": 0.91, "leaking_token": 0.91, "limiting_sell": 0.86}
+_LEAKING_CAP2_FLOOR = 0.89
 
 
 def _rug_rows() -> Iterator[dict[str, str]]:
@@ -237,17 +242,20 @@ def _rug_rows() -> Iterator[dict[str, str]]:
 def test_rugpull_annotations_recall_floor() -> None:
     hit = dict.fromkeys(_RUG_MATCH, 0)
     total = dict.fromkeys(_RUG_MATCH, 0)
+    leaking_cap2 = 0
     for row in _rug_rows():
         subs = set(row["subcategory"].split("+")) & set(_RUG_MATCH)
         if not subs:
             continue
-        rep = cap.analyze(bytes.fromhex(row["bytecode"][2:]))
+        rep = cap.analyze(bytes.fromhex(row["bytecode"][2:]), budget_s=30.0)  # not a timing test
         assert rep.status == "ok"
         for s in subs:
             total[s] += 1
             hit[s] += bool(set(rep.flag_names) & _RUG_MATCH[s])
+        leaking_cap2 += "leaking_token" in subs and bool(set(rep.flag_names) & _LEAKING_CAP2)
     for s, floor in _RUG_FLOOR.items():
         assert total[s] >= 50 and hit[s] / total[s] >= floor, (s, hit[s], total[s])
+    assert leaking_cap2 / total["leaking_token"] >= _LEAKING_CAP2_FLOOR, leaking_cap2
 
 
 _DIGEST = """

@@ -38,7 +38,13 @@ lookup on ``CALLER`` (role or whitelist), ``CALLER == constant`` (hard-coded own
 ``transfer``/``transferFrom`` every branch one side of which always reverts is a guard;
 guards are classified (boolean storage flag, boolean mapping entry, limit compared with a
 stored value, time check). The flags are rules over these records and the token's
-layout (the mappings ``balanceOf`` reads, the slots ``totalSupply``/``owner`` read).
+layout (the mappings ``balanceOf`` reads, the slots ``totalSupply``/``owner`` read). A
+contract with no ``transfer`` has no token to sell: there the withdraw / refund /
+sell-for-ether functions (paying ether to the caller, or debiting the caller's entry of a
+ledger mapping and calling out) stand in for transfer (in a token, a buy-back paying ether for
+the caller's balance is one next to transfer); a sell path that loads a slot some
+privileged function writes is explored a second time, probing only the branches on such
+slots.
 
 States are merged on (block, the jump-target constants on the stack, caller facts), so
 each internal function is explored once per call site; a per-function state budget and a
@@ -51,7 +57,7 @@ has no field for and which matches CRPWarner's "leaking token: withdraw" pattern
 
 JSON form (:meth:`CapabilityReport.to_json`)::
 
-    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-2", "elapsed_ms": 12.3,
+    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-3", "elapsed_ms": 12.3,
      "capabilities": ["is_mintable"],
      "evidence": [{"name": "is_mintable", "confidence": 0.9,
                    "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"],
@@ -84,10 +90,21 @@ __all__ = [
     "analyze",
 ]
 
-ANALYZER_VERSION: Final = "cap-2"
+ANALYZER_VERSION: Final = "cap-3"
 """Changes whenever a rule or the record shape changes (stored with every report; the
 analysis worker re-analyses every code whose stored row names another version, and the
-row is replaced: no migration). cap-2: keccak mapping keys hashed in free memory
+row is replaced: no migration). cap-3: in a contract with no ``transfer`` /
+``transferFrom`` (sale, game, vault, deposit ledger) the functions through which a holder
+takes value out are *sell paths* (:meth:`_Rules.sell_paths`: pay ether to the caller, or
+debit the caller's ledger entry and call out; in a token, a buy-back paying ether for the
+caller's balance), whose guards are read (:meth:`_Analyzer.guards_of`); a switch, a stage (``state == CONSTANT``), a limit
+or a time bound on one of them that a privileged caller sets is ``transfer_pausable`` /
+``anti_whale_modifiable`` / ``trading_cooldown``, and a privileged credit to an entry of
+a ledger that a sell path pays out is ``is_mintable``; a lookup of the caller's own
+ledger entry (``require(deposits[msg.sender] > 0)``) is no privilege for these rules nor
+for ``owner_can_withdraw``; a privileged SELFDESTRUCT (it sends the whole balance to the
+beneficiary) is ``owner_can_withdraw``; a payable fallback that moves balances is a
+token-moving function like ``buy()`` (its fee / price rate counts). cap-2: keccak mapping keys hashed in free memory
 (``mload(0x40)``) are resolved; a privileged *set* of its own / a stored address's
 balance, or of the total supply together with a balance, is a mint; ether paid out at a
 rate a privileged caller sets from the call data is ``owner_can_withdraw``; a transfer
@@ -143,6 +160,9 @@ _M256: Final = (1 << 256) - 1
 _MAX_DEPTH: Final = 14
 _STATE_BUDGET: Final = 6000
 """Most states explored per function (a state = one block entered with one context)."""
+_GUARD_STATE_BUDGET: Final = 1500
+"""The same for the second exploration of a sell path (:meth:`_Analyzer.guards_of`),
+which looks only for its refusing branches on a few slots."""
 _BLOCK_VISITS: Final = 24
 """Most times one block is entered per function."""
 _TRANSFER_BLOCK_VISITS: Final = 96
@@ -621,6 +641,13 @@ class _Analyzer:
         self.funcs: dict[int, _Func] = {}
         self.steps = 0
         self.probe_cache: dict[tuple[Any, ...], bool] = {}
+        self.guarded: set[int] = set(_TRANSFERS)
+        """Selectors whose refusing branches are recorded as guards (transfer and
+        transferFrom; :meth:`guards_of` adds the sell paths the rules find)."""
+        self._replay = False
+        self._guard_slots: frozenset[int] | None = None
+        """While :meth:`guards_of` runs: only branches that load one of these slots are
+        probed (the rules read no other guard of a sell path)."""
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -901,6 +928,7 @@ class _Analyzer:
         states = 0
         self._check_time()
         owner: _Func = func if func is not None else self._fallback_func()
+        guarded = owner.selector in self.guarded
         max_visits = _TRANSFER_BLOCK_VISITS if owner.selector in _TRANSFERS else _BLOCK_VISITS
         while work:
             pc, st, mem, gates, reads = work.pop()
@@ -926,7 +954,7 @@ class _Analyzer:
                 continue
             visits[pc] = v + 1
             states += 1
-            if states > _STATE_BUDGET:
+            if states > (_STATE_BUDGET if self._guard_slots is None else _GUARD_STATE_BUDGET):
                 if func is not None:
                     func.complete = False
                 break
@@ -999,11 +1027,36 @@ class _Analyzer:
                 if base[0] == "A":
                     g_t.add(("z" if odd else "nz", base))
                     g_f.add(("nz" if odd else "z", base))
-                if owner.selector in _TRANSFERS and _interesting_guard(cond):
+                if guarded and _interesting_guard(cond) and (
+                        self._guard_slots is None or _loads_slot(cond, self._guard_slots)):
                     self._maybe_guard(owner, tgt, cond, nxt, st, mem)
                 work.append((nxt, list(st), dict(mem), frozenset(g_f), reads))
                 if type(tgt) is int and tgt in self.c.jumpdests:
                     work.append((tgt, st, mem, frozenset(g_t), reads))
+
+    def guards_of(self, sel: int, slots: frozenset[int]) -> list[_Guard]:
+        """The guards (refusing branches) of function ``sel`` (-1 = the fallback) whose
+        condition loads one of the constant storage ``slots``, found by exploring it
+        once more with guard recording on; the facts of the first run are left as they
+        are. Raises _Timeout past the deadline."""
+        f = self.funcs.get(sel)
+        if f is None:
+            return []
+        tmp = _Func(sel)
+        self.guarded.add(sel)
+        self._guard_slots = slots
+        try:
+            if sel >= 0:
+                self._explore(tmp, f.entries)
+            else:  # the fallback is reached through the dispatcher: run it again
+                self.funcs[-1] = tmp
+                self._replay = True
+                self._explore(None, [(0, [], {}, frozenset())])
+        finally:
+            self._replay = False
+            self._guard_slots = None
+            self.funcs[-1 if sel < 0 else sel] = f
+        return tmp.guards
 
     def _fallback_func(self) -> _Func:
         f = self.funcs.get(-1)
@@ -1015,6 +1068,8 @@ class _Analyzer:
         self, sel: int, pc: int, st: list[Term], mem: dict[int, Term],
         gates: frozenset[tuple[Any, ...]],
     ) -> None:
+        if self._replay:
+            return
         f = self.funcs.get(sel)
         if f is None:
             f = self.funcs[sel] = _Func(sel)
@@ -1188,6 +1243,11 @@ def _dispatch_selector(cond: Term) -> int | None:
     return None
 
 
+def _loads_slot(cond: Term, slots: frozenset[int]) -> bool:
+    """True if ``cond`` loads one of the constant storage ``slots``."""
+    return _contains(cond, lambda x: x[0] == "S" and type(x[2]) is int and x[2] in slots)
+
+
 def _interesting_guard(cond: Term) -> bool:
     return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O") or (
         x[0] in ("R", "RD") and len(x) > 2))
@@ -1229,10 +1289,12 @@ def _classify(
         elif a == 1 or b == 1:  # flag == true (0.4-era code)
             _classify(b if a == 1 else a, pol, out, depth + 1)
         else:
-            for x in (a, b):
+            for x, y in ((a, b), (b, a)):
                 s = _storage_slot_of(x)
                 if s is not None:
                     out.append(("eq_slot", s))
+                    if type(y) is int:
+                        out.append(("state", s))  # state == CONSTANT (an enum stage)
     elif t == "<":
         has_time = _contains(cond, lambda x: x[0] == "T")
         for x in (cond[2], cond[3]):
@@ -1273,6 +1335,35 @@ def _scaled_slots(x: Term, depth: int = 0) -> Iterable[int]:
                 yield s
     for a in x[2:]:
         yield from _scaled_slots(a, depth + 1)
+
+
+def _writes_bits(value: Term, slot: int, shift: int) -> bool:
+    """True if storing ``value`` to ``slot`` can change the byte at bit ``shift`` (a packed
+    boolean): a constant, an unmasked value for a flag at bit 0, or a read-modify-write
+    ``x | (SLOAD(slot) & mask)`` / ``SLOAD(slot) & mask`` whose mask clears that byte."""
+    if type(shift) is not int:
+        return False
+    if type(value) is int:
+        return True
+    t = value[0]
+    if t == "|":
+        for x, y in ((value[2], value[3]), (value[3], value[2])):
+            if type(y) is not int and y[0] == "&" and _storage_slot_of(y[2]) == slot and type(y[3]) is int:
+                return (y[3] >> shift) & 0xFF == 0
+    if t == "&" and _storage_slot_of(value[2]) == slot and type(value[3]) is int:
+        return (value[3] >> shift) & 0xFF == 0
+    return shift == 0
+
+
+def _const_write(value: Term, slot: int) -> bool:
+    """True if ``value`` is a constant, or a constant merged into ``slot``'s other bytes."""
+    if type(value) is int:
+        return True
+    if value[0] == "|":
+        for x, y in ((value[2], value[3]), (value[3], value[2])):
+            if type(x) is int and type(y) is not int and y[0] == "&" and _storage_slot_of(y[2]) == slot:
+                return True
+    return False
 
 
 def _sloads(x: Term, depth: int = 0) -> Iterable[Term]:
@@ -1329,9 +1420,10 @@ def _top(x: Term) -> str:
 
 
 class _Rules:
-    def __init__(self, funcs: dict[int, _Func], code: bytes) -> None:
+    def __init__(self, funcs: dict[int, _Func], code: bytes, an: _Analyzer | None = None) -> None:
         self.funcs = funcs
         self.code = code
+        self.an = an
         self.flags: dict[str, Flag] = {}
         bal = funcs.get(_SEL_BALANCE_OF)
         self.balance_slots: set[int] = set()
@@ -1353,7 +1445,7 @@ class _Rules:
         self.movers: set[int] = {s for s in _TRANSFERS if s in funcs}
         for fn in funcs.values():
             moved = [w for w in fn.stores if _mapping_base(w.key) in self.balance_slots]
-            if (fn.selector >= 0 and any(_top(w.value) == "+" for w in moved)
+            if (any(_top(w.value) == "+" for w in moved)
                     and any(_top(w.value) == "-" for w in moved)
                     and not any(_privileged(w.gates) for w in moved)):
                 self.movers.add(fn.selector)
@@ -1387,6 +1479,7 @@ class _Rules:
     def run(self) -> dict[str, Flag]:
         self._supply_and_balances()
         self._transfer_guards()
+        self._sell_paths()
         self._ownership()
         self._proxy()
         self._selfdestruct()
@@ -1478,7 +1571,7 @@ class _Rules:
                              f"{hex(rates[0])}, which {_who(w.gates)} {_fn_text(wf.selector)} "
                              f"sets (a high rate lets the privileged caller drain the contract)")
             for t, v, g in f.calls:
-                if not _privileged(g) or (type(t) is int and t <= 0xFFFF):
+                if not self._priv(g) or (type(t) is int and t <= 0xFFFF):
                     continue
                 if v != 0:
                     conf, what = 0.85, "sends the contract's ether out"
@@ -1489,6 +1582,15 @@ class _Rules:
                 self.add("owner_can_withdraw", conf, [f.selector], [], ["CALL"],
                          f"{_who(g)} {_fn_text(f.selector)} {what} (ether or tokens held by "
                          f"this contract can be moved out by the privileged caller)")
+
+        for f in self.funcs.values():
+            # SELFDESTRUCT sends the whole balance to its beneficiary: a privileged one is
+            # a withdrawal of all the ether the contract holds.
+            if any(self._priv(g) for g in f.selfdestructs):
+                g = next(g for g in f.selfdestructs if self._priv(g))
+                self.add("owner_can_withdraw", 0.8, [f.selector], [], ["SELFDESTRUCT"],
+                         f"{_who(g)} {_fn_text(f.selector)} self-destructs the contract, which "
+                         f"sends all the ether it holds to the beneficiary")
 
     def _gated_writer(self, slot_txt: str, calldata_value: bool) -> list[tuple[_Func, _Store]]:
         out = []
@@ -1506,7 +1608,7 @@ class _Rules:
             if f is None:
                 continue
             kinds: list[tuple[Any, ...]] = []
-            for g in f.guards:
+            for g in (f.guards if sel in _TRANSFERS else ()):  # others: see _sell_paths
                 _classify(g.cond, g.pol, kinds)
             for k in kinds:
                 if k[0] == "bool_slot" and k[1] not in _PROXY_SLOTS:
@@ -1569,6 +1671,182 @@ class _Rules:
                              ["MUL", "SSTORE"],
                              f"{_fn_text(sel)} computes a fee with the rate in slot {hex(s)}, "
                              f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
+
+    # -- contracts with no transfer: withdraw / refund / sell-for-ether paths ----------
+
+    def _ledger_like(self, base: int) -> bool:
+        """True when some unprivileged function writes the mapping at ``base`` (a
+        deposit / credit ledger, not a list that only a privileged caller keeps)."""
+        return any(not _privileged(w.gates) for _, w in self.writers.get(f"m:{hex(base)}", []))
+
+    def _caller_gated_ok(self, gates: frozenset[tuple[Any, ...]]) -> bool:
+        """A path anyone may take: no owner / hard-coded gate, and every role gate is a
+        lookup of the caller's own ledger entry (``require(deposits[msg.sender] > 0)``)."""
+        for g in gates:
+            if g[0] in ("owner", "hardcoded"):
+                return False
+            if g[0] == "role" and not self._ledger_like(g[1]):
+                return False
+        return True
+
+    def _priv(self, gates: frozenset[tuple[Any, ...]]) -> bool:
+        """Privileged in the sense of the sell-path rules: an owner / hard-coded gate, or
+        a role kept in a mapping that no unprivileged function writes (a lookup of the
+        caller's own ledger entry is not a privilege)."""
+        return any(g[0] in ("owner", "hardcoded") or (g[0] == "role" and not self._ledger_like(g[1]))
+                   for g in gates)
+
+    def _setters(self, slot: int) -> list[tuple[_Func, _Store]]:
+        """Privileged writers that set ``slot`` to a call-data value or a constant, or lower
+        it by a call-data amount (``pot -= amount``); raising a running total
+        (``allocated += amount``) does not tighten a bound."""
+        def own(x: Term) -> bool:
+            return bool(x[0] == "S" and x[2] == slot)
+
+        out = []
+        for wf, w in self.writers.get(hex(slot), []):
+            if wf.selector in self.movers or not self._priv(w.gates):
+                continue
+            v = w.value
+            if type(v) is int or (_is_calldata(v) and not _contains(v, own)):
+                out.append((wf, w))
+            elif v[0] == "-" and type(v[2]) is not int and own(v[2]) and _is_calldata(v[3]):
+                out.append((wf, w))
+        return out
+
+    def sell_paths(self) -> dict[int, tuple[str, set[int]]]:
+        """Functions other than transfer / transferFrom through which a holder takes value
+        out: selector -> (what it does, the caller-keyed ledgers it pays out or debits).
+        Each is a path that anyone may take (see :meth:`_caller_gated_ok`). In a contract
+        with no ``transfer`` (sale, game, vault, deposit ledger) it pays ether to the
+        caller (not change of the ``msg.value`` of the same call), or lowers / clears the
+        caller's entry of a mapping and calls out (a token payout), or moves a ledger like
+        a token balance (a custom-named transfer); in a token it pays ether to the caller
+        and lowers / clears the caller's own balance (a buy-back, ``sell(amount)``)."""
+        out: dict[int, tuple[str, set[int]]] = {}
+        token = any(sel in self.funcs for sel in _TRANSFERS)
+        for f in sorted(self.funcs.values(), key=lambda fn: fn.selector):
+            if f.selector == _SEL_APPROVE or f.selector in _TRANSFERS:
+                continue
+            ledgers: set[int] = set()
+            what = ""
+            for t, v, g in f.calls:
+                if (t == CALLER or t == ORIGIN) and v != 0 and self._caller_gated_ok(g) \
+                        and not _contains(v, lambda x: x == CALLVALUE):
+                    what = "pays ether out to the caller (a withdraw, refund or sell)"
+                    for leaf in _sloads(v):
+                        base = _mapping_base(leaf[2])
+                        if base is not None and _mapping_key(leaf[2]) == CALLER:
+                            ledgers.add(base)
+            if token:
+                # A token is sold through transfer; besides it, only a function that pays
+                # ether for the caller's own balance (a buy-back) is a sell path.
+                if what and any(
+                        self._is_balance(w.key) and _mapping_key(w.key) == CALLER
+                        and (_top(w.value) == "-" or w.value == 0) and self._caller_gated_ok(w.gates)
+                        for w in f.stores):
+                    out[f.selector] = ("pays ether for the caller's tokens (a sell for ether)", set())
+                continue
+            calls_out = any(not (type(t) is int and t <= 0xFFFF) and self._caller_gated_ok(g)
+                            for t, _v, g in f.calls)
+            for w in f.stores:
+                base = _mapping_base(w.key)
+                if base is None or _mapping_key(w.key) != CALLER or not self._caller_gated_ok(w.gates):
+                    continue
+                if (_top(w.value) == "-" or w.value == 0) and calls_out:
+                    ledgers.add(base)
+                    what = what or "debits the caller's entry and calls out (a payout)"
+            if not what and f.selector in self.movers:
+                what = "moves a ledger entry like a token balance (the contract has no transfer)"
+            if what:
+                out[f.selector] = (what, ledgers)
+        return out
+
+    def _flag_writers(self, slot: int, shift: int) -> list[tuple[_Func, _Store]]:
+        """Privileged writers of the boolean at bit ``shift`` of ``slot``."""
+        return [(wf, w) for wf, w in self.writers.get(hex(slot), [])
+                if self._priv(w.gates) and _writes_bits(w.value, slot, shift)]
+
+    def _state_writers(self, slot: int) -> list[tuple[_Func, _Store]]:
+        """Privileged writers of a constant stage into ``slot`` (``state = State.Refunding``)."""
+        return [(wf, w) for wf, w in self.writers.get(hex(slot), [])
+                if self._priv(w.gates) and _const_write(w.value, slot)]
+
+    def _sell_paths(self) -> None:
+        if self.an is None:
+            return
+        paths = self.sell_paths()
+        for sel, (what, _ledgers) in paths.items():
+            # Every rule below needs a slot that the path loads and a privileged caller
+            # writes: without one, the second exploration can find nothing.
+            slots = frozenset(k for k in self.funcs[sel].loads if type(k) is int and any(
+                self._priv(w.gates) for _, w in self.writers.get(hex(k), [])))
+            if not slots:
+                continue
+            head = f"{_fn_text(sel)} {what}"
+            for g in self.an.guards_of(sel, slots):
+                kinds: list[tuple[Any, ...]] = []
+                _classify(g.cond, g.pol, kinds)
+                timed = any(k[0] == "time" for k in kinds)
+                for k in kinds:
+                    if k[0] == "bool_slot" and k[1] not in _PROXY_SLOTS:
+                        w = self._flag_writers(k[1], k[3])
+                        if w:
+                            wf, ws = w[0]
+                            self.add("transfer_pausable", 0.75, [sel, wf.selector], [hex(k[1])],
+                                     ["JUMPI", "SSTORE"],
+                                     f"{head} and reverts on the switch in slot {hex(k[1])}, "
+                                     f"which {_who(ws.gates)} {_fn_text(wf.selector)} sets")
+                    elif k[0] == "state" and k[1] not in _PROXY_SLOTS:
+                        w = self._state_writers(k[1])
+                        if w:
+                            wf, ws = w[0]
+                            self.add("transfer_pausable", 0.7, [sel, wf.selector], [hex(k[1])],
+                                     ["EQ", "JUMPI", "SSTORE"],
+                                     f"{head} only in the stage kept in slot {hex(k[1])}, which "
+                                     f"{_who(ws.gates)} {_fn_text(wf.selector)} sets")
+                    elif k[0] == "limit" and k[1] not in self.supply_slots | self.owner_slots:
+                        w = self._setters(k[1])
+                        if not w:
+                            continue
+                        wf, ws = w[0]
+                        if timed:  # a time lock the privileged caller can move
+                            self.add("trading_cooldown", 0.7, [sel, wf.selector], [hex(k[1])],
+                                     ["TIMESTAMP", "JUMPI", "SSTORE"],
+                                     f"{head} and reverts depending on the time in slot "
+                                     f"{hex(k[1])}, which {_who(ws.gates)} {_fn_text(wf.selector)} "
+                                     f"can move")
+                        else:
+                            self.add("anti_whale_modifiable", 0.7, [sel, wf.selector], [hex(k[1])],
+                                     ["JUMPI", "SSTORE"],
+                                     f"{head} and reverts past the limit in slot {hex(k[1])}, "
+                                     f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
+        self._ledger_mint(paths)
+
+    def _ledger_mint(self, paths: dict[int, tuple[str, set[int]]]) -> None:
+        """A privileged function that raises (or sets from the call data) the entry of an
+        address given in the call data in a ledger that a sell path pays out is a mint."""
+        ledgers: dict[int, int] = {}
+        for sel, (_what, bases) in paths.items():
+            for b in sorted(bases):
+                ledgers.setdefault(b, sel)
+        if not ledgers:
+            return
+        for f in sorted(self.funcs.values(), key=lambda fn: fn.selector):
+            if f.selector in paths:
+                continue
+            for w in f.stores:
+                base = _mapping_base(w.key)
+                if base is None or base not in ledgers or not self._priv(w.gates):
+                    continue
+                if base in self.balance_slots or not _is_calldata(_mapping_key(w.key)):
+                    continue
+                if _top(w.value) != "-" and _is_calldata(w.value):  # += amount, or = amount
+                    self.add("is_mintable", 0.7, [f.selector, ledgers[base]], [f"m:{hex(base)}"],
+                             ["SSTORE"],
+                             f"{_who(w.gates)} {_fn_text(f.selector)} credits any address in the "
+                             f"ledger at slot {hex(base)}, which {_fn_text(ledgers[base])} pays out "
+                             f"(value created at will)")
 
     def _ownership(self) -> None:
         owner_slots = set(self.owner_slots)
@@ -1718,7 +1996,7 @@ def analyze(
     an = _Analyzer(body, t0 + budget_s)
     try:
         an.run()
-        flags = _Rules(an.funcs, body).run()
+        flags = _Rules(an.funcs, body, an).run()
     except _Timeout:
         return CapabilityReport(code_hash, "timeout", (), (), time.perf_counter() - t0)
     fl = tuple(flags[n] for n in FLAG_NAMES if n in flags)

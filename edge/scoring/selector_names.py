@@ -60,6 +60,9 @@ SIGNATURES: Final[tuple[str, ...]] = (
     # self-destruct and funds
     "kill()", "destroy()", "close()", "withdraw()", "withdraw(uint256)",
     "deposit()", "getBalance()",
+    # sales, vaults and games (their withdraw / refund is how a holder sells)
+    "refund()", "claimRefund()", "enableRefunds()", "safeWithdrawal()", "claim()",
+    "finalize()", "buyTokens(address)",
     # the ethereum.org "MyAdvancedToken" tutorial family (common in 2017-2018 tokens)
     "mintToken(address,uint256)", "freezeAccount(address,bool)", "setPrices(uint256,uint256)",
     "buy()", "sell(uint256)", "approveAndCall(address,uint256,bytes)", "frozenAccount(address)",

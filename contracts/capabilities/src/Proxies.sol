@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // expect Eip1967Proxy: is_proxy
 // expect SlotProxy: is_proxy
-// expect KillableVault: selfdestruct
+// expect KillableVault: selfdestruct, owner_can_withdraw
 // expect PlainVault: none
 // expect WithdrawVault: owner_can_withdraw
 pragma solidity >=0.4.24 <0.9.0;
@@ -61,6 +61,8 @@ contract SlotProxy {
     }
 }
 
+// selfdestruct(msg.sender) sends the vault's ether to the owner: since cap-3 that is also
+// owner_can_withdraw.
 contract KillableVault {
     address public owner;
     uint256 public deposits;
