@@ -15,7 +15,7 @@ PORT=/dev/virtio-ports/org.edge.verdict
 [ -e "$PORT" ] || PORT=/dev/ttyS1 PREFIX="EDGE-VERDICT "
 T=/mnt/edgetest
 CFG=/boot/firmware/edge.toml
-MODE=$(sed -n 's/.*edge_test=\([a-z]*\).*/\1/p' /proc/cmdline)
+MODE=$(sed -n 's/.*edge_test=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 EDGE=/opt/edge/venv/bin/edge
 
 emit() { printf '%s%s\n' "${PREFIX:-}" "$1" >"$PORT"; printf 'edge-image-check: %s\n' "$1"; }
