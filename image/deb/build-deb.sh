@@ -131,10 +131,11 @@ Description: edge gateway agent for a private PoA Ethereum chain
  records in a SQLite outbox, seals checkpoints (CRC, Merkle root) and forwards
  encrypted metadata and a reference to public networks, with fleet attestations.
  .
- The postinst builds /opt/edge/venv from the pinned, hash-checked aarch64 wheels in
- this package (no network) with the install script of the appliance image, makes the
- edge user and enables edge.service with its config on /boot/firmware. It leaves the
- hostname, network, SSH and passwords alone (see README.Debian).
+ The postinst builds /opt/edge/venv from the pinned, hash-checked aarch64
+ wheels in this package (no network) with the install script of the appliance
+ image, makes the edge user and enables edge.service with its config on
+ /boot/firmware. It leaves the hostname, network, SSH and passwords alone (see
+ README.Debian).
 EOF
 chmod 644 "$ROOT/DEBIAN/control"
 touch -h -d "@$SOURCE_DATE_EPOCH" "$ROOT/DEBIAN" "$ROOT/DEBIAN"/*
