@@ -84,12 +84,12 @@ LIBDEPS=$(python3 "$HERE/shlib_depends.py" "$ROOT$DEST/wheels")
 #                                 but the pure-Python one is ~30x slower on the hot path, and
 #                                 only Depends are configured before the postinst runs
 #   systemd (>= 247)              units (systemctl; LoadCredential=, ProtectProc= in edge.service)
-#   init-system-helpers           deb-systemd-invoke (start/stop in the maintainer scripts)
+#   (deb-systemd-invoke, start/stop in the maintainer scripts: init-system-helpers, essential)
 #   passwd                        users (groupadd, useradd, usermod)
 #   libc6, libstdc++6, ...        the wheels' native code (shlib_depends.py)
 # Suggests: python3-lgpio (gpiozero's pin factory on a Pi 5, Raspberry Pi OS),
 # systemd-timesyncd (the opt-in clock step).
-DEPENDS="python3 (>= 3.11), python3 (<< 3.12), python3-venv, gcc, libc6-dev, python3-dev, systemd (>= 247), init-system-helpers, passwd${LIBDEPS:+, $LIBDEPS}"
+DEPENDS="python3 (>= 3.11), python3 (<< 3.12), python3-venv, gcc, libc6-dev, python3-dev, systemd (>= 247), passwd${LIBDEPS:+, $LIBDEPS}"
 mkdir -p "$ROOT/DEBIAN" "$ROOT/usr/share/doc/$PKG"
 install -m 755 "$HERE/postinst" "$HERE/prerm" "$HERE/postrm" "$ROOT/DEBIAN/"
 install -m 644 "$HERE/README.Debian" "$ROOT/usr/share/doc/$PKG/README.Debian"
