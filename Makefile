@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-rss bench-capabilities bench-traces soak train arm-check image image-test clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-rss bench-capabilities bench-traces soak train arm-check image image-test deb deb-test clean
 
 all: test
 
@@ -110,6 +110,17 @@ image: $(VENV)/.stamp-py
 # Boot that image under qemu-system-aarch64 (systemd as PID 1, no network) and check it.
 image-test: node_modules/.stamp-npm
 	bash image/test/image-test.sh
+
+# The agent as a package for Raspberry Pi OS / Debian bookworm arm64, built by the image's
+# install script (its postinst runs install-appliance.sh --steps ...): no root, no qemu.
+# build/edge-gateway_<version>_arm64.deb
+deb: $(VENV)/.stamp-py
+	bash image/deb/build-deb.sh
+
+# That .deb checked (dpkg-deb, lintian) and installed, upgraded, removed and purged in the
+# arm64 base root file system under qemu-user (root; the base is make image's cache).
+deb-test: deb
+	bash image/deb/deb-test.sh
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache

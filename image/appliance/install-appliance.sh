@@ -9,6 +9,9 @@
 #   bash install-appliance.sh DIST            run every step, in order
 #   bash install-appliance.sh --dry-run DIST  print the steps it would run, change nothing
 #   bash install-appliance.sh --list          print the step names, one a line
+#   bash install-appliance.sh --steps a,b DIST  only those steps (in the order of --list):
+#                                             the .deb's postinst (image/deb/postinst) on an
+#                                             OS already running; the image builders run all
 #
 # DIST (staged on the build host by image/stage-dist.sh) holds:
 #   requirements-aarch64.txt, wheels/*.whl    pinned, hash-checked runtime dependencies
@@ -17,12 +20,15 @@
 #   appliance/                                this folder (units, helpers, drop-ins)
 #   build.conf                                EDGE_HOSTNAME, ADMIN_USER, WATCHDOG_SEC,
 #                                             JOURNAL_MAX_MB, SOURCE_DATE_EPOCH, VERSION
+#                                             (ADMIN_USER empty: no administrator account
+#                                             is made; the .deb's, the OS has its own)
 #   authorized_keys (optional)                the administrator's SSH public keys
 # The packages it needs are installed by each builder (base-rootfs.sh / 00-packages-nr):
 # python3 (3.11) python3-venv gcc libc6-dev python3-dev openssh-server systemd-timesyncd
 # cloud-guest-utils (growpart) e2fsprogs sudo. Every step is idempotent: run twice, the
 # second run changes nothing that matters. The steps run are written to
-# /usr/share/edge/install-steps.txt (tests/test_image_build.py compares the builders).
+# /usr/share/edge/install-steps.txt (tests/test_image_build.py compares the builders; with
+# --steps, those steps are moved to its end and the others kept).
 set -euo pipefail
 
 STEPS=(users venv units config lockdown hostname journald clock watchdog growroot network manifest)
@@ -31,18 +37,36 @@ say() { echo "install-appliance: $*"; }
 die() { echo "install-appliance: ERROR: $*" >&2; exit 1; }
 
 DRY=0
-case "${1:-}" in
-    --list) printf '%s\n' "${STEPS[@]}"; exit 0 ;;
-    --dry-run) DRY=1; shift ;;
-esac
-[ $# -eq 1 ] || die "usage: install-appliance.sh [--dry-run] DIST | --list"
+ONLY=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --list) printf '%s\n' "${STEPS[@]}"; exit 0 ;;
+        --dry-run) DRY=1; shift ;;
+        --steps) ONLY=${2:-}; shift $(( $# >= 2 ? 2 : 1 )); [ -n "$ONLY" ] || die "--steps needs a list: --steps users,venv" ;;
+        --steps=*) ONLY=${1#--steps=}; shift; [ -n "$ONLY" ] || die "--steps needs a list: --steps=users,venv" ;;
+        -*) die "unknown option $1 (usage: install-appliance.sh [--dry-run] [--steps a,b] DIST | --list)" ;;
+        *) break ;;
+    esac
+done
+[ $# -eq 1 ] || die "usage: install-appliance.sh [--dry-run] [--steps a,b] DIST | --list"
+RUN=("${STEPS[@]}")
+if [ -n "$ONLY" ]; then
+    for s in ${ONLY//,/ }; do
+        [[ " ${STEPS[*]} " == *" $s "* ]] || die "--steps: no step named '$s' (install-appliance.sh --list)"
+    done
+    RUN=()
+    for s in "${STEPS[@]}"; do
+        [[ ",$ONLY," == *",$s,"* ]] && RUN+=("$s")
+    done
+    [ ${#RUN[@]} -gt 0 ] || die "--steps '$ONLY' names no step"
+fi
 DIST=$(cd "$1" && pwd) || die "no such folder: $1"
 APP=$DIST/appliance
 [ -f "$DIST/build.conf" ] || die "$DIST/build.conf is missing (image/stage-dist.sh writes it)"
 # shellcheck source=/dev/null
 . "$DIST/build.conf"
 EDGE_HOSTNAME=${EDGE_HOSTNAME:-edge-gateway}
-ADMIN_USER=${ADMIN_USER:-admin}
+ADMIN_USER=${ADMIN_USER-admin}
 WATCHDOG_SEC=${WATCHDOG_SEC:-14}
 JOURNAL_MAX_MB=${JOURNAL_MAX_MB:-64}
 VENV=/opt/edge/venv
@@ -61,12 +85,14 @@ step_users() {  # the service user and the administrator; no password for anyone
     fi
     usermod -a -G gpio,video edge
     usermod --password '*' edge
-    if ! id -u "$ADMIN_USER" >/dev/null 2>&1; then
-        useradd --create-home --shell /bin/bash --comment "edge gateway administrator" "$ADMIN_USER"
+    if [ -n "$ADMIN_USER" ]; then
+        if ! id -u "$ADMIN_USER" >/dev/null 2>&1; then
+            useradd --create-home --shell /bin/bash --comment "edge gateway administrator" "$ADMIN_USER"
+        fi
+        for grp in sudo adm systemd-journal; do
+            getent group "$grp" >/dev/null && usermod -a -G "$grp" "$ADMIN_USER"
+        done
     fi
-    for grp in sudo adm systemd-journal; do
-        getent group "$grp" >/dev/null && usermod -a -G "$grp" "$ADMIN_USER"
-    done
     # /dev/gpiochip* for the gpio group (Raspberry Pi OS has such a rule; Debian has not).
     install -m 644 "$APP/60-edge-gpio.rules" /etc/udev/rules.d/60-edge-gpio.rules
 }
@@ -120,6 +146,7 @@ step_config() {  # edge.toml and the technician's README on the FAT partition
 }
 
 step_lockdown() {  # no password anywhere; sshd by key only; fresh host keys per device
+    [ -n "$ADMIN_USER" ] || die "lockdown: ADMIN_USER is empty in build.conf: no way in left"
     usermod --password '*' root
     usermod --password '*' "$ADMIN_USER"
     install -d -m 755 /etc/sudoers.d
@@ -211,16 +238,22 @@ step_manifest() {  # what is in the image: packages and wheels with their versio
 # --------------------------------------------------------------------------- main
 
 if [ "$DRY" = 1 ]; then
-    printf '%s\n' "${STEPS[@]}"
+    printf '%s\n' "${RUN[@]}"
     exit 0
 fi
 [ "$(id -u)" -eq 0 ] || die "run as root inside the image"
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 install -d -m 755 /usr/share/edge
-: >/usr/share/edge/install-steps.txt
-for s in "${STEPS[@]}"; do
+REC=/usr/share/edge/install-steps.txt
+if [ -n "$ONLY" ] && [ -f "$REC" ]; then
+    grep -vxF -f <(printf '%s\n' "${RUN[@]}") "$REC" >"$REC.new" || true
+    mv -f "$REC.new" "$REC"
+else
+    : >"$REC"
+fi
+for s in "${RUN[@]}"; do
     t0=$(date +%s)
     "step_$s"
-    echo "$s" >>/usr/share/edge/install-steps.txt
+    echo "$s" >>"$REC"
     say "step $s done ($(( $(date +%s) - t0 )) s)"
 done
