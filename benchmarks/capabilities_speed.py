@@ -20,10 +20,14 @@ code (the order alternates), and both are reported from the summed per-code time
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
 import json
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections import Counter
@@ -42,15 +46,33 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _load_peer(rev: str) -> tuple[Callable[..., CapabilityReport], str]:
-    """``analyze`` and ``ANALYZER_VERSION`` of edge/scoring/capabilities.py at git ``rev``
-    (loaded as its own module; it imports the rest of ``edge`` from this tree)."""
+    """``analyze`` and ``ANALYZER_VERSION`` of the analyzer at git ``rev``, loaded as its own
+    module (``edge_capabilities_peer``; the rest of ``edge`` comes from this tree): the
+    single file edge/scoring/capabilities.py of older revisions, or the package
+    edge/scoring/capabilities/ (relative imports inside) of newer ones."""
+    name = "edge_capabilities_peer"
+    ls = subprocess.run(["git", "ls-tree", "--name-only", rev, "edge/scoring/capabilities/"],
+                        cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    if ls:  # the package
+        tmp = Path(tempfile.mkdtemp(prefix="cap-peer-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        pkg = tmp / name
+        pkg.mkdir()
+        for path in ls:
+            text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO,
+                                  capture_output=True, text=True, check=True).stdout
+            (pkg / Path(path).name).write_text(text)
+        sys.path.insert(0, str(tmp))
+        for m in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[m]
+        mod = importlib.import_module(name)
+        return mod.analyze, str(mod.ANALYZER_VERSION)
     src = subprocess.run(["git", "show", f"{rev}:edge/scoring/capabilities.py"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    name = "edge_capabilities_peer"
-    mod = types.ModuleType(name)
-    sys.modules[name] = mod  # dataclasses resolve their annotations through sys.modules
-    exec(compile(src, f"{rev}:edge/scoring/capabilities.py", "exec"), mod.__dict__)
-    return mod.analyze, str(mod.ANALYZER_VERSION)
+    single = types.ModuleType(name)
+    sys.modules[name] = single  # dataclasses resolve their annotations through sys.modules
+    exec(compile(src, f"{rev}:edge/scoring/capabilities.py", "exec"), single.__dict__)
+    return single.analyze, str(single.ANALYZER_VERSION)
 
 
 def _speed(codes: int, times: list[float]) -> dict[str, Any]:
