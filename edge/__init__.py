@@ -17,7 +17,7 @@ Where things go (each folder is one part of the data path)::
   ``store/chain_data.py`` (snapshots, signer-set changes, alarms: ``store/clique.py``);
 - a **contract** is written with its block, then scored by ``scoring/stage.py``
   (``features.py`` -> ``model.py``) into ``store/scores.py``, and once per distinct code
-  analysed by ``scoring/analysis.py`` (``capabilities.py`` in a worker process, off the
+  analysed by ``scoring/analysis.py`` (``capabilities/`` in a worker process, off the
   hot path) into ``store/capabilities.py``;
 - a **checkpoint** is cut by ``evidence/checkpointer.py`` into ``store/checkpoints.py``,
   attested by ``fleet/``, encrypted for auditors (``evidence/metadata.py``, ``crypto/ecies.py``);
