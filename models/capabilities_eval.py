@@ -89,7 +89,7 @@ mint(address,uint256) increases the balances mapping and the total supply (mint)
 **Why our own analyzer.** evmole 0.9.4 (Rust) has selectors, mutability and storage
 layout, but no aarch64 wheel on the registry reachable here, its sdist needs Rust crates
 that cannot be fetched, and the pure-Python 0.3.8 has selectors and arguments only; nor
-does it say who may call what. So the device runs `edge/scoring/capabilities.py`, pure
+does it say who may call what. So the device runs `edge/scoring/capabilities/`, pure
 Python (standard library; identical results on x86 and arm64), off the hot path, once per
 code, with a time budget per code (a timeout is recorded as the result). evmole 0.9.4 is
 an oracle in the tests and the benchmark (x86, test extra): selectors, state mutability
