@@ -52,18 +52,9 @@ ensure_host_tools() {
     fi
 }
 
-# in_root CMD...: run CMD in the image with /proc and /dev (private mount namespace: nothing
-# stays mounted). No /sys: onnxruntime's cpuinfo would read the x86 host's CPU topology.
-in_root() {
-    unshare --mount --propagation private -- /bin/sh -c '
-        r=$1; shift
-        mount -t proc proc "$r/proc"
-        mount --rbind /dev "$r/dev"
-        exec chroot "$r" "$@"' in_root "$ROOT" env -i \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-        LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive \
-        SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" "$@"
-}
+# in_root CMD...: CMD in "$ROOT" under qemu-user, nothing left mounted (image/in-root.sh).
+# shellcheck source=in-root.sh
+source "$HERE/in-root.sh"
 
 ensure_host_tools
 VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$REPO/pyproject.toml")

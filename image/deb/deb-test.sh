@@ -55,17 +55,9 @@ check() {  # check NAME CMD...: run CMD, count it
     fi
 }
 
-# in_root CMD...: CMD in the root file system with /proc and /dev, no /sys (onnxruntime's
-# cpuinfo would read the x86 host's topology: build-image.sh), a clean environment.
-in_root() {
-    unshare --mount --propagation private -- /bin/sh -c '
-        r=$1; shift
-        mount -t proc proc "$r/proc"
-        mount --rbind /dev "$r/dev"
-        exec chroot "$r" "$@"' in_root "$ROOT" env -i \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-        LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
-}
+# in_root CMD...: CMD in "$ROOT" under qemu-user, nothing left mounted (image/in-root.sh).
+# shellcheck source=../in-root.sh
+source "$HERE/../in-root.sh"
 r() { in_root sh -c "$1"; }   # r 'shell line' in the root file system
 timed() {  # timed VAR CMD...: CMD's wall time in seconds into VAR; CMD's status
     local var=$1 t rc=0; shift
