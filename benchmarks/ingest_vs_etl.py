@@ -22,7 +22,9 @@ and :mod:`edge.devnet.anvil`. Then times, on that same chain, interleaved
 
 Each run is its own process (so each peak RSS is that tool's own ``ru_maxrss``); the
 time is the ingest loop only, after imports. ``node_cpu_share`` is anvil's CPU time during
-a run (``/proc``) over that run's ingest time: how much of the wall the node itself works. Ours must find exactly the ground truth
+a run (``/proc``) over that run's ingest time: how much of the wall the node itself works;
+``own_cpu_share`` the same for our process (its CPU time in the ingest loop), ``load_avg``
+the machine's 1-minute load average at the end of each run (other jobs on the same cores). Ours must find exactly the ground truth
 (every contract and log that :class:`Activity` saw in the receipts), or the benchmark
 fails; the peer's counts are reported as found. The figures are medians over the runs.
 The last line is one JSON object (``contracts_per_s``, ``peer_contracts_per_s``,
@@ -107,15 +109,15 @@ def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, verify
 
                     prof = cProfile.Profile()
                     prof.enable()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 await agent.run(stop_at=head)
-                dt = time.perf_counter() - t0
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
                 if prof is not None and profile:
                     prof.disable()
                     prof.dump_stats(profile)
             s = agent.stats
             return {"blocks": s.blocks, "logs": s.logs, "contracts": s.contracts, "seconds": round(dt, 4),
-                    "ahead_used": s.ahead_used, "ahead_dropped": s.ahead_dropped,
+                    "ahead_used": s.ahead_used, "ahead_dropped": s.ahead_dropped, "cpu_s": round(cpu, 3),
                     "rss_after_imports_mb": round(rss_start, 1),
                     "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -142,12 +144,14 @@ def _run_child(cmd: list[str], timeout: float, node_pid: int | None = None) -> d
     node0 = _cpu_seconds(node_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     node_cpu = _cpu_seconds(node_pid) - node0
+    load = os.getloadavg()[0]
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise SystemExit(f"{' '.join(cmd[:3])}... printed no JSON:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
     out: dict[str, Any] = json.loads(lines[-1])
+    out["load_avg"] = round(load, 2)  # of the machine, 1 min, at the run's end: other jobs on the cores
     if node_pid is not None:
         out["node_cpu_s"] = round(node_cpu, 3)  # anvil's CPU while this run went (idle outside its loop)
     return out
@@ -210,7 +214,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 ahead = f", read ahead {r['ahead_used']} used / {r['ahead_dropped']} dropped" if "ahead_used" in r else ""
                 print(f"run {i + 1} {name:>13}: {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks "
                       f"in {r['seconds']:.3f} s = {r['contracts'] / r['seconds']:,.0f} contracts/s, "
-                      f"peak RSS {r['rss_peak_mb']} MB, anvil CPU {r['node_cpu_s']:.2f} s{ahead}", file=sys.stderr)
+                      f"peak RSS {r['rss_peak_mb']} MB, anvil CPU {r['node_cpu_s']:.2f} s{ahead}"
+                      + (f", own CPU {r['cpu_s']:.2f} s" if "cpu_s" in r else "") + f", load {r['load_avg']}",
+                      file=sys.stderr)
         for name in variants:
             for r in rows[name]:
                 if (r["contracts"], r["logs"], r["blocks"]) != (want_contracts, want_logs, head + 1):
@@ -241,6 +247,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 "contracts_per_s_runs": [round(r["contracts"] / r["seconds"], 1) for r in rs],
                 "rss_peak_mb": med(rs, "rss_peak_mb"), "seconds": med(rs, "seconds"),
                 "node_cpu_share": round(statistics.median(r["node_cpu_s"] / r["seconds"] for r in rs), 3),
+                "own_cpu_share": round(statistics.median(r["cpu_s"] / r["seconds"] for r in rs), 3),
+                "load_avg": med(rs, "load_avg"),
                 "ahead_used": med(rs, "ahead_used"), "ahead_dropped": med(rs, "ahead_dropped")}
 
     per_variant = {name: figures(rows[name]) for name in variants}
