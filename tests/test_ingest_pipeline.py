@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edge.errors import RpcTimeout
 from edge.ingest.adapter import ChainReader, FetchedBlock
 from edge.ingest.stage import Ingester, _ahead_end
 from edge.rpc import open_rpc
@@ -77,6 +78,35 @@ async def test_a_batch_read_ahead_across_a_reorg_is_dropped_and_read_again(chain
     else:
         assert reads == [(0, 0), (1, 2), (3, 6), (2, 5), (6, 9), (10, 13)]
         assert (used, dropped) == (0, 0)
+
+
+async def test_an_error_of_the_read_ahead_is_raised_by_the_step_that_takes_it(chain_factory: Callable[..., Any],
+                                                                              tmp_path: Path) -> None:
+    """A node fault met while reading ahead (a lying node, a timeout) is never dropped in
+    silence: the step that takes the range raises it, as its own read would have."""
+    chain = await chain_factory(extra_args=("--no-mining",))
+    await chain.rpc("anvil_mine", "0xc")
+    cfg = make_config(chain, tmp_path / "edge.sqlite", ingest={"batch_blocks": 4, "confirmations": 2})
+    reads: list[tuple[int, int]] = []
+
+    class Flaky(ChainReader):
+        async def blocks(self, lo: int, hi: int) -> list[FetchedBlock]:
+            reads.append((lo, hi))
+            if reads.count((3, 6)) == 1 and lo == 3:
+                raise RpcTimeout("eth_getBlockByNumber: no answer within 10 s (injected)")
+            return await super().blocks(lo, hi)
+
+    async with Outbox(cfg.resolve(cfg.outbox.path)) as ob, open_rpc(chain.ws_url) as rpc:
+        async with Ingester(cfg, ob, rpc_factory=open_rpc) as ing, ing.pipelined():
+            ing.stats.chain_id = chain.chain_id
+            reader = Flaky(rpc, frozenset(), "auto", "strict")
+            assert await ing.step(reader, 12) and await ing.step(reader, 12)  # 0; 1..2 while 3..6 fails ahead
+            with pytest.raises(RpcTimeout, match="injected"):
+                await ing.step(reader, 12)
+            assert ing.stats.cursor == 2 and ing.stats.ahead_dropped == 1
+            assert await ing.step(reader, 12)  # read again by the writer itself
+            assert ing.stats.cursor == 6
+    assert reads == [(0, 0), (1, 2), (3, 6), (3, 6), (7, 10)]
 
 
 async def test_run_reads_ahead_and_leaves_no_task_behind(chain_factory: Callable[..., Any], tmp_path: Path) -> None:

@@ -26,10 +26,11 @@ Its block count is what the byte-sized batches would ask next (:func:`_next_batc
 capped so that batch n's answer bytes plus batch n+1's estimate (batch n's bytes per
 block) stay within ``ingest.max_inflight_mib``. A batch fetched ahead is used only when
 its first block's parent is the stored tip; otherwise (a reorg raced it) it is dropped and
-the range is read again. A reorg, a lagging node, an error (of the read ahead: the range
-is read again and meets it there) and the end of a session drop it too: the writer never
-writes a block whose parent is not the stored tip, and the cursor commits with the data,
-in order.
+the range is read again. A reorg, a lagging node and the end of a session drop it too. An
+error of the read ahead is the writer's when it takes that range (as if it had read it
+itself: a reconnect, smaller batches after a timeout, a node mismatch counted and, after
+three, an alarm; never swallowed). The writer never writes a block whose parent is not the
+stored tip, and the cursor commits with the data, in order.
 
 So a kill at any instant leaves the outbox at a block boundary, and a restart continues
 from the cursor: no record is lost or written twice. ``newHeads`` notifications only
@@ -106,8 +107,8 @@ class IngestStats:
     ``foreign_sealers`` blocks sealed outside the signer set (Clique ``unauthorized_signer``,
     AuRa ``foreign_sealer``), ``signer_changes`` signer-set changes seen, ``signers`` the
     current Clique set's size. ``ahead_used`` / ``ahead_dropped`` count the batches read
-    ahead (pipelined ingest) that were written / dropped (a reorg, a lagging node, an error
-    of that read, a range that no longer followed the cursor).
+    ahead (pipelined ingest) that were written / not (a reorg, a lagging node, a range that
+    no longer followed the cursor, an error of that read, which the step raises).
     """
 
     chain_id: int = 0
@@ -497,9 +498,12 @@ class Ingester:
         self._ahead = _Ahead(lo, hi, task)
 
     async def _take_ahead(self, nxt: int, prev: bytes | None) -> _Read | None:
-        """The batch fetched ahead, when it starts at ``nxt``, read without error, and its
-        first block's parent is ``prev`` (the stored tip); else None (it is dropped; the
-        caller reads the range itself and meets any error or reorg there)."""
+        """The batch fetched ahead, when it starts at ``nxt`` and its first block's parent
+        is ``prev`` (the stored tip); else None (it is dropped; the caller reads the range
+        itself and meets the reorg there).
+
+        Raises: the ChainError/SealError the read ahead met (this step's own read of the
+        range: handled as if the writer had met it)."""
         ahead = self._ahead
         if ahead is None:
             return None
@@ -510,8 +514,10 @@ class Ingester:
         await asyncio.wait({ahead.task})  # a cancel of ours leaves the task to _drop_ahead
         self._ahead = None
         got = ahead.task.result()
-        if isinstance(got, BaseException) or not got.fetched or \
-                (prev is not None and got.fetched[0].block.parent_hash != prev):  # read before a reorg
+        if isinstance(got, BaseException):
+            self.stats.ahead_dropped += 1
+            raise got  # e.g. a lying node: never dropped in silence
+        if not got.fetched or (prev is not None and got.fetched[0].block.parent_hash != prev):  # read before a reorg
             self.stats.ahead_dropped += 1
             return None  # the fresh read decides what happened
         self.stats.ahead_used += 1
@@ -616,9 +622,9 @@ class _Ahead:
 
 async def _read_ahead(reader: ChainReader, lo: int, hi: int) -> _Read | ChainError | SealError:
     """Blocks ``lo..hi`` (:meth:`ChainReader.blocks`: receipts, traces, parsed and checked
-    against their headers), or the ChainError/SealError met: returned, never raised (a
-    task of the session's group must not fail it; the writer reads the range again and
-    meets the error, if it persists, where it is handled)."""
+    against their headers), or the ChainError/SealError met: returned, not raised (a task
+    failing would cancel the session's group); the writer raises it when it takes the
+    range (:meth:`Ingester._take_ahead`)."""
     try:
         fetched = await reader.blocks(lo, hi)
     except (ChainError, SealError) as e:
