@@ -24,7 +24,10 @@ Each run is its own process (so each peak RSS is that tool's own ``ru_maxrss``);
 time is the ingest loop only, after imports. ``node_cpu_share`` is anvil's CPU time during
 a run (``/proc``) over that run's ingest time: how much of the wall the node itself works;
 ``own_cpu_share`` the same for our process (its CPU time in the ingest loop), ``load_avg``
-the machine's 1-minute load average at the end of each run (other jobs on the same cores). Ours must find exactly the ground truth
+the machine's 1-minute load average at the end of each run (other jobs on the same cores),
+``own_run_queue_wait_share`` / ``node_run_queue_wait_share`` the time each was runnable
+but waiting for a core (``/proc/PID/schedstat``) over the wall: contention, which no
+pipelining can hide. Ours must find exactly the ground truth
 (every contract and log that :class:`Activity` saw in the receipts), or the benchmark
 fails; the peer's counts are reported as found. The figures are medians over the runs.
 The last line is one JSON object (``contracts_per_s``, ``peer_contracts_per_s``,
@@ -109,15 +112,17 @@ def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, verify
 
                     prof = cProfile.Profile()
                     prof.enable()
-                t0, c0 = time.perf_counter(), time.process_time()
+                t0, c0, w0 = time.perf_counter(), time.process_time(), _run_queue_wait_s("self")
                 await agent.run(stop_at=head)
                 dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+                waited = _run_queue_wait_s("self") - w0
                 if prof is not None and profile:
                     prof.disable()
                     prof.dump_stats(profile)
             s = agent.stats
             return {"blocks": s.blocks, "logs": s.logs, "contracts": s.contracts, "seconds": round(dt, 4),
                     "ahead_used": s.ahead_used, "ahead_dropped": s.ahead_dropped, "cpu_s": round(cpu, 3),
+                    "run_queue_wait_s": round(waited, 3),
                     "rss_after_imports_mb": round(rss_start, 1),
                     "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -140,10 +145,24 @@ def _cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+def _run_queue_wait_s(pid: int | str | None) -> float:
+    """Seconds the process's threads spent runnable but waiting for a core
+    (``/proc/PID/schedstat``, second field, summed over its tasks): CPU contention; 0.0
+    where unreadable."""
+    total = 0
+    try:
+        for t in Path(f"/proc/{pid}/task").iterdir():
+            total += int((t / "schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total / 1e9
+
+
 def _run_child(cmd: list[str], timeout: float, node_pid: int | None = None) -> dict[str, Any]:
-    node0 = _cpu_seconds(node_pid)
+    node0, nodew0 = _cpu_seconds(node_pid), _run_queue_wait_s(node_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     node_cpu = _cpu_seconds(node_pid) - node0
+    node_wait = _run_queue_wait_s(node_pid) - nodew0
     load = os.getloadavg()[0]
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -154,6 +173,7 @@ def _run_child(cmd: list[str], timeout: float, node_pid: int | None = None) -> d
     out["load_avg"] = round(load, 2)  # of the machine, 1 min, at the run's end: other jobs on the cores
     if node_pid is not None:
         out["node_cpu_s"] = round(node_cpu, 3)  # anvil's CPU while this run went (idle outside its loop)
+        out["node_run_queue_wait_s"] = round(node_wait, 3)
     return out
 
 
@@ -248,6 +268,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_peak_mb": med(rs, "rss_peak_mb"), "seconds": med(rs, "seconds"),
                 "node_cpu_share": round(statistics.median(r["node_cpu_s"] / r["seconds"] for r in rs), 3),
                 "own_cpu_share": round(statistics.median(r["cpu_s"] / r["seconds"] for r in rs), 3),
+                "own_run_queue_wait_share": round(statistics.median(r["run_queue_wait_s"] / r["seconds"] for r in rs), 3),
+                "node_run_queue_wait_share": round(statistics.median(r["node_run_queue_wait_s"] / r["seconds"]
+                                                                     for r in rs), 3),
                 "load_avg": med(rs, "load_avg"),
                 "ahead_used": med(rs, "ahead_used"), "ahead_dropped": med(rs, "ahead_dropped")}
 
