@@ -509,7 +509,6 @@ class Ingester:
             return None
         if ahead.lo != nxt:
             await self._drop_ahead()
-            self.stats.ahead_dropped += 1
             return None
         await asyncio.wait({ahead.task})  # a cancel of ours leaves the task to _drop_ahead
         self._ahead = None
@@ -527,6 +526,7 @@ class Ingester:
         """Cancel the batch fetched ahead (if any) and wait for its end."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
+            self.stats.ahead_dropped += 1
             ahead.task.cancel()
             await asyncio.wait({ahead.task})
 
