@@ -5,11 +5,13 @@ runtimes from the corpus, half deployed top-level and half created by a contract
 (Spawner.spawnMany, so traces are needed to see them), and ``--writes`` CRUD writes (one
 log each; with the Spawner's events about 5,000 logs), via :mod:`edge.devnet.activity`
 and :mod:`edge.devnet.anvil`. Then times, on that same chain, interleaved
-(ours, peer, peer, ours, ...), ``--runs`` times each:
+(``--runs`` rounds, each running every variant of ours and the peer once), each:
 
 - **ours**: a fresh ``Agent(score=False)`` (ingest only, ``ingest.batch_blocks``
   ``--batch-blocks``) from block 0 to the head into a new SQLite outbox, over the
-  node's WebSocket;
+  node's WebSocket; once per ``--verify`` level (``ingest.verify``; default ``strict``,
+  the shipped setting) and per ``--pipeline`` setting (``on``: the shipped read ahead,
+  ``ingest.max_inflight_mib`` as configured by default; ``off``: ``max_inflight_mib = 0``);
 - **peer**: ethereum-etl 2.4.2's ``EthStreamerAdapter`` (entity types block, log,
   contract; ``--batch-blocks`` blocks per ``export_all``; its defaults of 5 worker
   threads; JSON-RPC batches of ``--batch-size``) over HTTP, in its own throwaway venv
@@ -20,20 +22,29 @@ and :mod:`edge.devnet.anvil`. Then times, on that same chain, interleaved
 
 Each run is its own process (so each peak RSS is that tool's own ``ru_maxrss``); the
 time is the ingest loop only, after imports. ``node_cpu_share`` is anvil's CPU time during
-a run (``/proc``) over that run's ingest time: how much of the wall the node itself works. Ours must find exactly the ground truth
+a run (``/proc``) over that run's ingest time: how much of the wall the node itself works;
+``own_cpu_share`` the same for our process (its CPU time in the ingest loop), ``load_avg``
+the machine's 1-minute load average at the end of each run (other jobs on the same cores),
+``own_run_queue_wait_share`` / ``node_run_queue_wait_share`` the time each was runnable
+but waiting for a core (``/proc/PID/schedstat``) over the wall: contention, which no
+pipelining can hide. Ours must find exactly the ground truth
 (every contract and log that :class:`Activity` saw in the receipts), or the benchmark
 fails; the peer's counts are reported as found. The figures are medians over the runs.
 The last line is one JSON object (``contracts_per_s``, ``peer_contracts_per_s``,
-``ratio``, ``rss_peak_mb``, ``peer_rss_peak_mb``, ...).
+``ratio``, ``rss_peak_mb``, ``peer_rss_peak_mb``, ...: the first ``--verify`` level with
+the first ``--pipeline`` setting), with ``variants``: the same figures for every level
+and setting (``"strict/on"``, ...), and ``pipeline_gain`` per level (median contracts/s
+with the read ahead over without, when both ran). Each round runs every variant and the
+peer once, in an order rotated from round to round.
 
 Usage::
 
     .venv/bin/python benchmarks/ingest_vs_etl.py [--runs 3] [--contracts 2000]
         [--writes 4000] [--batch-blocks 32] [--corpus ../shared/data/contracts/unlabeled_train.jsonl.gz]
-        [--peer-shipped] [--profile FILE]
+        [--verify strict [receipts ...]] [--pipeline on [off]] [--peer-shipped] [--profile FILE]
 
 ``--peer-shipped`` adds one run of the peer as shipped (analysis on). ``--profile FILE``
-adds one run of ours under cProfile and writes its stats to FILE (``python -m pstats``);
+adds one run of ours (``--profile-variant``, default the first level and setting) under cProfile and writes its stats to FILE (``python -m pstats``);
 ``--py-spy FILE`` one under py-spy (``pip install py-spy``; wall clock, idle and threads
 included: collapsed stacks, ``benchmarks/spy_summary.py FILE`` sums them by stage).
 """
@@ -77,16 +88,20 @@ async def build_chain(chain: Any, codes: list[bytes], writes: int) -> tuple[int,
 
 # -- one run of each tool (child processes) ---------------------------------------------
 
-def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, profile: str | None) -> None:
+def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, verify: str, pipeline: str,
+                profile: str | None) -> None:
     """Body of ``--child-ours``: one ingest run; prints one JSON line."""
     from edge.config import parse_config
     from edge.agent import Agent
 
     async def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
+            ingest: dict[str, Any] = {"batch_blocks": batch_blocks, "verify": verify}
+            if pipeline == "off":
+                ingest["max_inflight_mib"] = 0
             cfg = parse_config({
                 "node": {"ws_url": ws_url, "chain_id": chain_id},
-                "ingest": {"batch_blocks": batch_blocks},
+                "ingest": ingest,
                 "outbox": {"path": str(Path(tmp) / "edge.sqlite")},
             }, base_dir=Path(tmp))
             rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -97,14 +112,17 @@ def _child_ours(ws_url: str, chain_id: int, head: int, batch_blocks: int, profil
 
                     prof = cProfile.Profile()
                     prof.enable()
-                t0 = time.perf_counter()
+                t0, c0, w0 = time.perf_counter(), time.process_time(), _run_queue_wait_s("self")
                 await agent.run(stop_at=head)
-                dt = time.perf_counter() - t0
-                if prof is not None:
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+                waited = _run_queue_wait_s("self") - w0
+                if prof is not None and profile:
                     prof.disable()
                     prof.dump_stats(profile)
             s = agent.stats
             return {"blocks": s.blocks, "logs": s.logs, "contracts": s.contracts, "seconds": round(dt, 4),
+                    "ahead_used": s.ahead_used, "ahead_dropped": s.ahead_dropped, "cpu_s": round(cpu, 3),
+                    "run_queue_wait_s": round(waited, 3),
                     "rss_after_imports_mb": round(rss_start, 1),
                     "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -127,18 +145,35 @@ def _cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+def _run_queue_wait_s(pid: int | str | None) -> float:
+    """Seconds the process's threads spent runnable but waiting for a core
+    (``/proc/PID/schedstat``, second field, summed over its tasks): CPU contention; 0.0
+    where unreadable."""
+    total = 0
+    try:
+        for t in Path(f"/proc/{pid}/task").iterdir():
+            total += int((t / "schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total / 1e9
+
+
 def _run_child(cmd: list[str], timeout: float, node_pid: int | None = None) -> dict[str, Any]:
-    node0 = _cpu_seconds(node_pid)
+    node0, nodew0 = _cpu_seconds(node_pid), _run_queue_wait_s(node_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     node_cpu = _cpu_seconds(node_pid) - node0
+    node_wait = _run_queue_wait_s(node_pid) - nodew0
+    load = os.getloadavg()[0]
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise SystemExit(f"{' '.join(cmd[:3])}... printed no JSON:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
     out: dict[str, Any] = json.loads(lines[-1])
+    out["load_avg"] = round(load, 2)  # of the machine, 1 min, at the run's end: other jobs on the cores
     if node_pid is not None:
         out["node_cpu_s"] = round(node_cpu, 3)  # anvil's CPU while this run went (idle outside its loop)
+        out["node_run_queue_wait_s"] = round(node_wait, 3)
     return out
 
 
@@ -180,23 +215,33 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         head, want_contracts, want_logs = await build_chain(chain, codes, args.writes)
         print(f"chain: {head + 1} blocks, {want_contracts} contracts (half of the corpus ones created by Spawner), "
               f"{want_logs} logs; built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        ours_cmd = me + ["--child-ours", chain.ws_url, str(chain.chain_id), str(head), str(args.batch_blocks)]
+        base = me + ["--child-ours", chain.ws_url, str(chain.chain_id), str(head), str(args.batch_blocks)]
+        variants = [f"{v}/{p}" for v in args.verify for p in args.pipeline]
+        ours_cmds = {name: base + name.split("/") for name in variants}
+        if args.profile_variant and args.profile_variant not in ours_cmds:
+            raise SystemExit(f"--profile-variant {args.profile_variant}: not one of {', '.join(variants)}")
+        ours_cmd = ours_cmds[args.profile_variant or variants[0]]
         peer_cmd = peer + ["--url", chain.http_url, "--end", str(head), "--batch-blocks", str(args.batch_blocks),
                            "--batch-size", str(args.batch_size), "--max-workers", str(args.max_workers)]
-        ours: list[dict[str, Any]] = []
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
         theirs: list[dict[str, Any]] = []
         for i in range(args.runs):
-            order = [("ours", ours_cmd, ours), ("peer", peer_cmd, theirs)]
-            for name, cmd, sink in (order if i % 2 == 0 else order[::-1]):
+            order = [(name, ours_cmds[name], rows[name]) for name in variants] + [("peer", peer_cmd, theirs)]
+            k = i % len(order)
+            for name, cmd, sink in order[k:] + order[:k]:  # rotated: each variant in every position in turn
                 r = _run_child(cmd, args.timeout, chain.pid)
                 sink.append(r)
-                print(f"run {i + 1} {name:>4}: {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks "
+                ahead = f", read ahead {r['ahead_used']} used / {r['ahead_dropped']} dropped" if "ahead_used" in r else ""
+                print(f"run {i + 1} {name:>13}: {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks "
                       f"in {r['seconds']:.3f} s = {r['contracts'] / r['seconds']:,.0f} contracts/s, "
-                      f"peak RSS {r['rss_peak_mb']} MB, anvil CPU {r['node_cpu_s']:.2f} s", file=sys.stderr)
-        for r in ours:
-            if (r["contracts"], r["logs"], r["blocks"]) != (want_contracts, want_logs, head + 1):
-                raise SystemExit(f"ours found {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} blocks; "
-                                 f"the chain holds {want_contracts}, {want_logs}, {head + 1}")
+                      f"peak RSS {r['rss_peak_mb']} MB, anvil CPU {r['node_cpu_s']:.2f} s{ahead}"
+                      + (f", own CPU {r['cpu_s']:.2f} s" if "cpu_s" in r else "") + f", load {r['load_avg']}",
+                      file=sys.stderr)
+        for name in variants:
+            for r in rows[name]:
+                if (r["contracts"], r["logs"], r["blocks"]) != (want_contracts, want_logs, head + 1):
+                    raise SystemExit(f"ours ({name}) found {r['contracts']} contracts, {r['logs']} logs, {r['blocks']} "
+                                     f"blocks; the chain holds {want_contracts}, {want_logs}, {head + 1}")
         shipped = None
         if args.peer_shipped:
             shipped = _run_child(peer_cmd + ["--shipped"], args.timeout * 20)
@@ -214,11 +259,33 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     def med(rows: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in rows))
 
-    cps = statistics.median(r["contracts"] / r["seconds"] for r in ours)
     peer_cps = statistics.median(r["contracts"] / r["seconds"] for r in theirs)
+
+    def figures(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        c = statistics.median(r["contracts"] / r["seconds"] for r in rs)
+        return {"contracts_per_s": round(c, 1), "ratio": round(c / peer_cps, 3),
+                "contracts_per_s_runs": [round(r["contracts"] / r["seconds"], 1) for r in rs],
+                "rss_peak_mb": med(rs, "rss_peak_mb"), "seconds": med(rs, "seconds"),
+                "node_cpu_share": round(statistics.median(r["node_cpu_s"] / r["seconds"] for r in rs), 3),
+                "own_cpu_share": round(statistics.median(r["cpu_s"] / r["seconds"] for r in rs), 3),
+                "own_run_queue_wait_share": round(statistics.median(r["run_queue_wait_s"] / r["seconds"] for r in rs), 3),
+                "node_run_queue_wait_share": round(statistics.median(r["node_run_queue_wait_s"] / r["seconds"]
+                                                                     for r in rs), 3),
+                "load_avg": med(rs, "load_avg"),
+                "ahead_used": med(rs, "ahead_used"), "ahead_dropped": med(rs, "ahead_dropped")}
+
+    per_variant = {name: figures(rows[name]) for name in variants}
+    gains = {v: round(per_variant[f"{v}/on"]["contracts_per_s"] / per_variant[f"{v}/off"]["contracts_per_s"], 3)
+             for v in args.verify if f"{v}/on" in per_variant and f"{v}/off" in per_variant}
+    ours = rows[variants[0]]
+    cps = statistics.median(r["contracts"] / r["seconds"] for r in ours)
     out: dict[str, Any] = {
+        "variant": variants[0],
+        "variants": per_variant,
+        "pipeline_gain": gains,
         "contracts_per_s": round(cps, 1),
         "peer_contracts_per_s": round(peer_cps, 1),
+        "peer_contracts_per_s_runs": [round(r["contracts"] / r["seconds"], 1) for r in theirs],
         "ratio": round(cps / peer_cps, 3),
         "rss_peak_mb": med(ours, "rss_peak_mb"),
         "peer_rss_peak_mb": med(theirs, "rss_peak_mb"),
@@ -252,29 +319,40 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-ours":
         ws_url, chain_id, head, bb = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-        profile = sys.argv[7] if len(sys.argv) > 7 and sys.argv[6] == "--profile" else None
-        _child_ours(ws_url, chain_id, head, bb, profile)
+        verify, pipeline = sys.argv[6], sys.argv[7]
+        profile = sys.argv[9] if len(sys.argv) > 9 and sys.argv[8] == "--profile" else None
+        _child_ours(ws_url, chain_id, head, bb, verify, pipeline, profile)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="runs of each tool, interleaved (median reported)")
     ap.add_argument("--contracts", type=int, default=2000)
     ap.add_argument("--writes", type=int, default=4000)
     ap.add_argument("--batch-blocks", type=int, default=32)
+    ap.add_argument("--verify", nargs="+", default=["strict"], choices=("strict", "receipts", "headers", "off"),
+                    help="ours: ingest.verify level(s), each run in every round (the first is the headline)")
+    ap.add_argument("--pipeline", nargs="+", default=["on"], choices=("on", "off"),
+                    help="ours: read ahead as shipped (on) and/or ingest.max_inflight_mib = 0 (off), each run")
     ap.add_argument("--batch-size", type=int, default=32, help="peer: JSON-RPC requests per batch")
     ap.add_argument("--max-workers", type=int, default=5, help="peer: worker threads (its default)")
     ap.add_argument("--corpus", default=str(REPO.parent / "shared/data/contracts/unlabeled_train.jsonl.gz"))
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     ap.add_argument("--peer-shipped", action="store_true", help="also one peer run with its bytecode analysis on")
     ap.add_argument("--profile", default=None, help="also one run of ours under cProfile; stats to this file")
+    ap.add_argument("--profile-variant", default=None,
+                    help="LEVEL/on|off: the variant --profile and --py-spy run (default: the first)")
     ap.add_argument("--py-spy", default=None,
                     help="also one run of ours under py-spy (--idle --threads, raw collapsed stacks to this file)")
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     res = asyncio.run(_bench(args))
-    print(f"ours {res['contracts_per_s']:,.0f} contracts/s vs ethereum-etl 2.4.2 (bytecode analysis off) "
-          f"{res['peer_contracts_per_s']:,.0f}/s: {res['ratio']:.2f}x; peak RSS {res['rss_peak_mb']} MB vs "
-          f"{res['peer_rss_peak_mb']} MB (medians of {args.runs} interleaved runs)")
+    for name, f in res["variants"].items():
+        print(f"ours ({name}) {f['contracts_per_s']:,.0f} contracts/s vs ethereum-etl 2.4.2 (bytecode analysis off) "
+              f"{res['peer_contracts_per_s']:,.0f}/s: {f['ratio']:.2f}x; peak RSS {f['rss_peak_mb']} MB vs "
+              f"{res['peer_rss_peak_mb']} MB; anvil CPU {f['node_cpu_share']:.2f} of the wall "
+              f"(medians of {args.runs} interleaved runs)")
+    for v, g in res["pipeline_gain"].items():
+        print(f"read ahead on/off at verify={v}: {g:.3f}x")
     print(json.dumps(res, sort_keys=True))
     return 0
 

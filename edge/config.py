@@ -19,6 +19,7 @@ Example (all keys optional except ``node.ws_url``)::
     start_block = 0
     confirmations = 5                # a block is confirmed at head - number >= confirmations
     batch_blocks = 32                # blocks fetched per JSON-RPC batch
+    max_inflight_mib = 8             # answer bytes (MiB) of the batch being written + the one fetched ahead; 0: no fetch ahead
     watch = []                       # log emitters to keep (addresses); [] = all
     traces = "auto"                  # auto | trace_block | debug_trace | off
     verify = "strict"                # strict | receipts | headers | off: what is checked
@@ -181,6 +182,7 @@ class IngestConfig:
     start_block: int = 0
     confirmations: int = 5
     batch_blocks: int = 32
+    max_inflight_mib: float = 8.0
     watch: tuple[str, ...] = ()
     traces: str = "auto"
     verify: str = "strict"
@@ -192,6 +194,7 @@ class IngestConfig:
         _min("ingest.batch_blocks", self.batch_blocks, 1)
         if self.batch_blocks > 1000:
             raise ConfigError("ingest.batch_blocks", f"must be <= 1000, got {self.batch_blocks}")
+        _range("ingest.max_inflight_mib", self.max_inflight_mib, 0.0, 4096.0)
         for i, a in enumerate(self.watch):
             if not _ADDRESS.match(a):
                 raise ConfigError(f"ingest.watch[{i}]", f"not a 20-byte hex address: {a!r}")

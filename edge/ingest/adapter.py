@@ -45,6 +45,7 @@ from edge.chain.verify import verify_code, verify_header, verify_receipts
 from edge.errors import BlockChanged, MethodNotSupported, RpcError, RpcProtocolError
 from edge.rpc import codec
 from edge.rpc.base import Call, JsonRpc
+from edge.rpc.meter import metered
 
 __all__ = ["FetchedBlock", "ChainReader", "TraceMode", "VerifyMode"]
 
@@ -98,8 +99,10 @@ class ChainReader:
         self.answer_bytes = 0
         """Size (bytes of JSON text) of the largest answer of the last :meth:`blocks` call
         (its block batch, and the per-transaction traces or receipts it needed) when the
-        transport tells it (``largest_frame``: :class:`edge.rpc.ws.WsRpc`,
-        :class:`edge.rpc.http.HttpRpc`); 0 when unknown."""
+        transport tells it (:class:`edge.rpc.meter.AnswerMeter`: :class:`edge.rpc.ws.WsRpc`,
+        :class:`edge.rpc.http.HttpRpc`); 0 when unknown. Only that call's own answers
+        count, whatever else runs on the connection meanwhile; read it right after the
+        ``await`` (no other task runs in between)."""
         self.by_number = False
         """Name blocks by number in ``eth_getCode``/``eth_getProof`` (a node without
         EIP-1898 block-hash arguments; see :class:`edge.chain.proof_probe.ProofSupport`)."""
@@ -147,17 +150,22 @@ class ChainReader:
         return True
 
     async def blocks(self, lo: int, hi: int) -> list[FetchedBlock]:
-        """Blocks ``lo..hi`` with their logs and deployments, in order.
+        """Blocks ``lo..hi`` with their logs and deployments, in order; sets
+        :attr:`answer_bytes`.
 
         The list stops early at the first block the node does not have (``null``: past
         its head, or a lagging node) and at a block that changed while it was read.
         Raises: ChainError (malformed answers name the method and field).
         """
+        with metered() as meter:
+            out = await self._blocks(lo, hi)
+        self.answer_bytes = meter.largest  # the largest of this range's batches
+        return out
+
+    async def _blocks(self, lo: int, hi: int) -> list[FetchedBlock]:
         while True:
             calls, per_block = self._calls(lo, hi)
             try:
-                if hasattr(self.rpc, "largest_frame"):
-                    self.rpc.largest_frame = 0
                 results = await self.rpc.batch(calls)
                 break
             except MethodNotSupported as e:
@@ -197,7 +205,6 @@ class ChainReader:
                 log.info("block %d changed while it was read: %s", block.number, e)
                 break
             out.append(FetchedBlock(block, raw, tuple(logs), tuple(creations)))
-        self.answer_bytes = int(getattr(self.rpc, "largest_frame", 0))  # the largest of this range's batches
         return out
 
     async def _trace_transactions(self, tx_hashes: Sequence[bytes]) -> dict[bytes, Any] | None:

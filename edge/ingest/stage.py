@@ -18,6 +18,20 @@ the injected JSON-RPC transport and the parsing (:mod:`edge.chain.extract`). One
    row per violation) and the new cursor in ONE outbox transaction; then log each
    violation. A broken rule is an alarm, never a stall.
 
+Pipelined (``ingest.max_inflight_mib`` > 0, the default): once batch n's blocks are read
+and link to the stored tip, batch n+1 (its blocks, receipts and traces, parsed and checked
+against their headers) is fetched ahead, a task in the session's task group, while batch
+n's code (and its EIP-1186 proofs) is read and the batch written; one batch ahead at most.
+Its block count is what the byte-sized batches would ask next (:func:`_next_batch`),
+capped so that batch n's answer bytes plus batch n+1's estimate (batch n's bytes per
+block) stay within ``ingest.max_inflight_mib``. A batch fetched ahead is used only when
+its first block's parent is the stored tip; otherwise (a reorg raced it) it is dropped and
+the range is read again. A reorg, a lagging node and the end of a session drop it too. An
+error of the read ahead is the writer's when it takes that range (as if it had read it
+itself: a reconnect, smaller batches after a timeout, a node mismatch counted and, after
+three, an alarm; never swallowed). The writer never writes a block whose parent is not the
+stored tip, and the cursor commits with the data, in order.
+
 So a kill at any instant leaves the outbox at a block boundary, and a restart continues
 from the cursor: no record is lost or written twice. ``newHeads`` notifications only
 wake the loop; a poll every ``poll_s`` seconds covers a silent subscription. On a lost
@@ -37,7 +51,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +106,9 @@ class IngestStats:
     ``chain_alarms`` counts Clique rule violations (``last_alarm`` the newest, one line),
     ``foreign_sealers`` blocks sealed outside the signer set (Clique ``unauthorized_signer``,
     AuRa ``foreign_sealer``), ``signer_changes`` signer-set changes seen, ``signers`` the
-    current Clique set's size.
+    current Clique set's size. ``ahead_used`` / ``ahead_dropped`` count the batches read
+    ahead (pipelined ingest) that were written / not (a reorg, a lagging node, a range that
+    no longer followed the cursor, an error of that read, which the step raises).
     """
 
     chain_id: int = 0
@@ -109,6 +126,8 @@ class IngestStats:
     signer_changes: int = 0
     signers: int = 0
     reconnects: int = 0
+    ahead_used: int = 0
+    ahead_dropped: int = 0
     lagging: int = 0
     mismatches: int = 0
     paused: bool = False
@@ -176,6 +195,10 @@ class Ingester:
         self.written = written
         self._untrimmed = 0
         """Bytes of block answers decoded since the last :func:`edge.memory.trim`."""
+        self._max_inflight = int(cfg.ingest.max_inflight_mib * 2**20)
+        self._group: asyncio.TaskGroup | None = None
+        """The task group of the session now running (the fetch ahead lives in it)."""
+        self._ahead: _Ahead | None = None
         self.seen = FirstSeen()
         """When each block number was first seen (the clock's monotonic s; for latency figures)."""
 
@@ -192,7 +215,7 @@ class Ingester:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        return None
+        await self._drop_ahead()
 
     async def wait_until(self, predicate: Callable[[IngestStats], bool]) -> IngestStats:
         """Wait (by notification, no polling) until ``predicate(stats)`` holds; the stats
@@ -222,8 +245,9 @@ class Ingester:
                     self._notify()
                     reader = ChainReader(rpc, self._watch, self.cfg.ingest.traces,  # type: ignore[arg-type]
                                          self._verify)  # type: ignore[arg-type] # checked by the config
-                    if await self._session(reader, rpc.heads, stop_at, progressed, rpc.subscribe_heads):
-                        return
+                    async with self.pipelined():  # the fetch ahead reads over this connection
+                        if await self._session(reader, rpc.heads, stop_at, progressed, rpc.subscribe_heads):
+                            return
             except OutboxFull as e:  # raised outside a step (e.g. while rolling back)
                 self.stats.connected = False
                 self._pause(e)
@@ -368,6 +392,7 @@ class Ingester:
         nxt = cur.block_number + 1 if cur else self.cfg.ingest.start_block
         self.seen.observe(head, self.clock.monotonic(), nxt - 1)
         if nxt > head:
+            await self._drop_ahead()  # nothing past the cursor (now): caught up, a lagging node or a reorg
             if cur is None:
                 return False
             # is the tip we hold (or the node's head, when it is below us) still canonical?
@@ -392,11 +417,18 @@ class Ingester:
         end = min(head, nxt + self._batch - 1)
         if stop_at is not None:
             end = max(nxt, min(end, stop_at))
-        fetched = await reader.blocks(nxt, end)
+        prev = cur.block_hash if cur else None
+        ahead = await self._take_ahead(nxt, prev)
+        if ahead is not None:
+            fetched, answer, end = ahead.fetched, ahead.answer_bytes, ahead.hi
+        else:
+            fetched = await reader.blocks(nxt, end)
+            answer = reader.answer_bytes  # this read's own (nothing else ran since the await)
         if not fetched:
             return self._lag(nxt, head)
         self._lagging_since = None
-        prev = cur.block_hash if cur else None
+        self._untrimmed += answer
+        self._batch = _next_batch(end - nxt + 1, answer, self.cfg.ingest.batch_blocks)
         linked: list[FetchedBlock] = []
         for f in fetched:
             if prev is not None and f.block.parent_hash != prev:
@@ -407,6 +439,8 @@ class Ingester:
             assert cur is not None  # prev is None only without a cursor
             await self._reorg(reader, cur.block_number)
             return True
+        if len(linked) == len(fetched):  # else a reorg is under way: the next step reads afresh
+            self._fetch_ahead(reader, linked[-1].block.number + 1, len(fetched), answer, head, stop_at)
         clique = None
         if await self.clique.decide(chain_id, linked[0].raw):
             clique = await self.clique.step(reader, chain_id, cur, nxt, [f.raw for f in linked], head - conf)
@@ -418,14 +452,83 @@ class Ingester:
             self.written.set()
         if clique is not None:
             self.clique.report(clique, self.stats)
-        self._untrimmed += reader.answer_bytes
-        self._batch = _next_batch(end - nxt + 1, reader.answer_bytes, self.cfg.ingest.batch_blocks)
         s = self.stats
         s.cursor = bundles[-1].block.number
         s.blocks += len(bundles)
         s.logs += sum(len(b.logs) for b in bundles)
         s.contracts += sum(len(b.contracts) for b in bundles)
         return True
+
+    # -- the batch fetched ahead ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def pipelined(self) -> AsyncIterator[None]:
+        """The task group one session's fetch ahead runs in (entered by :meth:`run` per
+        connection, inside it; tests that drive :meth:`step` themselves enter it too).
+        Without it, :meth:`step` reads each batch itself. On exit the batch fetched ahead,
+        if any, is cancelled and waited for; an exception of the block is raised as it is
+        (not in an ExceptionGroup)."""
+        failure: Exception | None = None
+        async with asyncio.TaskGroup() as tg:
+            self._group = tg
+            try:
+                yield
+            except Exception as e:  # re-raised below: a TaskGroup would wrap it
+                failure = e
+            finally:
+                self._group = None
+                await self._drop_ahead()
+        if failure is not None:
+            raise failure
+
+    def _fetch_ahead(self, reader: ChainReader, lo: int, asked: int, answer: int, head: int,
+                     stop_at: int | None) -> None:
+        """Start reading the batch from block ``lo`` (the one after the batch about to be
+        written, ``asked`` blocks read in ``answer`` bytes), when the node has it and the
+        byte budget (:attr:`_max_inflight`) leaves room for at least one block of the size
+        just seen. Its block count is :attr:`batch_blocks` (already :func:`_next_batch` of
+        this answer), capped by that room."""
+        if self._group is None or self._ahead is not None:
+            return
+        last = head if stop_at is None else min(head, stop_at)
+        hi = _ahead_end(lo, self._batch, asked, answer, self._max_inflight, last)
+        if hi is None:
+            return
+        task = self._group.create_task(_read_ahead(reader, lo, hi), name=f"ingest-ahead {lo}-{hi}")
+        self._ahead = _Ahead(lo, hi, task)
+
+    async def _take_ahead(self, nxt: int, prev: bytes | None) -> _Read | None:
+        """The batch fetched ahead, when it starts at ``nxt`` and its first block's parent
+        is ``prev`` (the stored tip); else None (it is dropped; the caller reads the range
+        itself and meets the reorg there).
+
+        Raises: the ChainError/SealError the read ahead met (this step's own read of the
+        range: handled as if the writer had met it)."""
+        ahead = self._ahead
+        if ahead is None:
+            return None
+        if ahead.lo != nxt:
+            await self._drop_ahead()
+            return None
+        await asyncio.wait({ahead.task})  # a cancel of ours leaves the task to _drop_ahead
+        self._ahead = None
+        got = ahead.task.result()
+        if isinstance(got, BaseException):
+            self.stats.ahead_dropped += 1
+            raise got  # e.g. a lying node: never dropped in silence
+        if not got.fetched or (prev is not None and got.fetched[0].block.parent_hash != prev):  # read before a reorg
+            self.stats.ahead_dropped += 1
+            return None  # the fresh read decides what happened
+        self.stats.ahead_used += 1
+        return got
+
+    async def _drop_ahead(self) -> None:
+        """Cancel the batch fetched ahead (if any) and wait for its end."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self.stats.ahead_dropped += 1
+            ahead.task.cancel()
+            await asyncio.wait({ahead.task})
 
     async def _bundles(self, reader: ChainReader, fetched: list[FetchedBlock], seal: bool = True) -> list[BlockBundle]:
         sealed = [(await self._seal(f.block, f.raw) if seal else f.block, f) for f in fetched]
@@ -466,6 +569,7 @@ class Ingester:
         Only a canonical hash that *differs* from the stored one counts as replaced; a
         block the node does not know (None) means it lags, and nothing is rolled back.
         """
+        await self._drop_ahead()
         ob, chain_id = self.outbox, self.stats.chain_id
         first = self.cfg.ingest.start_block
         window = 16
@@ -495,6 +599,53 @@ class Ingester:
                    f"(ingest.confirmations={self.cfg.ingest.confirmations}) above block {fork}")
             log.error("%s", msg)
             await chain_data.add_alarm(ob, chain_id, fork + 1, "deep_reorg", msg)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Blocks ``lo..hi`` as read ahead (``fetched`` may stop early: a lagging node, a
+    block that changed meanwhile) and the largest answer's size in bytes."""
+
+    hi: int
+    fetched: list[FetchedBlock]
+    answer_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """The read ahead in flight: blocks ``lo..hi`` and its task."""
+
+    lo: int
+    hi: int
+    task: asyncio.Task[_Read | ChainError | SealError]
+
+
+async def _read_ahead(reader: ChainReader, lo: int, hi: int) -> _Read | ChainError | SealError:
+    """Blocks ``lo..hi`` (:meth:`ChainReader.blocks`: receipts, traces, parsed and checked
+    against their headers), or the ChainError/SealError met: returned, not raised (a task
+    failing would cancel the session's group); the writer raises it when it takes the
+    range (:meth:`Ingester._take_ahead`)."""
+    try:
+        fetched = await reader.blocks(lo, hi)
+    except (ChainError, SealError) as e:
+        return e
+    return _Read(hi, fetched, reader.answer_bytes)
+
+
+def _ahead_end(lo: int, batch: int, asked: int, answer_bytes: int, budget: int, last: int) -> int | None:
+    """The last block of the batch to read ahead from block ``lo``, or None for none: at
+    most ``batch`` blocks (the next byte-sized batch, :func:`_next_batch`), none past
+    ``last`` (the node's head, or ``stop_at``), and only as many as fit the in-flight
+    ``budget`` (bytes) beside the batch being written (``asked`` blocks answered in
+    ``answer_bytes``; 0: unknown, taken as small) at its bytes per block. ``budget`` 0:
+    no read ahead."""
+    if budget <= 0 or last < lo:
+        return None
+    per_block = max(1, answer_bytes // max(1, asked))
+    room = (budget - answer_bytes) // per_block
+    if room < 1:
+        return None
+    return min(last, lo + batch - 1, lo + room - 1)
 
 
 def _next_batch(asked: int, answer_bytes: int, most: int) -> int:

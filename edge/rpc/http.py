@@ -23,6 +23,7 @@ import aiohttp
 from edge.errors import MethodNotSupported, NodeUnavailable, RpcProtocolError, RpcTimeout
 from edge.rpc.base import Call
 from edge.rpc.errors import error_from_object
+from edge.rpc.meter import current_meter
 
 __all__ = ["HttpRpc"]
 
@@ -45,7 +46,8 @@ class HttpRpc:
         self._ids = itertools.count(1)
         self.largest_frame = 0
         """Size (characters of JSON text) of the largest answer body since the caller last
-        set it to 0 (the ingest stage sizes its batches by it)."""
+        set it to 0. Each answer is also counted in the :class:`edge.rpc.meter.AnswerMeter`
+        open in the sender's task, if any (:func:`edge.rpc.meter.metered`)."""
 
     async def __aenter__(self) -> HttpRpc:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
@@ -60,6 +62,7 @@ class HttpRpc:
     async def _post(self, what: str, body: Any) -> Any:
         if self._session is None:
             raise NodeUnavailable(f"{what}: HTTP client for {self.url} is not open")
+        meter = current_meter()
         try:
             async with self._session.post(self.url, json=body) as resp:
                 text = await resp.text()
@@ -68,6 +71,8 @@ class HttpRpc:
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise NodeUnavailable(f"{what}: {self.url} unreachable: {e or type(e).__name__}") from e
         self.largest_frame = max(self.largest_frame, len(text))
+        if meter is not None:
+            meter.saw(len(text))
         try:
             return json.loads(text)
         except ValueError:

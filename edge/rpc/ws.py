@@ -45,6 +45,7 @@ from edge.errors import (
 )
 from edge.rpc.base import Call
 from edge.rpc.errors import error_from_object
+from edge.rpc.meter import AnswerMeter, current_meter
 
 __all__ = ["WsRpc", "Call"]
 
@@ -69,7 +70,8 @@ class WsRpc:
 
     :attr:`largest_frame` is the size (characters, i.e. bytes of JSON text) of the largest
     frame received since the caller last set it to 0: the ingest stage sizes its batches
-    by it (a batch answer is one frame).
+    by it (a batch answer is one frame). With several readers on the connection, each
+    counts its own answers in an :class:`edge.rpc.meter.AnswerMeter` (:func:`~edge.rpc.meter.metered`).
     """
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
@@ -79,6 +81,7 @@ class WsRpc:
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._meters: dict[int, AnswerMeter] = {}  # request id -> the meter open when it was sent
         self._subs: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._failure: ChainError | None = None
@@ -165,6 +168,9 @@ class WsRpc:
             raise self._failure
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = (method, fut)
+        meter = current_meter()
+        if meter is not None:
+            self._meters[rid] = meter
         return fut
 
     async def _send(self, payload: Any, futs: Sequence[asyncio.Future[Any]]) -> None:
@@ -197,6 +203,7 @@ class WsRpc:
     def _fail_all(self, err: ChainError) -> None:
         self._failure = self._failure or err
         pending, self._pending = self._pending, {}
+        self._meters.clear()
         for _, fut in pending.values():
             if not fut.done():
                 fut.set_exception(err)
@@ -226,13 +233,13 @@ class WsRpc:
         except ValueError:
             raise RpcProtocolError(self._pending_methods(), f"frame is not JSON: {str(frame)[:80]!r}") from None
         for item in msg if isinstance(msg, list) else [msg]:
-            self._dispatch(item)
+            self._dispatch(item, len(frame))
 
     def _pending_methods(self) -> str:
         names = sorted({m for m, _ in self._pending.values()})
         return ",".join(names) if names else "<no request>"
 
-    def _dispatch(self, item: Any) -> None:
+    def _dispatch(self, item: Any, size: int) -> None:
         if not isinstance(item, dict) or item.get("jsonrpc") != "2.0":
             raise RpcProtocolError(self._pending_methods(), f"not a JSON-RPC 2.0 object: {item!r:.120}")
         if item.get("method") == "eth_subscription":
@@ -245,6 +252,9 @@ class WsRpc:
         entry = self._pending.pop(rid, None) if isinstance(rid, int) else None
         if entry is None:
             raise RpcProtocolError(self._pending_methods(), f"answer to unknown id {rid!r:.40}")
+        meter = self._meters.pop(rid, None) if isinstance(rid, int) else None
+        if meter is not None:
+            meter.saw(size)
         method, fut = entry
         if fut.done():
             return
