@@ -118,8 +118,11 @@ LABEL=RASPIFIRM  /boot/firmware  vfat  rw,noatime,fmask=0022,dmask=0022 0 2
 EOF
 : >"$ROOT/etc/machine-id"            # empty: systemd makes one at first boot
 rm -f "$ROOT/var/lib/dbus/machine-id"
+# Also what differed between two builds of one commit and is only a log or a cache: apt's
+# logs of the purge, ldconfig's aux-cache (inode numbers and times), dot files in /tmp.
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/* \
-    "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/var/log/*.log "$ROOT"/var/cache/debconf/*-old \
+    "$ROOT"/tmp/* "$ROOT"/tmp/.[!.]* "$ROOT"/var/tmp/* "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/*.log \
+    "$ROOT"/var/cache/ldconfig/aux-cache "$ROOT"/var/cache/debconf/*-old \
     "$ROOT"/var/lib/dpkg/*-old "$ROOT/root"/.cache
 # Clamp every file time to SOURCE_DATE_EPOCH (the venv's .pyc files are unchecked-hash ones,
 # so their sources' times do not matter).
