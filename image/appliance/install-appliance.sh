@@ -109,9 +109,10 @@ step_venv() {  # /opt/edge/venv: the pinned wheels (hashes checked), then the ag
     "$VENV/bin/pip" install -q --no-cache-dir --no-compile --no-index --find-links "$DIST/wheels" \
         --require-hashes -r "$DIST/requirements-aarch64.txt"
     # The agent from source: gcc builds its C featurizer for aarch64 (without a compiler the
-    # pure-Python featurizer is used; it gives the same bits).
-    "$VENV/bin/pip" install -q --no-cache-dir --no-compile --no-index --no-deps --no-build-isolation \
-        "$DIST"/edge_gateway-*.tar.gz
+    # pure-Python featurizer is used; it gives the same bits). -g0: no debug info, which
+    # held pip's random build folder and made two builds of one commit differ.
+    CFLAGS="${CFLAGS:+$CFLAGS }-g0" "$VENV/bin/pip" install -q --no-cache-dir --no-compile --no-index \
+        --no-deps --no-build-isolation "$DIST"/edge_gateway-*.tar.gz
     "$VENV/bin/pip" check >/dev/null || say "warning: pip check: $("$VENV/bin/pip" check 2>&1 | head -n 3)"
     "$VENV/bin/python" - <<'PY'
 from edge.scoring import features
