@@ -16,7 +16,9 @@ Stages, each its peak RSS (``VmHWM`` of the agent process, Linux ``/proc``):
   ``/proc/PID/clear_refs``), for ``--live-s`` seconds of activity at ``--contracts``
   deployments/s with forwarding on (two testnets and mainnet on anvil, as ``edge demo``
   makes them; ``checkpoint.every_blocks = --every-blocks``), then until every checkpoint
-  cut in that time is anchored (or ``--drain-s`` passed).
+  cut in that time is anchored (or ``--drain-s`` passed); with it ``live_scored_p50_ms`` /
+  ``live_scored_p99_ms``: block first seen -> its codes scored over the live stage, from the
+  agent's ``edge_score_latency_seconds`` histogram (interpolated inside its buckets).
 
 The capability analysis worker (a child of the agent) is sampled beside it every 0.2 s
 (``worker_*``); ``--analysis off`` runs without it. Ends with one JSON line.
@@ -46,13 +48,30 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.devnet.scrape import scrape_metrics  # noqa: E402  (urllib only: start-up figures are taken in a child)
+from edge.devnet.scrape import scrape_histogram, scrape_metrics  # noqa: E402  (urllib only: start-up figures are taken in a child)
 
 
 def _status_kb(pid: int, field: str) -> int:
     from edge.devnet.procfs import status_kb
 
     return status_kb(pid, field)
+
+
+_LATENCY = "edge_score_latency_seconds"
+
+
+def _latency_figures(buckets: list[tuple[float, float]]) -> dict[str, Any]:
+    """``live_scored_p50_ms`` / ``live_scored_p99_ms`` (block first seen -> its codes
+    scored, interpolated inside the agent's histogram buckets as Prometheus'
+    ``histogram_quantile`` does) and ``live_scored_samples``, over the live stage only."""
+    from edge.scoring.latency import quantile_from_buckets
+
+    def ms(q: float) -> float | None:
+        v = quantile_from_buckets(q, buckets)
+        return None if v is None else round(v * 1000.0, 1)
+
+    return {"live_scored_p50_ms": ms(0.5), "live_scored_p99_ms": ms(0.99),
+            "live_scored_samples": int(buckets[-1][1]) if buckets else 0}
 
 
 def _startup_child(config: Path) -> None:
@@ -214,6 +233,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result.update(s.figures("catch_up"))
             say(f"caught up in {result['catch_up_s']} s: {result['catch_up_mb']} MB")
             s.reset()
+            lat0 = dict(await asyncio.to_thread(scrape_histogram, port, _LATENCY))
             live_from = int(await poa.rpc("eth_blockNumber"), 16)
             t1 = time.monotonic()
             n = 0
@@ -237,6 +257,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.5)
             m = await asyncio.to_thread(scrape_metrics, port)
+            lat = [(le, n - lat0.get(le, 0.0)) for le, n in await asyncio.to_thread(scrape_histogram, port, _LATENCY)]
+            result.update(_latency_figures(lat))
             result.update(s.figures("live"))
             result.update({"live_s": args.live_s, "live_contracts_per_s": args.contracts,
                            "checkpoints_anchored": int(m.get("edge_checkpoints_anchored_total", 0)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 import urllib.request
@@ -19,9 +20,11 @@ from edge.errors import ConfigError
 from edge.agent import Agent
 from edge.appliance.power import FixedWatts
 from edge.checkpoint.stage import CheckpointStage
+from edge.devnet.scrape import scrape_histogram
+from edge.scoring.latency import quantile_from_buckets
 from edge.store.capabilities import CapabilityRow, put_capability
 from edge.store.checkpoints import CheckpointRow, insert_checkpoint
-from tests.conftest import corpus_codes, make_config
+from tests.conftest import corpus_codes, eventually, make_config
 
 
 def scrape(port: int) -> str:
@@ -104,7 +107,10 @@ async def test_values_from_the_agent_stats_and_the_outbox(tmp_path: Path) -> Non
         s = agent.stats
         s.chain_id, s.head, s.cursor, s.blocks, s.logs, s.contracts = 7201, 120, 100, 101, 340, 12
         s.reorgs, s.reconnects, s.connected = 1, 2, True
+        assert agent.scorer is not None
         agent.scorer.stats.scored, agent.scorer.stats.flagged = 12, 3
+        for seconds in (0.03, 0.03, 0.04, 0.2, 120.0):
+            agent.scorer.latency_hist.add(seconds)
         agent.checkpointer = CheckpointStage(agent.outbox, 7201, every_blocks=16)
         agent.checkpointer.stats.checkpoints = 4
         async with agent.outbox.transaction() as tx:
@@ -129,6 +135,9 @@ async def test_values_from_the_agent_stats_and_the_outbox(tmp_path: Path) -> Non
         snap = await m.update(agent)
         assert snap.outbox_depth == 3
         text = scrape(m.port)
+        buckets = await asyncio.to_thread(scrape_histogram, m.port, "edge_score_latency_seconds")
+    assert buckets[:3] == [(0.01, 0.0), (0.025, 0.0), (0.05, 3.0)] and buckets[-1] == (math.inf, 5.0)
+    assert quantile_from_buckets(0.5, buckets) == pytest.approx(0.025 + 0.025 * 2.5 / 3)  # rank 2.5 of 5
     assert value(text, "edge_info", version="0.1.0", chain_id="7201") == 1
     assert value(text, "edge_head_block") == 120
     assert value(text, "edge_cursor_block") == 100
@@ -140,6 +149,13 @@ async def test_values_from_the_agent_stats_and_the_outbox(tmp_path: Path) -> Non
     assert value(text, "edge_reorgs_total") == 1 and value(text, "edge_node_reconnects_total") == 2
     assert value(text, "edge_contracts_scored_total") == 12
     assert value(text, "edge_contracts_high_risk_total") == 3
+    assert value(text, "edge_score_latency_seconds_bucket", le="0.025") == 0
+    assert value(text, "edge_score_latency_seconds_bucket", le="0.05") == 3
+    assert value(text, "edge_score_latency_seconds_bucket", le="0.25") == 4
+    assert value(text, "edge_score_latency_seconds_bucket", le="60.0") == 4
+    assert value(text, "edge_score_latency_seconds_bucket", le="+Inf") == 5
+    assert value(text, "edge_score_latency_seconds_count") == 5
+    assert value(text, "edge_score_latency_seconds_sum") == pytest.approx(120.3)
     assert value(text, "edge_checkpoints_cut_total") == 4
     assert value(text, "edge_capability_codes", flag="is_mintable") == 2
     assert value(text, "edge_capability_codes", flag="is_proxy") == 1
@@ -184,14 +200,20 @@ async def test_metrics_follow_a_running_agent_on_a_real_chain(chain_factory: Any
     async with Agent(cfg, score=True) as agent, Metrics(0, power=None) as m:
         run = asyncio.create_task(agent.run())
         follow = asyncio.create_task(m.follow(agent, every_s=0.1))
-        for _ in range(300):
-            cp = agent.checkpointer
-            if cp is not None and cp.stats.checkpoints >= 4 and agent.scorer.stats.scored >= 3:
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.3)  # one more update
+
+        scorer = agent.scorer
+        assert scorer is not None
+
+        def settled() -> bool:  # the stages got there and the follower's snapshot shows it
+            cp, snap = agent.checkpointer, m.snapshot
+            return (cp is not None and cp.stats.checkpoints >= 4 and scorer.stats.scored >= 3
+                    and snap.scored == scorer.stats.scored and (snap.checkpoints_cut or 0) >= 4
+                    and sum(n for _, n in snap.checkpoints_by_state) >= 4)  # counted and queried
+
+        await eventually("4 checkpoints cut, 3 codes scored, both in the served snapshot", settled, 30.0,
+                         every=0.05)
         text = scrape(m.port)
-        flagged = agent.scorer.stats.flagged
+        flagged = scorer.stats.flagged
         follow.cancel()
         run.cancel()
         await asyncio.gather(run, follow, return_exceptions=True)
@@ -202,6 +224,9 @@ async def test_metrics_follow_a_running_agent_on_a_real_chain(chain_factory: Any
     assert value(text, "edge_contracts_ingested_total") == 3
     assert value(text, "edge_contracts_scored_total") == 3
     assert value(text, "edge_contracts_high_risk_total") == flagged
+    # the three codes' block was first seen at the agent's first head: one sample each
+    assert value(text, "edge_score_latency_seconds_count") == 3
+    assert value(text, "edge_score_latency_seconds_bucket", le="+Inf") == 3
     # confirmed tip = 80 - confirmations(3) = 77: ranges 0-15, 16-31, 32-47, 48-63 are cut
     assert value(text, "edge_checkpoints_cut_total") == 4
     assert value(text, "edge_outbox_checkpoints", state="sealed") == 4

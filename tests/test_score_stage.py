@@ -222,3 +222,6 @@ async def test_latency_samples_run_from_first_seen_to_the_stored_score(tmp_path:
         async with ScoreStage(ob, default_model_path(), clock=clock, first_seen=seen.get) as stage:
             assert await stage.drain() == 3
         assert sorted(stage.latency_s) == [0.5, 3.0]
+        hist = dict(stage.latency_hist.cumulative())  # the same samples in the exported histogram
+        assert (hist[0.25], hist[0.5], hist[2.5], hist[5.0]) == (0, 1, 1, 2)
+        assert stage.latency_hist.count == 2 and stage.latency_hist.sum_s == 3.5

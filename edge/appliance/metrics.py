@@ -22,6 +22,9 @@ Exposed families (``_total`` = counter since the process started; others are gau
                                        ``edge_foreign_sealed_blocks_total``
 ``edge_contracts_scored_total``        codes scored (scoring stage running)
 ``edge_contracts_high_risk_total``     of which flagged high-risk
+``edge_score_latency_seconds``         histogram (``_bucket{le}``, ``_sum``, ``_count``): block
+                                       first seen by ingest -> its new codes scored, one
+                                       sample per code (:mod:`edge.scoring.latency`)
 ``edge_capability_analyzed_total``     codes analysed since start (analysis stage running),
                                        ``edge_capability_timeouts_total`` of which timed out
 ``edge_capability_codes{flag}``        codes in the outbox whose capability report carries
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -63,7 +67,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from edge import __version__
@@ -142,6 +146,8 @@ class Snapshot:
     scored: int | None = None
     flagged: int | None = None
     checkpoints_cut: int | None = None
+    score_latency: tuple[tuple[float, int], ...] = ()
+    score_latency_sum_s: float = 0.0
     analyzed: int | None = None
     analysis_timeouts: int | None = None
     capability_codes: tuple[tuple[str, int], ...] = ()
@@ -199,6 +205,13 @@ class _SnapshotCollector(Collector):
         ):
             if v is not None:
                 yield CounterMetricFamily(name, doc, value=v)
+        if s.scored is not None:
+            yield HistogramMetricFamily(
+                "edge_score_latency_seconds",
+                "Block first seen by ingest -> its new contract codes scored (s), one sample per code.",
+                buckets=[("+Inf" if math.isinf(le) else repr(le), n) for le, n in s.score_latency]
+                or [("+Inf", 0)],
+                sum_value=s.score_latency_sum_s)
         caps = GaugeMetricFamily("edge_capability_codes", "Codes in the outbox whose capability report carries "
                                  "the flag.", labels=["flag"])
         for flag, n in s.capability_codes:
@@ -355,6 +368,8 @@ class Metrics:
             foreign_sealers=s.foreign_sealers,
             scored=int(scorer.stats.scored) if scorer is not None else None,
             flagged=int(scorer.stats.flagged) if scorer is not None else None,
+            score_latency=tuple(scorer.latency_hist.cumulative()) if scorer is not None else (),
+            score_latency_sum_s=float(scorer.latency_hist.sum_s) if scorer is not None else 0.0,
             checkpoints_cut=int(cp.stats.checkpoints) if cp is not None else None,
             analyzed=int(analysis.stats.analyzed) if analysis is not None else None,
             analysis_timeouts=int(analysis.stats.timeouts) if analysis is not None else None,

@@ -10,12 +10,19 @@ Deployments: a receipt's ``contractAddress`` (status 1) is the top-level deploym
 that transaction; with traces, every successful CREATE/CREATE2 frame of the transaction
 counts, in depth-first (pre-)order, which is also the order both trace formats use. The
 ``create_index`` of a deployment is its ordinal in that order.
+
+Both trace formats also carry the runtime code each creation returned (Parity
+``result.code``, callTracer ``output``): :attr:`Creation.code`, which spares the
+``eth_getCode`` calls outside ``ingest.verify = "strict"``. It is left out (None, so the
+code is read at the block as before) where it could differ from the account's code at
+the end of the block: the address self-destructs in the same block (a SELFDESTRUCT frame,
+Parity ``suicide``). A creation under a reverted frame is no deployment in either format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edge.rpc import codec
@@ -39,6 +46,9 @@ class Creation:
     tx_hash: bytes
     address: bytes
     creator: bytes
+    code: bytes | None = None
+    """Runtime code the creation's trace returned; None from receipts, or when it may not
+    be the account's code at the end of the block (see the module's docstring)."""
 
 
 def parse_block(raw: Any) -> tuple[BlockRecord, Mapping[str, Any]]:
@@ -149,32 +159,50 @@ def creations_from_parity_traces(raw: Any, block: BlockRecord, tx_hashes: Sequen
     """Deployments from a ``trace_block`` result (OpenEthereum/Parity/anvil format).
 
     Every trace of ``type == "create"`` without ``error`` and with ``result.address``
-    counts, in the node's order (transaction position, then depth-first).
+    counts, in the node's order (transaction position, then depth-first), except under a
+    frame that reverted (by ``traceAddress``: its children were reverted with it, though
+    Parity-format traces do not mark them), with ``result.code`` as :attr:`Creation.code`
+    unless the address self-destructs in the block.
 
     Raises: RpcProtocolError (malformed, or traces of another block).
     """
     m = "trace_block"
     out: list[Creation] = []
     per_tx: dict[int, int] = {}
+    failed: dict[int, set[tuple[int, ...]]] = {}  # per transaction: traceAddress of frames with an error
+    destroyed: set[bytes] = set()
     for i, traw in enumerate(codec.as_list(raw, m, "result")):
         p = f"result[{i}]"
         t = codec.as_dict(traw, m, p)
         bh = t.get("blockHash")
         if bh is not None and codec.hash32(bh, m, f"{p}.blockHash") != block.hash:
             raise BlockChanged(m, f"{p} belongs to another block than {block.number} (reorg race)")
-        if t.get("type") != "create" or t.get("error"):
+        kind = t.get("type")
+        if kind == "suicide":
+            act = codec.as_dict(codec.field(t, "action", m, p), m, f"{p}.action")
+            destroyed.add(codec.address(codec.field(act, "address", m, f"{p}.action"), m, f"{p}.action.address"))
             continue
         pos = t.get("transactionPosition")
         if pos is None:  # block reward traces have no position
             continue
         if not isinstance(pos, int) or not 0 <= pos < len(tx_hashes):
             raise RpcProtocolError(m, f"{p}.transactionPosition {pos!r} out of range")
+        where = _trace_address(t, m, p)
+        if t.get("error"):
+            failed.setdefault(pos, set()).add(where)
+            continue
+        if kind != "create":
+            continue
         result = t.get("result")
         if not isinstance(result, Mapping) or not result.get("address"):
             continue
+        above = failed.get(pos, ())
+        if any(where[:d] in above for d in range(len(where))):
+            continue  # a frame above it reverted, and this creation with it (as callTracer frames show)
         action = codec.as_dict(codec.field(t, "action", m, p), m, f"{p}.action")
         k = per_tx.get(pos, 0)
         per_tx[pos] = k + 1
+        code = result.get("code")
         out.append(
             Creation(
                 tx_index=pos,
@@ -182,22 +210,42 @@ def creations_from_parity_traces(raw: Any, block: BlockRecord, tx_hashes: Sequen
                 tx_hash=tx_hashes[pos],
                 address=codec.address(result["address"], m, f"{p}.result.address"),
                 creator=codec.address(codec.field(action, "from", m, f"{p}.action"), m, f"{p}.action.from"),
+                code=None if code is None else codec.data(code, m, f"{p}.result.code"),
             )
         )
-    return out
+    return _without_destroyed_code(out, destroyed)
+
+
+def _trace_address(t: Mapping[str, Any], m: str, p: str) -> tuple[int, ...]:
+    """A Parity trace's ``traceAddress`` (its path from the transaction's top frame)."""
+    ta = t.get("traceAddress", [])
+    if not isinstance(ta, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ta):
+        raise RpcProtocolError(m, f"{p}.traceAddress: expected an array of integers, got {ta!r:.80}")
+    return tuple(ta)
+
+
+def _without_destroyed_code(out: list[Creation], destroyed: Collection[bytes]) -> list[Creation]:
+    """``out`` with :attr:`Creation.code` dropped for addresses that self-destruct in the
+    block (their code at the end of the block is not what the creation returned)."""
+    if not destroyed:
+        return out
+    return [replace(c, code=None) if c.address in destroyed else c for c in out]
 
 
 def creations_from_call_traces(raw: Any, tx_hashes: Sequence[bytes]) -> list[Creation]:
     """Deployments from ``debug_traceBlockByNumber`` with geth's ``callTracer``.
 
     One entry per transaction (``{"result": frame}``); successful CREATE/CREATE2 frames
-    are taken depth-first. Raises: RpcProtocolError when malformed.
+    are taken depth-first, with ``output`` as :attr:`Creation.code` unless the address
+    self-destructs in the block (a ``SELFDESTRUCT`` frame ``from`` it). Raises:
+    RpcProtocolError when malformed.
     """
     m = "debug_traceBlockByNumber"
     entries = codec.as_list(raw, m, "result")
     if len(entries) != len(tx_hashes):
         raise RpcProtocolError(m, f"{len(entries)} traces for {len(tx_hashes)} transactions")
     out: list[Creation] = []
+    destroyed: set[bytes] = set()
     for pos, e in enumerate(entries):
         frame = codec.as_dict(codec.field(codec.as_dict(e, m, f"result[{pos}]"), "result", m, f"result[{pos}]"),
                               m, f"result[{pos}].result")
@@ -205,13 +253,18 @@ def creations_from_call_traces(raw: Any, tx_hashes: Sequence[bytes]) -> list[Cre
         stack: list[tuple[Mapping[str, Any], str]] = [(frame, f"result[{pos}].result")]
         while stack:
             f, p = stack.pop()
-            if f.get("type") in ("CREATE", "CREATE2") and not f.get("error") and f.get("to"):
+            kind = f.get("type")
+            if kind in ("CREATE", "CREATE2") and not f.get("error") and f.get("to"):
+                output = f.get("output")
                 out.append(Creation(pos, k, tx_hashes[pos], codec.address(f["to"], m, f"{p}.to"),
-                                    codec.address(codec.field(f, "from", m, p), m, f"{p}.from")))
+                                    codec.address(codec.field(f, "from", m, p), m, f"{p}.from"),
+                                    None if output is None else codec.data(output, m, f"{p}.output")))
                 k += 1
+            elif kind == "SELFDESTRUCT" and not f.get("error"):
+                destroyed.add(codec.address(codec.field(f, "from", m, p), m, f"{p}.from"))
             if f.get("error"):
                 continue  # a reverted frame's children were reverted too
             calls = f.get("calls") or []
             for j in range(len(calls) - 1, -1, -1):
                 stack.append((codec.as_dict(calls[j], m, f"{p}.calls[{j}]"), f"{p}.calls[{j}]"))
-    return out
+    return _without_destroyed_code(out, destroyed)

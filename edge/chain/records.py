@@ -64,7 +64,9 @@ class ContractRecord:
         block_number, tx_index, create_index: the record key.
         tx_hash: 32 bytes. address: 20-byte new contract. creator: 20-byte sender (top
         level) or creating contract (internal).
-        code: runtime bytecode as read with ``eth_getCode`` at the block.
+        code: runtime bytecode at the end of the block: ``eth_getCode`` at the block, or
+            (outside ``ingest.verify = "strict"``) the code the creation's trace returned,
+            where that is the same (:attr:`edge.chain.extract.Creation.code`).
         code_hash: keccak256 of ``code`` (the EXTCODEHASH value), 32 bytes.
     """
 

@@ -4,9 +4,22 @@ yet reads as no metrics."""
 
 from __future__ import annotations
 
+import math
+import re
 import urllib.request
 
-__all__ = ["scrape_metrics"]
+__all__ = ["scrape_histogram", "scrape_metrics"]
+
+_LE = re.compile(r'[{,]le="([^"]+)"')
+
+
+def _read(port: int, timeout: float) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+            text: str = r.read().decode()
+            return text
+    except OSError:
+        return None
 
 
 def scrape_metrics(port: int, timeout: float = 2.0) -> dict[str, float]:
@@ -14,10 +27,8 @@ def scrape_metrics(port: int, timeout: float = 2.0) -> dict[str, float]:
     summed per metric name over their labels: ``{name: value}``; ``{}`` when the endpoint
     cannot be read within ``timeout`` s. Lines that are comments or carry no number are
     skipped."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
-            text = r.read().decode()
-    except OSError:
+    text = _read(port, timeout)
+    if text is None:
         return {}
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -29,3 +40,28 @@ def scrape_metrics(port: int, timeout: float = 2.0) -> dict[str, float]:
             except ValueError:
                 pass
     return out
+
+
+def scrape_histogram(port: int, name: str, timeout: float = 2.0) -> list[tuple[float, float]]:
+    """The cumulative buckets of histogram ``name`` at ``http://127.0.0.1:PORT/metrics``:
+    ``[(le in its unit, samples <= le), ...]`` sorted by ``le`` (``+Inf`` as ``math.inf``),
+    summed over any other labels; ``[]`` when the endpoint cannot be read or has no such
+    histogram. For :func:`edge.scoring.latency.quantile_from_buckets`."""
+    text = _read(port, timeout)
+    if text is None:
+        return []
+    acc: dict[float, float] = {}
+    prefix = name + "_bucket{"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        labels, _, value = line.rpartition(" ")
+        m = _LE.search(labels)
+        if m is None:
+            continue
+        le = math.inf if m.group(1) == "+Inf" else float(m.group(1))
+        try:
+            acc[le] = acc.get(le, 0.0) + float(value)
+        except ValueError:
+            pass
+    return sorted(acc.items())

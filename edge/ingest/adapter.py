@@ -9,7 +9,9 @@ Per block range one JSON-RPC batch asks for ``eth_getBlockByNumber`` (hashes onl
 ``debug_traceTransaction``, e.g. EthereumJS 0.10.5) one more batch per range that traces
 every transaction of the range with ``callTracer``, else receipts alone (only top-level
 deployments are then seen, said once). A second batch reads the runtime code
-of the new contracts with ``eth_getCode`` at the block hash (EIP-1898). What the node
+of the new contracts with ``eth_getCode`` at the block hash (EIP-1898); outside
+``strict`` only for those whose trace did not carry it (both trace formats return the
+deployed code, so with traces that batch is usually empty). What the node
 offers is learnt from its first ``MethodNotSupported`` answer and kept for the session.
 
 Verify, do not trust (:mod:`edge.chain.verify`, mode ``ingest.verify``): every header's
@@ -238,12 +240,20 @@ class ChainReader:
     async def codes(self, items: Sequence[tuple[FetchedBlock, Creation]]) -> dict[tuple[int, bytes], bytes]:
         """Runtime code of each ``(block, creation)`` at that block's hash (EIP-1898), keyed
         by ``(block number, 20-byte address)``; in ``strict`` mode each is proven against
-        the block's ``stateRoot`` (EIP-1186 ``eth_getProof`` in the same batch).
+        the block's ``stateRoot`` (EIP-1186 ``eth_getProof`` in the same batch). Outside
+        ``strict``, a creation whose trace carried its code (:attr:`Creation.code`) is
+        not asked for again: the trace is the same node's answer, and the extraction left
+        it out wherever it could differ from ``eth_getCode`` at the block.
 
         Raises: ChainError; CodeHashMismatch / AccountProofInvalid (a node fault)."""
         prove = self.verify == "strict"
         per_batch = _PROOFS_PER_BATCH if prove else _CODES_PER_BATCH
         out: dict[tuple[int, bytes], bytes] = {}
+        if not prove:
+            for f, c in items:
+                if c.code is not None:
+                    out[(f.block.number, c.address)] = c.code
+            items = [(f, c) for f, c in items if c.code is None]
         for lo in range(0, len(items), per_batch):  # bounded batches: each answers within the timeout
             part = items[lo:lo + per_batch]
             calls: list[Call] = []

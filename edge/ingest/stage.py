@@ -7,7 +7,7 @@ the injected JSON-RPC transport and the parsing (:mod:`edge.chain.extract`). One
 1. read the cursor ``c`` (last block fully written) and the node's head ``h``;
 2. fetch blocks ``c+1 .. min(h, c+batch)`` with their receipts (and traces) in one
    JSON-RPC batch, then their new contracts' runtime code (``eth_getCode`` at the block
-   hash, EIP-1898) in a second;
+   hash, EIP-1898) in a second (outside ``strict`` only what the traces did not carry);
 3. keep the prefix that links to the cursor hash by ``parentHash``; if even the first
    block does not link, a reorg happened: find the fork point by comparing stored and
    canonical hashes and roll back above it (:func:`edge.store.chain_data.rollback_to`);

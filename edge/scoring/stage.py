@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from edge.errors import ModelError
 from edge.scoring.batch import score_codes
+from edge.scoring.latency import LatencyHistogram
 from edge.aio import Changed
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.store.db import Outbox
@@ -76,7 +77,9 @@ class ScoreStage:
         first_seen: block number -> when ingest first saw it (``clock.monotonic()`` s, or
             None when unknown; :meth:`edge.ingest.seen.FirstSeen.at`). When given, each
             scored code adds one sample to :attr:`latency_s`: first seen of the lowest
-            block carrying it -> its score committed (s); the newest 65,536 are kept.
+            block carrying it -> its score committed (s); the newest 65,536 are kept,
+            and every sample also counts in :attr:`latency_hist` (exported as the
+            ``edge_score_latency_seconds`` histogram).
 
     Raises (on enter):
         ModelError: the model cannot be loaded (missing, unreadable, wrong shape).
@@ -110,6 +113,7 @@ class ScoreStage:
         self._first_seen = first_seen
         self._arrivals = arrivals
         self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self.latency_hist = LatencyHistogram()
 
     @classmethod
     def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK,
@@ -232,6 +236,7 @@ class ScoreStage:
             seen = self._first_seen(n)
             if seen is not None:
                 self.latency_s.append(max(0.0, done - seen))
+                self.latency_hist.add(done - seen)
 
     def _score_batch(self, batch: list[UnscoredCode]) -> list[ScoreRow]:
         scored = score_codes(self.model, [c.code for c in batch], threshold=self._threshold)
