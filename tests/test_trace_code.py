@@ -1,7 +1,7 @@
-"""Runtime code from the traces (edge.chain.extract.Creation.code): outside ``strict`` the
-ingest adapter takes each creation's code from the trace it already read, and asks
-``eth_getCode`` only where the trace's code may not be the account's code at the end of
-the block (the address self-destructs in the block). A creation under a reverted frame is
+"""Runtime code from the traces (edge.chain.extract.Creation.code): the ingest adapter
+takes each creation's code from the trace it already read (``strict`` proves it against
+the account's ``codeHash``), and asks ``eth_getCode`` only where the trace's code may not
+be the account's code at the end of the block (the address self-destructs in the block). A creation under a reverted frame is
 no deployment, in both trace formats. On a real anvil, against ``eth_getCode``."""
 
 from __future__ import annotations
@@ -30,17 +30,20 @@ KEEP = _CREATE_CHILD + "50" + "60006000f3"  # ... made and kept (its creator's r
 
 
 class Counting:
-    """A real node's connection that counts the ``eth_getCode`` calls it is asked."""
+    """A real node's connection that counts the ``eth_getCode`` and ``eth_getProof``
+    calls it is asked."""
 
     def __init__(self, rpc: HttpRpc) -> None:
         self.rpc = rpc
         self.get_code: list[Any] = []
+        self.proofs = 0
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         return await self.rpc.call(method, params)
 
     async def batch(self, calls: Sequence[Call]) -> list[Any]:
         self.get_code += [p[0] for m, p in calls if m == "eth_getCode"]
+        self.proofs += sum(m == "eth_getProof" for m, _ in calls)
         return await self.rpc.batch(calls)
 
 
@@ -60,6 +63,7 @@ async def test_code_from_traces_is_the_code_at_the_block(chain_factory: Any, tra
     head = int(await chain.rpc("eth_blockNumber"), 16)
     async with HttpRpc(chain.http_url) as rpc:
         got: dict[str, tuple[dict[tuple[int, bytes], bytes], list[Any]]] = {}
+        proofs: dict[str, int] = {}
         verify: VerifyMode
         for verify in ("receipts", "strict"):
             counting = Counting(rpc)
@@ -67,6 +71,7 @@ async def test_code_from_traces_is_the_code_at_the_block(chain_factory: Any, tra
             blocks = await reader.blocks(head, head)
             creations = [(b, c) for b in blocks for c in b.creations]
             got[verify] = (await reader.codes(creations), counting.get_code)
+            proofs[verify] = counting.proofs
         truth = {(head, c.address): bytes.fromhex((await rpc.call("eth_getCode", ["0x" + c.address.hex(),
                                                                                    hex(head)]))[2:])
                  for _, c in creations}
@@ -83,7 +88,8 @@ async def test_code_from_traces_is_the_code_at_the_block(chain_factory: Any, tra
     assert sorted(asked) == sorted(["0x" + killed.hex()] + (
         ["0x" + c.address.hex() for _, c in creations if c.creator == bytes.fromhex(sender[2:])]
         if traces == "debug_trace" else []))
-    assert len(got["strict"][1]) == len(truth)  # strict still reads (and proves) every code
+    # strict reads no more code than that, and proves every one against the block's stateRoot
+    assert sorted(got["strict"][1]) == sorted(asked) and proofs == {"receipts": 0, "strict": len(truth)}
 
 
 _BLOCK = BlockRecord(5, b"\x05" * 32, b"\x04" * 32, 0, 0, 0)

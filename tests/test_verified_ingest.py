@@ -39,8 +39,9 @@ async def _chain_with_activity(chain_factory: Any) -> tuple[Any, Activity, int]:
 
 
 FAULTS = [
-    Fault("eth_getCode", "cut", times=2),                                   # code cut short, still valid hex
-    Fault("eth_getCode", "flip", times=2),                                  # one byte of code changed
+    # the runtime code comes from the creation's trace (strict: proven, not read again)
+    Fault("trace_block", "cut", path="[0].result.code", times=2),           # code cut short, still valid hex
+    Fault("trace_block", "flip", path="[0].result.code", times=2),          # one byte of code changed
     Fault("eth_getBlockReceipts", "flip", path="[0].logs[0].data", times=2),  # a byte of a log's data
     Fault("eth_getBlockReceipts", "swap", path="[0].logs[0]", other="[1].logs[0]", times=2),  # two logs swapped
     Fault("eth_getBlockByNumber", "flip", path="stateRoot", times=2),       # a header field
@@ -73,7 +74,7 @@ async def test_a_lying_node_puts_nothing_wrong_in_the_outbox(chain_factory: Any,
 async def test_a_fault_that_does_not_stop_is_one_alarm_and_a_wait(chain_factory: Any, tmp_path: Path) -> None:
     chain, _, head = await _chain_with_activity(chain_factory)
     async with FaultProxy(chain.ws_url) as proxy:
-        proxy.add(Fault("eth_getCode", "cut"))  # every answer, until cleared
+        proxy.add(Fault("trace_block", "cut", path="[0].result.code"))  # every deployment's code, until cleared
         db = tmp_path / "edge.sqlite"
         cfg = make_config(chain, db, node={"ws_url": proxy.url, "reconnect_max_s": 0.2})
         async with Agent(cfg, score=False) as agent:

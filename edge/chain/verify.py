@@ -881,14 +881,17 @@ def verify_account(header: Mapping[str, Any], address: bytes, proof: Any) -> Ver
     return VerifiedAccount(address, exists, *proven)
 
 
-def verify_code(header: Mapping[str, Any], address: bytes, proof: Any, code: bytes) -> VerifiedAccount:
+def verify_code(header: Mapping[str, Any], address: bytes, proof: Any, code: bytes, *,
+                source: str = _CODE_M) -> VerifiedAccount:
     """Verify runtime ``code`` of ``address`` at a block: proof first, then keccak(code).
 
     Args:
         header: the verified header of the block the code was read at.
         address: 20-byte contract address.
         proof: the ``eth_getProof(address, [], block)`` result at the same block.
-        code: the decoded ``eth_getCode(address, block)`` result.
+        code: the decoded ``eth_getCode(address, block)`` result, or the code a trace
+            of the creation returned.
+        source: the method that served ``code`` (named in a CodeHashMismatch).
 
     Returns: the proven account.
 
@@ -900,7 +903,7 @@ def verify_code(header: Mapping[str, Any], address: bytes, proof: Any, code: byt
     acct = verify_account(header, address, proof)
     got = bytes(keccak(code))
     if got != acct.code_hash:
-        raise CodeHashMismatch(_CODE_M, _number(header), f"code 0x{address.hex()}", acct.code_hash, got,
+        raise CodeHashMismatch(source, _number(header), f"code 0x{address.hex()}", acct.code_hash, got,
                                f"keccak256 of {len(code)} bytes served vs proven codeHash")
     return acct
 

@@ -61,6 +61,9 @@ VerifyMode = Literal["strict", "receipts", "headers", "off"]
 
 _CODES_PER_BATCH = 256
 """``eth_getCode`` requests per JSON-RPC batch (at most 256 x 24 KiB of code per answer)."""
+_TRACE_METHOD: dict[str, str] = {"trace_block": "trace_block", "debug_trace": "debug_traceBlockByNumber",
+                                  "debug_tx": "debug_traceTransaction"}
+"""The method that served :attr:`Creation.code` in each trace mode (named in errors)."""
 _PROOFS_PER_BATCH = 32
 """Contracts per batch when each also needs an ``eth_getProof``: a node spends several ms of
 CPU per proof (anvil about 6 ms here), so a large batch would outlast the request timeout."""
@@ -243,7 +246,10 @@ class ChainReader:
         the block's ``stateRoot`` (EIP-1186 ``eth_getProof`` in the same batch). Outside
         ``strict``, a creation whose trace carried its code (:attr:`Creation.code`) is
         not asked for again: the trace is the same node's answer, and the extraction left
-        it out wherever it could differ from ``eth_getCode`` at the block.
+        it out wherever it could differ from ``eth_getCode`` at the block; in ``strict``
+        such a code is not read either, only proven (``keccak(code)`` must be the proof's
+        ``codeHash``, so a trace that lies is a CodeHashMismatch like a lying
+        ``eth_getCode``).
 
         Raises: ChainError; CodeHashMismatch / AccountProofInvalid (a node fault)."""
         prove = self.verify == "strict"
@@ -256,20 +262,32 @@ class ChainReader:
             items = [(f, c) for f, c in items if c.code is None]
         for lo in range(0, len(items), per_batch):  # bounded batches: each answers within the timeout
             part = items[lo:lo + per_batch]
-            calls: list[Call] = []
+            res = await self.rpc.batch(self._code_calls(part, prove))
+            i = 0
             for f, c in part:
-                at: Any = hex(f.block.number) if self.by_number else {"blockHash": "0x" + f.block.hash.hex()}
-                calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
-                if prove:
-                    calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))
-            res = await self.rpc.batch(calls)
-            step = 2 if prove else 1
-            for k, (f, c) in enumerate(part):
-                code = codec.data(res[k * step], "eth_getCode", f"0x{c.address.hex()}@{f.block.number}")
-                if prove:
-                    verify_code(f.raw, c.address, res[k * step + 1], code)
+                if prove and c.code is not None:  # the trace's code, proven by the account's codeHash
+                    code = c.code
+                    verify_code(f.raw, c.address, res[i], code, source=_TRACE_METHOD.get(self.traces, "trace"))
+                    i += 1
+                else:
+                    code = codec.data(res[i], "eth_getCode", f"0x{c.address.hex()}@{f.block.number}")
+                    if prove:
+                        verify_code(f.raw, c.address, res[i + 1], code)
+                    i += 1 + int(prove)
                 out[(f.block.number, c.address)] = code
         return out
+
+    def _code_calls(self, part: Sequence[tuple[FetchedBlock, Creation]], prove: bool) -> list[Call]:
+        """The batch for :meth:`codes`: ``eth_getCode`` unless ``prove`` and the trace
+        carried the code, then ``eth_getProof`` when ``prove``, per item in order."""
+        calls: list[Call] = []
+        for f, c in part:
+            at: Any = hex(f.block.number) if self.by_number else {"blockHash": "0x" + f.block.hash.hex()}
+            if not (prove and c.code is not None):
+                calls.append(("eth_getCode", ["0x" + c.address.hex(), at]))
+            if prove:
+                calls.append(("eth_getProof", ["0x" + c.address.hex(), [], at]))
+        return calls
 
     async def headers(self, lo: int, hi: int, per_batch: int = 256) -> list[Mapping[str, Any]]:
         """Raw headers ``lo..hi`` (``eth_getBlockByNumber``, hashes only), in order, in
