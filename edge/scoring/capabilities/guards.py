@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .terms import Term, _contains, _is_calldata, _mapping_base, _storage_slot_of
+from .terms import Term, _contains, _is_calldata, _is_time, _mapping_base, _storage_slot_of
 
 
 def _classify(
@@ -49,7 +49,7 @@ def _classify(
                     if type(y) is int:
                         out.append(("state", s))  # state == CONSTANT (an enum stage)
     elif t == "<":
-        has_time = _contains(cond, lambda x: x[0] == "T")
+        has_time = _contains(cond, _is_time)
         for x in (cond[2], cond[3]):
             s = _storage_slot_of(x)
             if s is not None:
