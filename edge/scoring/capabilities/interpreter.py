@@ -514,6 +514,9 @@ class _Analyzer:
                 known = base[0] == "A" or (self._guard_slots is not None and _stable(base))
                 if known:
                     if ("nz", base) in gates or ("z", base) in gates:
+                        if base[0] != "A" and guarded and _interesting_guard(cond) and (
+                                self._guard_slots is None or _loads_slot(cond, self._guard_slots)):
+                            self._maybe_guard(owner, tgt, cond, nxt, st, mem)  # still a guard
                         truth = (("nz", base) in gates) != odd
                         if truth:
                             if type(tgt) is int and tgt in self.c.jumpdests:
@@ -769,5 +772,5 @@ def _loads_slot(cond: Term, slots: frozenset[int]) -> bool:
 
 
 def _interesting_guard(cond: Term) -> bool:
-    return _contains(cond, lambda x: x[0] in ("S", "T", "N", "C", "O") or (
+    return _contains(cond, lambda x: x[0] in ("S", "T", "C", "O") or (
         x[0] in ("R", "RD") and len(x) > 2))

@@ -474,7 +474,8 @@ class _Rules:
             for g in probe.guards:
                 kinds: list[tuple[Any, ...]] = []
                 _classify(g.cond, g.pol, kinds)
-                timed = any(k[0] == "time" for k in kinds)
+                timed = any(k[0] in ("time", "blocks") for k in kinds)
+                clock = "TIMESTAMP" if any(k[0] == "time" for k in kinds) else "NUMBER"
                 for k in kinds:
                     if k[0] == "bool_slot" and k[1] not in _PROXY_SLOTS:
                         w = self._flag_writers(k[1], k[3])
@@ -497,14 +498,14 @@ class _Rules:
                         if not w and timed and k[1] in hops:  # a time lock one store away
                             hop = hops[k[1]]
                             self.add("trading_cooldown", 0.6, [sel, hop[0].selector, hop[2].selector],
-                                     [hex(k[1]), hex(hop[1])], ["TIMESTAMP", "JUMPI", "SSTORE"],
+                                     [hex(k[1]), hex(hop[1])], [clock, "JUMPI", "SSTORE"],
                                      f"{head} and reverts depending on {self._hop_text(k[1], hop)}")
                         if not w:
                             continue
                         wf, ws = w[0]
                         if timed:  # a time lock the privileged caller can move
                             self.add("trading_cooldown", 0.7, [sel, wf.selector], [hex(k[1])],
-                                     ["TIMESTAMP", "JUMPI", "SSTORE"],
+                                     [clock, "JUMPI", "SSTORE"],
                                      f"{head} and reverts depending on the time in slot "
                                      f"{hex(k[1])}, which {_who(ws.gates)} {_fn_text(wf.selector)} "
                                      f"can move")
