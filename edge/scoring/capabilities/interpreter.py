@@ -541,9 +541,9 @@ class _Analyzer:
                     if not refuses and self._guard_slots is not None and _contains(cond, _is_time):
                         # A clock branch of a sell path that refuses nothing (``if (block.number
                         # > roundEnd) credit the winner``): the stores after it carry its side.
-                        for s in sorted(_const_loads(cond) & self._guard_slots):
-                            g_t.add(("tb", s, True))
-                            g_f.add(("tb", s, False))
+                        for slot in sorted(_const_loads(cond) & self._guard_slots):
+                            g_t.add(("tb", slot, True))
+                            g_f.add(("tb", slot, False))
                 work.append((nxt, list(st), dict(mem), frozenset(g_f), reads))
                 if type(tgt) is int and tgt in self.c.jumpdests:
                     work.append((tgt, st, mem, frozenset(g_t), reads))
