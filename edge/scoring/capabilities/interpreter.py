@@ -43,6 +43,9 @@ from .terms import (
 
 _NV: Final = ("nv",)
 """Caller fact: CALLVALUE == 0 on this path."""
+_KNOWN_BRANCHES: Final = 4
+"""Most branches on values other than call data whose side a sell path's second run
+remembers at once (:meth:`_Analyzer.guards_of`)."""
 
 
 @dataclass(slots=True)
@@ -512,6 +515,10 @@ class _Analyzer:
                 # (``if (pot > 0 && now > end)`` compiled as a test of the first operand's
                 # value once more), so its infeasible paths do not blur the clock branches.
                 known = base[0] == "A" or (self._guard_slots is not None and _stable(base))
+                if known and base[0] != "A" and ("nz", base) not in gates and ("z", base) not in gates:
+                    # bounded, so that a loop whose test changes each round still closes
+                    known = _d(base) <= 6 and sum(
+                        1 for g in gates if g[0] in ("nz", "z") and g[1][0] != "A") < _KNOWN_BRANCHES
                 if known:
                     if ("nz", base) in gates or ("z", base) in gates:
                         if base[0] != "A" and guarded and _interesting_guard(cond) and (
