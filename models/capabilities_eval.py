@@ -162,9 +162,11 @@ path that refuses before such a time, or that credits the ledger it pays out onl
 side of a clock branch on it that refuses nothing (a lottery's withdraw credits the pot to
 the last bidder once the round is over, then pays the caller's entry), is
 `trading_cooldown`: the owner can push the time out of reach. `block.number` is a clock
-term now, read as time by the sell-path rules only: in transfer it is mostly MiniMe's
-`parentSnapShotBlock < block.number` (23 benign dapp rows would carry `trading_cooldown`
-for it), so transfer guards still read `block.timestamp` alone (and a transfer that
+term now, read as time by the sell-path rules only: read in transfer too, it would put
+`trading_cooldown` on 23 more dapp rows (11 MiniMe clones, whose `parentSnapShotBlock <
+block.number` never refuses after the clone's creation block, the others sale-end and
+vesting bounds in blocks) and on no rug-pull row, so transfer guards still read
+`block.timestamp` alone, a known gap for block-number transfer locks (and a transfer that
 reverts on the time is `trading_cooldown` already, whoever sets that time, so one hop
 adds nothing there). A sell path's bound on a block number that a privileged caller sets,
 `anti_whale_modifiable` up to cap-3, is `trading_cooldown` now (5 rows of the data move

@@ -67,7 +67,8 @@ def _classify(
             out.append(("time",))
         elif blocks:
             # block.number as the clock: read by the sell-path rules only (in a transfer it
-            # is mostly MiniMe's ``parentSnapShotBlock < block.number``, no cooldown)
+            # is often MiniMe's ``parentSnapShotBlock < block.number``, which never refuses
+            # after the creation block; models/README.md, "Since cap-4")
             out.append(("blocks",))
     elif (t == "R" or t == "RD") and len(cond) > 2:
         out.append(("ext", cond[2]))  # the answer of the contract kept in slot cond[2]

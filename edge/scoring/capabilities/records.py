@@ -20,7 +20,7 @@ sell path like a time that caller sets itself: a sell path that refuses before i
 credits the ledger it pays out only on one side of a clock branch on it (the lottery that
 pays the pot to the winner only after the round end), is ``trading_cooldown``;
 ``block.number`` is a clock term (``NUMBER``), read as time by the sell-path rules only
-(not in transfer, where it is mostly MiniMe's snapshot check); the second exploration of
+(not in transfer, where it is often MiniMe's snapshot check); the second exploration of
 a sell path remembers the side of a branch it took until the next store, so the
 infeasible side of a short-circuit ``if (pot > 0 && block.number > end)`` is not explored.
 cap-3: in a contract with no ``transfer`` /
