@@ -56,7 +56,8 @@ MEANING = {
                               "also a limit on the withdraw / refund of a contract with no transfer"),
     "trading_cooldown": ("transfers revert depending on block time; in a contract with no "
                          "transfer, its withdraw / refund waits for a time a privileged caller "
-                         "can move"),
+                         "can move (also a time computed from a duration it sets, and a payout "
+                         "credited only on one side of such a time)"),
     "can_take_back_ownership": "ownership can be reclaimed (previous owner, hard-coded address)",
     "hidden_owner": "a hard-coded address holds privileges",
     "is_proxy": "EIP-1967/1822 slots or DELEGATECALL to a stored address",
@@ -151,6 +152,29 @@ beneficiary and is `owner_can_withdraw` now; a payable fallback that moves balan
 tokens for ether) is a token-moving function like `buy()`, so a price its owner sets is
 `slippage_modifiable`.
 
+**Since `cap-4`** (ground truth in `contracts/capabilities/src/Rounds.sol`, a positive
+and a fixed-duration control for each): a time one store away from its privileged setter
+counts as that caller's. A slot that some function (anyone may call it) sets to a clock
+plus a stored duration that a privileged function sets (`roundEnd = block.number +
+roundLength`, `unlockAt = now + lockPeriod`; one hop only: the duration's own setter must
+be privileged) bounds a sell path like a time the privileged caller sets directly. A sell
+path that refuses before such a time, or that credits the ledger it pays out only on one
+side of a clock branch on it that refuses nothing (a lottery's withdraw credits the pot to
+the last bidder once the round is over, then pays the caller's entry), is
+`trading_cooldown`: the owner can push the time out of reach. `block.number` is a clock
+term now, read as time by the sell-path rules only: read in transfer too, it would put
+`trading_cooldown` on 23 more dapp rows (11 MiniMe clones, whose `parentSnapShotBlock <
+block.number` never refuses after the clone's creation block, the others sale-end and
+vesting bounds in blocks) and on no rug-pull row, so transfer guards still read
+`block.timestamp` alone, a known gap for block-number transfer locks (and a transfer that
+reverts on the time is `trading_cooldown` already, whoever sets that time, so one hop
+adds nothing there). A sell path's bound on a block number that a privileged caller sets,
+`anti_whale_modifiable` up to cap-3, is `trading_cooldown` now (5 rows of the data move
+from one flag to the other, 2 more get both). The second exploration of a sell path
+remembers which way it took a branch until the next store, so the infeasible side of a
+short-circuit `if (pot > 0 && block.number > roundEnd)` (the first operand's value tested
+once more) is not explored; a branch it resolves still has its guard recorded, as before.
+
 **Matching flags.** `leaking_token` matches `slippage_modifiable` too since cap-3:
 CRPWarner's own rules (`gigahorse/clients/crpwarner.dl` of CRPWarner/RugPull) define
 `LeakingToken_Fee` as an owner-only function that writes a non-boolean slot which a
@@ -171,17 +195,28 @@ names (nothing moves others' tokens or the contract's ether), a mintable token w
 sets the mint cap, and a game whose only cap-2 hit was a holder's withdrawal of its own
 entry read as role-gated (nothing privileged moves funds); with the cap-2 matching flags a
 sixth, the sale token whose owner sets the price its fallback sells at. `limiting_sell`
-11 of 82, under the 0.90 target: four registries with owner-only lists, records and a
-switch (nothing is paid out or sold through them: the restriction, if any, sits in the
-contract that reads them), a sale whose buyers cannot sell at all (an admin delivers the
-bought tokens), an oracle game that pays a stored player from the oracle callback, a
-lottery whose withdraw waits for a round end that the fallback computes from an
-owner-set round length (a real owner-movable bound, but two stores away: not followed),
-and four tokens: the governance token above, a token whose only switch stops purchases
-from its sale, a token with fixed fees to hard-coded wallets and owner-kept fee-exemption
-lists (no settable rate, no refusing guard), and a token whose owner moves a holder's
-tokens into a frozen ledger (a real per-holder freeze, flagged as `owner_change_balance`,
-which is not among the matching flags).
+10 of 82, under the 0.90 target (74 rows would be needed). Each was re-read against
+CRPWarner's own rule (`LimitingSellOrder` in `gigahorse/clients/crpwarner.dl`: an
+owner-guarded, non-ERC public function stores a boolean into a slot or a mapping entry
+that a public balance-moving function loads and requires on, balance checks excluded): none
+has such a boolean on a transfer or sell path that the analyzer misses (behind an internal
+call, packed, in a two-key mapping or in a fallback). Four registries with owner-only
+lists, records and a switch (no payout and no transfer: nothing is sold through them; the
+restriction, if any, sits in the contract that reads them); a sale whose buyers cannot
+sell at all (an admin clears a buyer's entry and delivers the bought tokens; no boolean);
+an oracle game that pays a stored player from the oracle callback (the owner sets odds
+tables and a bet parameter; no switch on a payout to the caller); and four tokens: the
+governance token above (owner mint only; transfer reads balances alone), a token whose
+owner-set switch, packed beside the owner address, stops only the purchases of its
+fallback sale (CRPWarner's rule counts that fallback because it moves two balances; transfer
+and transferFrom never read the switch, so holders can still sell), a token with fixed
+fees to hard-coded wallets whose two owner-kept lists only choose between the fee path and
+the plain one (no refusing branch, no settable rate), and a token whose owner moves a
+holder's tokens into a separate frozen ledger: its transfer checks the balance alone and
+keeps no per-holder frozen state to require on, so the freeze only moves balance
+(`owner_change_balance`, which is not among the matching flags and is not added to them).
+The lottery whose withdraw credits the pot only after a round end computed from an
+owner-set round length is found since cap-4.
 """
 
 

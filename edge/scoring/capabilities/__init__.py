@@ -43,8 +43,8 @@ contract with no ``transfer`` has no token to sell: there the withdraw / refund 
 sell-for-ether functions (paying ether to the caller, or debiting the caller's entry of a
 ledger mapping and calling out) stand in for transfer (in a token, a buy-back paying ether for
 the caller's balance is one next to transfer); a sell path that loads a slot some
-privileged function writes is explored a second time, probing only the branches on such
-slots.
+privileged function writes (or a time computed from a duration one writes) is explored a
+second time, probing only the branches on such slots.
 
 States are merged on (block, the jump-target constants on the stack, caller facts), so
 each internal function is explored once per call site; a per-function state budget and a
@@ -57,7 +57,7 @@ has no field for and which matches CRPWarner's "leaking token: withdraw" pattern
 
 JSON form (:meth:`CapabilityReport.to_json`)::
 
-    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-3", "elapsed_ms": 12.3,
+    {"code_hash": "0x...", "status": "ok", "analyzer": "cap-4", "elapsed_ms": 12.3,
      "capabilities": ["is_mintable"],
      "evidence": [{"name": "is_mintable", "confidence": 0.9,
                    "selectors": ["0x40c10f19"], "signatures": ["mint(address,uint256)"],

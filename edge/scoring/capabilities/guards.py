@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .terms import Term, _contains, _is_calldata, _mapping_base, _storage_slot_of
+from .terms import Term, _contains, _is_calldata, _is_time, _mapping_base, _storage_slot_of
 
 
 def _classify(
@@ -50,6 +50,7 @@ def _classify(
                         out.append(("state", s))  # state == CONSTANT (an enum stage)
     elif t == "<":
         has_time = _contains(cond, lambda x: x[0] == "T")
+        blocks = not has_time and _contains(cond, _is_time)  # block.number only
         for x in (cond[2], cond[3]):
             s = _storage_slot_of(x)
             if s is not None:
@@ -64,6 +65,11 @@ def _classify(
                 out.extend(("limit", s) for s in _scaled_slots(x))
         if has_time:
             out.append(("time",))
+        elif blocks:
+            # block.number as the clock: read by the sell-path rules only (in a transfer it
+            # is often MiniMe's ``parentSnapShotBlock < block.number``, which never refuses
+            # after the creation block; models/README.md, "Since cap-4")
+            out.append(("blocks",))
     elif (t == "R" or t == "RD") and len(cond) > 2:
         out.append(("ext", cond[2]))  # the answer of the contract kept in slot cond[2]
     elif t == "S":

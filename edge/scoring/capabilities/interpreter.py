@@ -29,9 +29,11 @@ from .terms import (
     SELECTOR,
     UNK,
     Term,
+    _const_loads,
     _contains,
     _d,
     _is_caller_keyed,
+    _is_time,
     _is_low_mask,
     _mk,
     _mk1,
@@ -41,6 +43,9 @@ from .terms import (
 
 _NV: Final = ("nv",)
 """Caller fact: CALLVALUE == 0 on this path."""
+_KNOWN_BRANCHES: Final = 4
+"""Most branches on values other than call data whose side a sell path's second run
+remembers at once (:meth:`_Analyzer.guards_of`)."""
 
 
 @dataclass(slots=True)
@@ -463,6 +468,8 @@ class _Analyzer:
             if len(owner.stores) > n_stores:
                 for s in owner.stores[n_stores:]:
                     s.gates = gates
+                if self._guard_slots is not None:  # a store: what was known of storage goes
+                    gates = frozenset(g for g in gates if g[0] not in ("nz", "z") or g[1][0] == "A")
             if len(owner.calls) > n_calls:
                 owner.calls[n_calls:] = [(t, v, gates) for t, v, _ in owner.calls[n_calls:]]
             if kind == "end":
@@ -503,8 +510,20 @@ class _Analyzer:
                             work.append((tgt, st, mem, gates, reads))
                         continue
                 base, odd = _strip_not(cond)
-                if base[0] == "A":
+                # A branch tested again on the same path goes the same way: on call data
+                # always; in a sell path's second run also on other values until a store
+                # (``if (pot > 0 && now > end)`` compiled as a test of the first operand's
+                # value once more), so its infeasible paths do not blur the clock branches.
+                known = base[0] == "A" or (self._guard_slots is not None and _stable(base))
+                if known and base[0] != "A" and ("nz", base) not in gates and ("z", base) not in gates:
+                    # bounded, so that a loop whose test changes each round still closes
+                    known = _d(base) <= 6 and sum(
+                        1 for g in gates if g[0] in ("nz", "z") and g[1][0] != "A") < _KNOWN_BRANCHES
+                if known:
                     if ("nz", base) in gates or ("z", base) in gates:
+                        if base[0] != "A" and guarded and _interesting_guard(cond) and (
+                                self._guard_slots is None or _loads_slot(cond, self._guard_slots)):
+                            self._maybe_guard(owner, tgt, cond, nxt, st, mem)  # still a guard
                         truth = (("nz", base) in gates) != odd
                         if truth:
                             if type(tgt) is int and tgt in self.c.jumpdests:
@@ -520,24 +539,32 @@ class _Analyzer:
                 g_f: set[tuple[Any, ...]] = set(gates)
                 _implied(cond, True, g_t)
                 _implied(cond, False, g_f)
-                if base[0] == "A":
+                if known:
                     g_t.add(("z" if odd else "nz", base))
                     g_f.add(("nz" if odd else "z", base))
                 if guarded and _interesting_guard(cond) and (
                         self._guard_slots is None or _loads_slot(cond, self._guard_slots)):
-                    self._maybe_guard(owner, tgt, cond, nxt, st, mem)
+                    refuses = self._maybe_guard(owner, tgt, cond, nxt, st, mem)
+                    if not refuses and self._guard_slots is not None and _contains(cond, _is_time):
+                        # A clock branch of a sell path that refuses nothing (``if (block.number
+                        # > roundEnd) credit the winner``): the stores after it carry its side.
+                        for slot in sorted(_const_loads(cond) & self._guard_slots):
+                            g_t.add(("tb", slot, True))
+                            g_f.add(("tb", slot, False))
                 work.append((nxt, list(st), dict(mem), frozenset(g_f), reads))
                 if type(tgt) is int and tgt in self.c.jumpdests:
                     work.append((tgt, st, mem, frozenset(g_t), reads))
 
-    def guards_of(self, sel: int, slots: frozenset[int]) -> list[_Guard]:
-        """The guards (refusing branches) of function ``sel`` (-1 = the fallback) whose
-        condition loads one of the constant storage ``slots``, found by exploring it
-        once more with guard recording on; the facts of the first run are left as they
-        are. Raises _Timeout past the deadline."""
+    def guards_of(self, sel: int, slots: frozenset[int]) -> _Func:
+        """Function ``sel`` (-1 = the fallback) explored once more with guard recording
+        on, for branches whose condition loads one of the constant storage ``slots``: the
+        returned record has its guards (refusing branches) and its stores, whose facts
+        also hold ``("tb", slot, side)`` for each clock branch on such a slot that refuses
+        nothing (a payout made on one side of ``block.number > roundEnd`` only); the
+        facts of the first run are left as they are. Raises _Timeout past the deadline."""
         f = self.funcs.get(sel)
         if f is None:
-            return []
+            return _Func(sel)
         tmp = _Func(sel)
         self.guarded.add(sel)
         self._guard_slots = slots
@@ -552,7 +579,7 @@ class _Analyzer:
             self._replay = False
             self._guard_slots = None
             self.funcs[-1 if sel < 0 else sel] = f
-        return tmp.guards
+        return tmp
 
     def _fallback_func(self) -> _Func:
         f = self.funcs.get(-1)
@@ -574,13 +601,16 @@ class _Analyzer:
 
     def _maybe_guard(
         self, func: _Func, tgt: Term, cond: Term, nxt: int, st: list[Term], mem: dict[int, Term]
-    ) -> None:
+    ) -> bool:
+        """Record the branch as a guard if exactly one side refuses; True if any side
+        refuses (or the jump target is no block)."""
         if type(tgt) is not int or tgt not in self.c.jumpdests:
-            return
+            return True
         rt = self._reverts(tgt, st, mem)
         rf = self._reverts(nxt, st, mem)
         if rt != rf:
             func.guards.append(_Guard(cond, rf))  # go on by the taken branch if fall reverts
+        return rt or rf
 
     def _reverts(self, pc: int, st: list[Term], mem: dict[int, Term], depth: int = 0) -> bool:
         """True if every path from ``pc`` ends in REVERT/INVALID, or in STOP/RETURN with no
@@ -735,6 +765,12 @@ def _dispatch_selector(cond: Term) -> int | None:
     if b == SELECTOR and type(a) is int and a <= 0xFFFFFFFF:
         return a
     return None
+
+
+def _stable(x: Term) -> bool:
+    """True if the term names one value on a path (no unknown, call answer or dynamic
+    call-data word inside, which all look alike)."""
+    return not _contains(x, lambda y: y[0] in ("?", "R", "RD", "D"))
 
 
 def _loads_slot(cond: Term, slots: frozenset[int]) -> bool:

@@ -10,10 +10,20 @@ from typing import Any, Final
 
 from edge.scoring.selector_names import signature_of
 
-ANALYZER_VERSION: Final = "cap-3"
+ANALYZER_VERSION: Final = "cap-4"
 """Changes whenever a rule or the record shape changes (stored with every report; the
 analysis worker re-analyses every code whose stored row names another version, and the
-row is replaced: no migration). cap-3: in a contract with no ``transfer`` /
+row is replaced: no migration). cap-4: a time one store away from its privileged setter
+(a function stores ``clock + duration`` and a privileged caller sets the duration, as in
+``roundEnd = block.number + roundLength``; one hop, :meth:`_Rules.clock_hops`) bounds a
+sell path like a time that caller sets itself: a sell path that refuses before it, or that
+credits the ledger it pays out only on one side of a clock branch on it (the lottery that
+pays the pot to the winner only after the round end), is ``trading_cooldown``;
+``block.number`` is a clock term (``NUMBER``), read as time by the sell-path rules only
+(not in transfer, where it is often MiniMe's snapshot check); the second exploration of
+a sell path remembers the side of a branch it took until the next store, so the
+infeasible side of a short-circuit ``if (pot > 0 && block.number > end)`` is not explored.
+cap-3: in a contract with no ``transfer`` /
 ``transferFrom`` (sale, game, vault, deposit ledger) the functions through which a holder
 takes value out are *sell paths* (:meth:`_Rules.sell_paths`: pay ether to the caller, or
 debit the caller's ledger entry and call out; in a token, a buy-back paying ether for the

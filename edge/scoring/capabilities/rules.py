@@ -28,7 +28,9 @@ from .terms import (
     ORIGIN,
     Term,
     _contains,
+    _const_loads,
     _is_calldata,
+    _is_time,
     _mapping_base,
     _mapping_key,
     _slot_text,
@@ -425,22 +427,55 @@ class _Rules:
         return [(wf, w) for wf, w in self.writers.get(hex(slot), [])
                 if self._priv(w.gates) and _const_write(w.value, slot)]
 
+    def clock_hops(self) -> dict[int, tuple[_Func, int, _Func, _Store]]:
+        """Times one store away from a privileged setter: slot -> (the function that
+        stores a time computed from a clock and a stored duration into it, the
+        duration's slot, the privileged setter of that duration and its store), as in
+        ``roundEnd = block.number + roundLength`` with ``roundLength`` owner-set. One
+        hop only: the duration must have a privileged setter itself (:meth:`_setters`)."""
+        out: dict[int, tuple[_Func, int, _Func, _Store]] = {}
+        skip = self.owner_slots | self.supply_slots
+        for txt, ws in sorted(self.writers.items()):
+            if not txt.startswith("0x"):
+                continue
+            slot = int(txt, 16)
+            for wf, w in ws:
+                if slot in out or not _contains(w.value, _is_time):
+                    continue
+                for dur in sorted(_const_loads(w.value) - {slot} - skip):
+                    setters = self._setters(dur)
+                    if setters:
+                        out[slot] = (wf, dur, *setters[0])
+                        break
+        return out
+
+    def _hop_text(self, slot: int, hop: tuple[_Func, int, _Func, _Store]) -> str:
+        wf, dur, sf, sw = hop
+        return (f"the time in slot {hex(slot)}, which {_fn_text(wf.selector)} computes from the "
+                f"duration in slot {hex(dur)}, which {_who(sw.gates)} {_fn_text(sf.selector)} "
+                f"can change")
+
     def _sell_paths(self) -> None:
         if self.an is None:
             return
         paths = self.sell_paths()
-        for sel, (what, _ledgers) in paths.items():
+        hops = self.clock_hops() if paths else {}
+        for sel, (what, ledgers) in paths.items():
             # Every rule below needs a slot that the path loads and a privileged caller
-            # writes: without one, the second exploration can find nothing.
-            slots = frozenset(k for k in self.funcs[sel].loads if type(k) is int and any(
-                self._priv(w.gates) for _, w in self.writers.get(hex(k), [])))
+            # writes (or a time computed from a duration one sets): without one, the
+            # second exploration can find nothing.
+            slots = frozenset(k for k in self.funcs[sel].loads if type(k) is int and (any(
+                self._priv(w.gates) for _, w in self.writers.get(hex(k), [])) or k in hops))
             if not slots:
                 continue
             head = f"{_fn_text(sel)} {what}"
-            for g in self.an.guards_of(sel, slots):
+            probe = self.an.guards_of(sel, slots)
+            self._clock_credit(sel, head, ledgers, probe.stores, hops)
+            for g in probe.guards:
                 kinds: list[tuple[Any, ...]] = []
                 _classify(g.cond, g.pol, kinds)
-                timed = any(k[0] == "time" for k in kinds)
+                timed = any(k[0] in ("time", "blocks") for k in kinds)
+                clock = "TIMESTAMP" if any(k[0] == "time" for k in kinds) else "NUMBER"
                 for k in kinds:
                     if k[0] == "bool_slot" and k[1] not in _PROXY_SLOTS:
                         w = self._flag_writers(k[1], k[3])
@@ -460,12 +495,17 @@ class _Rules:
                                      f"{_who(ws.gates)} {_fn_text(wf.selector)} sets")
                     elif k[0] == "limit" and k[1] not in self.supply_slots | self.owner_slots:
                         w = self._setters(k[1])
+                        if not w and timed and k[1] in hops:  # a time lock one store away
+                            hop = hops[k[1]]
+                            self.add("trading_cooldown", 0.6, [sel, hop[0].selector, hop[2].selector],
+                                     [hex(k[1]), hex(hop[1])], [clock, "JUMPI", "SSTORE"],
+                                     f"{head} and reverts depending on {self._hop_text(k[1], hop)}")
                         if not w:
                             continue
                         wf, ws = w[0]
                         if timed:  # a time lock the privileged caller can move
                             self.add("trading_cooldown", 0.7, [sel, wf.selector], [hex(k[1])],
-                                     ["TIMESTAMP", "JUMPI", "SSTORE"],
+                                     [clock, "JUMPI", "SSTORE"],
                                      f"{head} and reverts depending on the time in slot "
                                      f"{hex(k[1])}, which {_who(ws.gates)} {_fn_text(wf.selector)} "
                                      f"can move")
@@ -475,6 +515,39 @@ class _Rules:
                                      f"{head} and reverts past the limit in slot {hex(k[1])}, "
                                      f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
         self._ledger_mint(paths)
+
+    def _clock_credit(self, sel: int, head: str, ledgers: set[int], stores: list[_Store],
+                      hops: dict[int, tuple[_Func, int, _Func, _Store]]) -> None:
+        """A sell path that credits the ledger it pays out only on one side of a clock
+        branch that refuses nothing (``if (block.number > roundEnd) pending[winner] +=
+        pot``), on a time a privileged caller can move (directly, or through the
+        duration it is computed from), pays out when that caller lets it."""
+        for base in sorted(ledgers):
+            credits = [w for w in stores if _mapping_base(w.key) == base and _top(w.value) == "+"]
+            if not credits:
+                continue
+            sides = set.intersection(*({(g[1], g[2]) for g in w.gates if g[0] == "tb"}
+                                       for w in credits))
+            for slot, _side in sorted(sides):
+                direct = self._setters(slot)
+                if direct:
+                    wf, ws = direct[0]
+                    sels = [sel, wf.selector]
+                    where = (f"the time in slot {hex(slot)}, which {_who(ws.gates)} "
+                             f"{_fn_text(wf.selector)} can move")
+                    slots = [hex(slot)]
+                elif slot in hops:
+                    hop = hops[slot]
+                    sels = [sel, hop[0].selector, hop[2].selector]
+                    where = self._hop_text(slot, hop)
+                    slots = [hex(slot), hex(hop[1])]
+                else:
+                    continue
+                self.add("trading_cooldown", 0.6, sels, slots + [f"m:{hex(base)}"],
+                         ["JUMPI", "SSTORE"],
+                         f"{head}, but credits the ledger at slot {hex(base)} it pays out only "
+                         f"depending on {where}")
+                return
 
     def _ledger_mint(self, paths: dict[int, tuple[str, set[int]]]) -> None:
         """A privileged function that raises (or sets from the call data) the entry of an

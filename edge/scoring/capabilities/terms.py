@@ -16,10 +16,12 @@ CALLER: Final = ("C", 1)
 ORIGIN: Final = ("O", 1)
 CALLVALUE: Final = ("V", 1)
 TIMESTAMP: Final = ("T", 1)
+NUMBER: Final = ("N", 1)
+"""block.number, the other clock of 2017-2018 code (round ends, lock-ups in blocks)."""
 SELECTOR: Final = ("SEL", 1)
 DYN_CALLDATA: Final = ("D", 1)
 _ENV_TERMS: Final[dict[int, Term]] = {
-    0x33: CALLER, 0x32: ORIGIN, 0x34: CALLVALUE, 0x42: TIMESTAMP,
+    0x33: CALLER, 0x32: ORIGIN, 0x34: CALLVALUE, 0x42: TIMESTAMP, 0x43: NUMBER,
 }  # fmt: skip
 
 
@@ -53,12 +55,29 @@ def _is_calldata(x: Term, depth: int = 0) -> bool:
     return any(_is_calldata(a, depth + 1) for a in x[2:])
 
 
+def _is_time(x: Term) -> bool:
+    """True for a clock term: TIMESTAMP or NUMBER (block time or block height)."""
+    return bool(x[0] == "T" or x[0] == "N")
+
+
 def _contains(x: Term, pred: Any, depth: int = 0) -> bool:
     if type(x) is int or depth > 8:
         return False
     if pred(x):
         return True
     return any(_contains(a, pred, depth + 1) for a in x[2:])
+
+
+def _const_loads(x: Term, depth: int = 0) -> set[int]:
+    """The constant storage slots that ``x`` loads (``SLOAD(c)`` anywhere inside it)."""
+    if type(x) is int or depth > 8:
+        return set()
+    if x[0] == "S":
+        return {x[2]} if type(x[2]) is int else set()
+    out: set[int] = set()
+    for a in x[2:]:
+        out |= _const_loads(a, depth + 1)
+    return out
 
 
 def _storage_slot_of(x: Term, depth: int = 0) -> int | None:
