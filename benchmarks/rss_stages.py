@@ -11,7 +11,7 @@ Stages, each its peak RSS (``VmHWM`` of the agent process, Linux ``/proc``):
   ``--code-kb-per-block`` KiB of real runtime code each (from ``--corpus``), until its
   cursor reaches the backlog's last block;
 - ``first_block_s``: seconds from starting ``edge run`` to its first block in SQLite (the
-  first scrape of its metrics, every 20 ms, that shows a cursor);
+  first read of its outbox, every 20 ms, read-only, that finds a cursor row);
 - ``live``: the same process, its ``VmHWM`` reset at the end of the catch-up (``5`` to
   ``/proc/PID/clear_refs``), for ``--live-s`` seconds of activity at ``--contracts``
   deployments/s with forwarding on (two testnets and mainnet on anvil, as ``edge demo``
@@ -48,7 +48,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.devnet.scrape import scrape_histogram, scrape_metrics  # noqa: E402  (urllib only: start-up figures are taken in a child)
+from edge.devnet.scrape import scrape_histogram, scrape_metrics  # noqa: E402
+from edge.store.status import peek  # noqa: E402  (a read-only look at the agent's outbox)  (urllib only: start-up figures are taken in a child)
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -58,6 +59,23 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 _LATENCY = "edge_score_latency_seconds"
+
+
+async def _all_scored(port: int, db: Path, proc: subprocess.Popen[bytes],
+                     timeout_s: float = 300.0) -> list[tuple[float, float]]:
+    """The agent's score-latency buckets once its served metrics (refreshed every 5 s)
+    count as many codes scored as its outbox holds distinct codes; raises SystemExit when
+    the agent exits or ``timeout_s`` passes first."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if proc.poll() is not None:
+            raise SystemExit(f"edge run exited ({proc.returncode})")
+        stored = (await asyncio.to_thread(peek, db, "codes")).get("codes", 0)
+        m = await asyncio.to_thread(scrape_metrics, port)
+        if stored and m.get("edge_contracts_scored_total", 0) >= stored:
+            return await asyncio.to_thread(scrape_histogram, port, _LATENCY)
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"the agent did not score every stored code within {timeout_s:.0f} s")
 
 
 def _latency_figures(buckets: list[tuple[float, float]]) -> dict[str, Any]:
@@ -158,7 +176,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if not args.quiet:
             print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    codes = itertools.cycle(list(itertools.islice(bytecodes(args.corpus), 4000)))
+    # distinct codes for the backlog and the live stage (a code scored before is no latency sample)
+    codes = itertools.cycle(list(itertools.islice(bytecodes(args.corpus), 10_000)))
     specs = tuple(replace(t, extra_args=(*t.extra_args, "--gas-limit", "300000000")) if t.name == "poa" else t
                   for t in tier_specs("anvil"))
     async with DevChains(specs) as chains:
@@ -207,12 +226,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         s = Sampler(proc.pid)
         try:
             t0 = time.monotonic()
-            while True:  # exec -> first block in SQLite, as the agent's metrics tell it (scraped every 20 ms)
+            while True:  # exec -> first block in SQLite: its cursor row, read every 20 ms (the
+                # metrics would tell it only at their next refresh, up to 5 s later)
                 if proc.poll() is not None:
                     raise SystemExit(f"edge run exited ({proc.returncode}): "
                                      + (workdir / "agent.log").read_text(errors="replace")[-3000:])
-                m = await asyncio.to_thread(scrape_metrics, port, 0.5)  # {} until the port is open
-                if m.get("edge_cursor_block", -1) >= 0:
+                if await asyncio.to_thread(peek, workdir / "edge.sqlite", "cursor"):
                     break
                 if time.monotonic() - t0 > 120:
                     raise SystemExit("no block written within 120 s of the agent's start")
@@ -232,8 +251,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result["catch_up_s"] = round(time.monotonic() - t0, 1)
             result.update(s.figures("catch_up"))
             say(f"caught up in {result['catch_up_s']} s: {result['catch_up_mb']} MB")
+            # the backlog's scores in the served metrics (refreshed every 5 s) before the live stage
+            lat0 = dict(await _all_scored(port, workdir / "edge.sqlite", proc))
             s.reset()
-            lat0 = dict(await asyncio.to_thread(scrape_histogram, port, _LATENCY))
             live_from = int(await poa.rpc("eth_blockNumber"), 16)
             t1 = time.monotonic()
             n = 0
@@ -257,7 +277,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.5)
             m = await asyncio.to_thread(scrape_metrics, port)
-            lat = [(le, n - lat0.get(le, 0.0)) for le, n in await asyncio.to_thread(scrape_histogram, port, _LATENCY)]
+            lat = [(le, n - lat0.get(le, 0.0)) for le, n in await _all_scored(port, workdir / "edge.sqlite", proc)]
             result.update(_latency_figures(lat))
             result.update(s.figures("live"))
             result.update({"live_s": args.live_s, "live_contracts_per_s": args.contracts,

@@ -47,6 +47,7 @@ Example (all keys optional except ``node.ws_url``)::
     [capabilities]                   # what each code lets someone do (off the hot path)
     enabled = true
     budget_s = 5.0                   # analysis time budget per distinct code (s)
+    nice = 10                        # the worker's CPU priority below the agent's (0-19)
     alert_flags = []                 # flags that light the alert LED; [] = none (the score alerts)
 
     [log]
@@ -264,15 +265,19 @@ class ScoringConfig:
 @dataclass(frozen=True, slots=True)
 class CapabilitiesConfig:
     """``[capabilities]``: the capability analysis (:mod:`edge.scoring.analysis`): on or
-    off, its time budget per distinct code (seconds), and which flags (names of
-    :data:`edge.scoring.capabilities.FLAG_NAMES`) light the alert LED by themselves."""
+    off, its time budget per distinct code (seconds), how far below the agent its worker
+    process runs on the CPU (``nice``, added to the agent's niceness, setpriority(2)), and
+    which flags (names of :data:`edge.scoring.capabilities.FLAG_NAMES`) light the alert LED
+    by themselves."""
 
     enabled: bool = True
     budget_s: float = 5.0
+    nice: int = 10
     alert_flags: tuple[str, ...] = ()
 
     def _check(self) -> None:
         _range("capabilities.budget_s", self.budget_s, 0.01, 3600.0)
+        _range("capabilities.nice", self.nice, 0, 19)
         for name in self.alert_flags:  # the names themselves are checked by the stage (scoring layer)
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ConfigError("capabilities.alert_flags", f"not a flag name: {name!r}")

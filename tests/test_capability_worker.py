@@ -57,6 +57,17 @@ async def test_report_from_the_child_equals_the_in_process_one() -> None:
     assert pids and all(_gone(p) for p in pids)
 
 
+async def test_the_child_runs_below_the_agent_on_the_cpu() -> None:
+    async with CapabilityWorker(budget_s=10, nice=7) as w, CapabilityWorker(budget_s=10, nice=0) as same:
+        for worker in (w, same):
+            await worker.analyze(_code(), "0x" + "11" * 32)  # the child is started by the first code
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert [os.getpriority(os.PRIO_PROCESS, p) for p in _pids(w)] == [min(19, mine + 7)]
+        assert [os.getpriority(os.PRIO_PROCESS, p) for p in _pids(same)] == [mine]
+    with pytest.raises(EdgeError, match="nice must be 0..19"):
+        CapabilityWorker(nice=20)
+
+
 async def test_stuck_child_is_killed_and_replaced() -> None:
     async with CapabilityWorker(budget_s=0.5, hard_timeout_s=2, analyze_fn=stalling_analyze) as w:
         first = _pids(w)

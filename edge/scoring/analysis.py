@@ -131,6 +131,7 @@ class AnalysisStage:
         clock: waits and timestamps (tests inject :class:`edge.clock.MockClock`).
         analyze_fn: the analysis run in the child (tests); hard_timeout_s: the worker's
             round-trip limit per code (default ``3 * budget_s + 5``).
+        nice: the worker's CPU priority below the agent's (``capabilities.nice``, 0..19).
 
     Raises:
         ConfigError: an unknown name in ``alert_flags`` (key ``capabilities.alert_flags``).
@@ -148,6 +149,7 @@ class AnalysisStage:
         clock: Clock = SYSTEM_CLOCK,
         analyze_fn: AnalyzeFn = analyze,
         hard_timeout_s: float | None = None,
+        nice: int = 10,
     ) -> None:
         unknown = [f for f in alert_flags if f not in FLAG_NAMES]
         if unknown:
@@ -159,7 +161,7 @@ class AnalysisStage:
         self.poll_s = max(0.005, poll_s)
         self.clock = clock
         self.worker = CapabilityWorker(budget_s=budget_s, max_pending=max_pending,
-                                       hard_timeout_s=hard_timeout_s, analyze_fn=analyze_fn)
+                                       hard_timeout_s=hard_timeout_s, analyze_fn=analyze_fn, nice=nice)
         self.stats = AnalysisStats()
         self._changed = Changed()
 
@@ -167,7 +169,7 @@ class AnalysisStage:
     def from_config(cls, cfg: Config, outbox: Outbox, *, clock: Clock = SYSTEM_CLOCK) -> AnalysisStage:
         """A stage configured by ``[capabilities]``."""
         c = cfg.capabilities
-        return cls(outbox, budget_s=c.budget_s, alert_flags=c.alert_flags, clock=clock)
+        return cls(outbox, budget_s=c.budget_s, alert_flags=c.alert_flags, clock=clock, nice=c.nice)
 
     @property
     def budget_s(self) -> float:

@@ -17,6 +17,10 @@ The backlog is bounded (``max_pending``): :meth:`CapabilityWorker.analyze` raise
 :class:`CapabilityBacklogFull` instead of queueing without limit, so the caller (the
 scoring side) decides to retry later; nothing is lost and ingest never waits on it.
 
+The child runs ``nice`` steps below the agent (default 10, ``capabilities.nice``): on a
+2-core device the node, ingest, scoring and forwarding get the cores first, and the
+analysis takes what is left (it is behind anyway whenever new codes come faster than it).
+
 The child dies with the agent (``PR_SET_PDEATHSIG`` SIGKILL, Linux) and ignores SIGINT
 (a Ctrl-C goes to the agent, which kills the child itself): no orphan, no second
 traceback. The agent's :class:`edge.scoring.analysis.AnalysisStage` owns one worker.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -60,6 +65,7 @@ class CapabilityWorker:
             default ``3 * budget_s + 5``.
         analyze_fn: the analysis function run in the child (a module-level callable with
             the signature of :func:`edge.scoring.capabilities.analyze`; for tests).
+        nice: how many steps below this process the child runs on the CPU (0..19).
 
     Raises:
         EdgeError: a bad argument (on construction).
@@ -72,11 +78,15 @@ class CapabilityWorker:
         max_pending: int = 64,
         hard_timeout_s: float | None = None,
         analyze_fn: AnalyzeFn = analyze,
+        nice: int = 10,
     ) -> None:
         if not budget_s > 0:
             raise EdgeError(f"capabilities: budget_s must be > 0, got {budget_s!r}")
         if max_pending < 1:
             raise EdgeError(f"capabilities: max_pending must be >= 1, got {max_pending!r}")
+        if not 0 <= nice <= 19:
+            raise EdgeError(f"capabilities: nice must be 0..19, got {nice!r}")
+        self.nice = nice
         self.budget_s = budget_s
         self.max_pending = max_pending
         self.hard_timeout_s = hard_timeout_s if hard_timeout_s else 3 * budget_s + 5
@@ -104,7 +114,7 @@ class CapabilityWorker:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_child_init)
+                                   initializer=_child_init, initargs=(self.nice,))
 
     async def analyze(self, code: bytes, code_hash: str) -> CapabilityReport:
         """The capability report of one code, computed in the child process.
@@ -173,10 +183,13 @@ def _ready(fn: AnalyzeFn) -> bool:
     return callable(fn)
 
 
-def _child_init() -> None:
+def _child_init(nice: int = 0) -> None:
     """In the child, once: die with the parent (PR_SET_PDEATHSIG, prctl(2); the parent
-    forks it from the event loop's thread, which lives as long as the agent), ignore SIGINT."""
+    forks it from the event loop's thread, which lives as long as the agent), ignore SIGINT,
+    and lower its CPU priority by ``nice`` (nice(2); the kernel caps it at 19)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        os.nice(nice)
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 

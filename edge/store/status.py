@@ -119,10 +119,13 @@ async def code_hashes_by_address(ob: Outbox, chain_id: int) -> dict[bytes, list[
 
 def peek(path: Path, what: str) -> dict[str, int]:
     """A read-only look at ANOTHER process's outbox file (blocking; call it in a thread):
-    ``what = "checkpoint_states"`` (state -> count) or ``"failed_anchors"``
-    (``{"failed": n}`` anchor txs refused or reverted). Returns {} while the file or its
-    schema does not exist yet."""
+    ``what = "checkpoint_states"`` (state -> count), ``"failed_anchors"``
+    (``{"failed": n}`` anchor txs refused or reverted), ``"cursor"`` (chain id as
+    text -> last block fully written) or ``"codes"`` (``{"codes": n}`` distinct codes
+    stored). Returns {} while the file or its schema does not exist yet."""
     queries = {
+        "codes": "SELECT 'codes', count(*) FROM codes",
+        "cursor": "SELECT chain_id, block_number FROM cursor",
         "checkpoint_states": "SELECT state, count(*) FROM checkpoints GROUP BY state",
         "failed_anchors": "SELECT 'failed', count(*) FROM txs WHERE purpose='anchor' AND state='failed'",
     }
