@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 EDGE   := $(VENV)/bin/edge
 SECONDS ?= 60
 
-.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-rss bench-capabilities bench-traces soak train arm-check image image-test deb deb-test clean
+.PHONY: all setup test-tools demo test typecheck contracts contracts-check capabilities capabilities-check bench bench-ingest bench-rss bench-latency bench-capabilities bench-traces soak train arm-check image image-test deb deb-test clean
 
 all: test
 
@@ -76,6 +76,11 @@ bench-ingest: setup
 # backlog (~320 KiB of real code per block), live with forwarding on; one JSON line.
 bench-rss: setup
 	$(PY) benchmarks/rss_stages.py --quiet
+
+# Where block first seen -> its contracts scored goes (fetch, code, write, score) at 100
+# deployments/s per ingest.verify level, the hot path alone (issue 14); JSON lines.
+bench-latency: setup
+	$(PY) benchmarks/latency_split.py
 
 # Factory-made contracts without a block tracer: ChainReader over one anvil chain with
 # trace_block, debug_traceBlockByNumber, batched debug_traceTransaction, receipts only.
