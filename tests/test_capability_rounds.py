@@ -8,23 +8,13 @@ function that stores the time and the owner's setter; fixed durations stay clean
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
-from edge.scoring import capabilities as cap
+from tests.capability_suite import SETTINGS, suite_report
 from edge.scoring.selector_names import selector_of
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "contracts" / "capabilities" / "artifacts"
-SETTINGS = ("solc-0.4.26-noopt", "solc-0.8.37-opt")
 
-
-@lru_cache(maxsize=None)
-def _report(setting: str, name: str) -> cap.CapabilityReport:
-    data = json.loads((ARTIFACTS / f"{setting}.json").read_text())
-    return cap.analyze(bytes.fromhex(data["contracts"][name]["deployedBytecode"][2:]), budget_s=30)
 
 
 # (contract, the function that stores the time, the owner's setter, words of the reason)
@@ -41,7 +31,7 @@ _CASES = [
 def test_time_lock_one_store_away_is_a_cooldown(
     setting: str, name: str, timer: int, setter: int, words: str
 ) -> None:
-    rep = _report(setting, name)
+    rep = suite_report(setting, name)
     assert rep.flag_names == ("trading_cooldown",), rep.flag_names
     f = rep.flag("trading_cooldown")
     assert f is not None and set(f.selectors) == {selector_of("withdraw()"), timer, setter}
@@ -53,4 +43,4 @@ def test_time_lock_one_store_away_is_a_cooldown(
 @pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("name", ["FixedRoundLockVault", "FixedRoundLottery"])
 def test_fixed_durations_have_no_flag(setting: str, name: str) -> None:
-    assert _report(setting, name).flag_names == ()
+    assert suite_report(setting, name).flag_names == ()

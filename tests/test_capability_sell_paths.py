@@ -6,23 +6,13 @@ is a sell path too; a privileged SELFDESTRUCT is a withdrawal; the controls stay
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
-from edge.scoring import capabilities as cap
+from tests.capability_suite import SETTINGS, suite_report
 from edge.scoring.selector_names import selector_of
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "contracts" / "capabilities" / "artifacts"
-SETTINGS = ("solc-0.4.26-noopt", "solc-0.8.37-opt")
 
-
-@lru_cache(maxsize=None)
-def _report(setting: str, name: str) -> cap.CapabilityReport:
-    data = json.loads((ARTIFACTS / f"{setting}.json").read_text())
-    return cap.analyze(bytes.fromhex(data["contracts"][name]["deployedBytecode"][2:]), budget_s=30)
 
 
 # (contract, flag, the sell path, the privileged setter, words of the reason)
@@ -45,7 +35,7 @@ _CASES = [
 def test_sell_path_and_its_privileged_setter_are_named(
     setting: str, name: str, flag: str, path: str, setter: str, words: str
 ) -> None:
-    rep = _report(setting, name)
+    rep = suite_report(setting, name)
     assert rep.flag_names == (flag,), rep.flag_names  # nothing else (a refund is no withdrawal)
     f = rep.flag(flag)
     assert f is not None and set(f.selectors) == {selector_of(path), selector_of(setter)}
@@ -54,14 +44,14 @@ def test_sell_path_and_its_privileged_setter_are_named(
 
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_fallback_sale_at_an_owner_set_price_is_slippage(setting: str) -> None:
-    f = _report(setting, "FallbackSaleToken").flag("slippage_modifiable")
+    f = suite_report(setting, "FallbackSaleToken").flag("slippage_modifiable")
     assert f is not None and set(f.selectors) == {-1, selector_of("setPrice(uint256)")}
     assert f.reason.startswith("the fallback computes a fee with the rate")
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_privileged_selfdestruct_is_a_withdrawal(setting: str) -> None:
-    f = _report(setting, "KillableVault").flag("owner_can_withdraw")
+    f = suite_report(setting, "KillableVault").flag("owner_can_withdraw")
     assert f is not None and f.selectors == (selector_of("kill()"),) and f.opcodes == ("SELFDESTRUCT",)
 
 
@@ -69,4 +59,4 @@ def test_privileged_selfdestruct_is_a_withdrawal(setting: str) -> None:
 @pytest.mark.parametrize("name", ["OpenRefundSale", "FixedCapVault", "FixedLockVault",
                                   "PaidCreditLedger", "FixedFallbackSaleToken", "OpenBuybackToken"])
 def test_controls_have_no_flag(setting: str, name: str) -> None:
-    assert _report(setting, name).flag_names == ()
+    assert suite_report(setting, name).flag_names == ()
