@@ -186,10 +186,14 @@ def _ready(fn: AnalyzeFn) -> bool:
 def _child_init(nice: int = 0) -> None:
     """In the child, once: die with the parent (PR_SET_PDEATHSIG, prctl(2); the parent
     forks it from the event loop's thread, which lives as long as the agent), ignore SIGINT,
-    and lower its CPU priority by ``nice`` (nice(2); the kernel caps it at 19)."""
+    and lower its CPU priority by ``nice`` (nice(2); the kernel caps it at 19; refused, it
+    stays as it is: a worker that does not start would be worse)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
-        os.nice(nice)
+        try:
+            os.nice(nice)
+        except OSError:
+            pass  # a sandbox that filters setpriority(2): the analysis still runs, at the agent's priority
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
