@@ -341,12 +341,12 @@ class _Analyzer:
         bi = type(b) is int
         if ai and bi:
             return _fold(op, a, b)
-        if op == 0x01:
+        if op == 0x01 or op == 0x17:  # ADD, OR: 0 is the identity of both
             if a == 0:
                 return b
             if b == 0:
                 return a
-            return _mk("+", a, b)
+            return _mk("+" if op == 0x01 else "|", a, b)
         if op == 0x03:
             if b == 0:
                 return a
@@ -378,12 +378,6 @@ class _Analyzer:
             if ai:  # constant operand second: ("&", x, mask)
                 return _mk("&", b, a)
             return _mk("&", a, b)
-        if op == 0x17:
-            if a == 0:
-                return b
-            if b == 0:
-                return a
-            return _mk("|", a, b)
         if op == 0x14:
             if (a == 0 and (b == CALLER or b == ORIGIN)) or (b == 0 and (a == CALLER or a == ORIGIN)):
                 return 0

@@ -259,6 +259,11 @@ class _Rules:
             out.append((f, s))
         return out
 
+    def _privileged_setters(self, slot_txt: str) -> list[tuple[_Func, _Store]]:
+        """The privileged functions that set ``slot_txt`` from the call data or to a constant
+        (:meth:`_gated_writer` with ``calldata_value``, keeping privileged gates only)."""
+        return [x for x in self._gated_writer(slot_txt, True) if _privileged(x[1].gates)]
+
     def _transfer_guards(self) -> None:
         for sel in sorted(self.movers):
             f = self.funcs.get(sel)
@@ -298,7 +303,7 @@ class _Rules:
                 elif k[0] == "limit":
                     if k[1] in self.supply_slots:
                         continue
-                    w = [x for x in self._gated_writer(hex(k[1]), True) if _privileged(x[1].gates)]
+                    w = self._privileged_setters(hex(k[1]))
                     if w:
                         wf, ws = w[0]
                         self.add("anti_whale_modifiable", 0.8, [sel, wf.selector], [hex(k[1])],
@@ -306,7 +311,7 @@ class _Rules:
                                  f"{_fn_text(sel)} reverts above the limit in slot {hex(k[1])}, "
                                  f"which {_who(ws.gates)} {_fn_text(wf.selector)} can change")
                 elif k[0] == "ext" and k[1] not in _PROXY_SLOTS:
-                    w = [x for x in self._gated_writer(hex(k[1]), True) if _privileged(x[1].gates)]
+                    w = self._privileged_setters(hex(k[1]))
                     if w:
                         wf, ws = w[0]
                         self.add("transfer_pausable", 0.7, [sel, wf.selector], [hex(k[1])],
@@ -321,7 +326,7 @@ class _Rules:
             for s in sorted(f.arith_slots):
                 if s in self.supply_slots or s in self.owner_slots:
                     continue
-                w = [x for x in self._gated_writer(hex(s), True) if _privileged(x[1].gates)]
+                w = self._privileged_setters(hex(s))
                 if w:
                     wf, ws = w[0]
                     self.add("slippage_modifiable", 0.8, [sel, wf.selector], [hex(s)],
