@@ -126,6 +126,8 @@ async def one_level(verify: str, args: argparse.Namespace, codes: Any, spans: li
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Wrap the three timed steps, then run :func:`one_level` per ``--verify`` level on
+    distinct corpus codes; returns ``{"levels": [split, ...]}`` (each also printed)."""
     spans: list[Span] = []
     _timed(adapter.ChainReader, "blocks", "fetch", lambda a, r: (a[1], a[2]), spans)
     _timed(adapter.ChainReader, "codes", "code",
